@@ -1,0 +1,140 @@
+//! Where to connect and as whom: the server URL and an access token, minted from an API key
+//! and secret or given ready-made, with the usual `LIVEKIT_*` environment variables as defaults.
+
+use super::RoomError;
+use livekit_api::access_token::{AccessToken, VideoGrants};
+use std::time::Duration;
+
+/// Environment variable holding the server URL (`ws://`, `wss://`, `http://` or `https://`).
+pub const ENV_URL: &str = "LIVEKIT_URL";
+/// Environment variable holding the API key used to mint tokens.
+pub const ENV_API_KEY: &str = "LIVEKIT_API_KEY";
+/// Environment variable holding the API secret used to mint tokens.
+pub const ENV_API_SECRET: &str = "LIVEKIT_API_SECRET";
+/// Environment variable holding a ready access token (takes precedence over key and secret).
+pub const ENV_TOKEN: &str = "LIVEKIT_TOKEN";
+
+/// How the client proves who it is to the server.
+#[derive(Clone)]
+pub enum Credentials {
+    /// A ready access token (JWT); room and identity are inside it.
+    Token(String),
+    /// An API key and secret; a token is minted for the room and identity at connect time.
+    ApiKey {
+        /// API key (the JWT issuer).
+        key: String,
+        /// API secret (the JWT signing key).
+        secret: String,
+        /// Room to join.
+        room: String,
+        /// Participant identity to join as.
+        identity: String,
+        /// Grants to put in the token.
+        grants: Grants,
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets and tokens never go to logs.
+        match self {
+            Self::Token(_) => f.write_str("Credentials::Token(<redacted>)"),
+            Self::ApiKey { key, room, identity, grants, .. } => f
+                .debug_struct("Credentials::ApiKey")
+                .field("key", key)
+                .field("room", room)
+                .field("identity", identity)
+                .field("grants", grants)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The permissions a minted token carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grants {
+    /// May publish data tracks (`canPublishData`).
+    pub publish_data: bool,
+    /// May subscribe to other participants' tracks (`canSubscribe`).
+    pub subscribe: bool,
+}
+
+impl Default for Grants {
+    fn default() -> Self {
+        Self { publish_data: true, subscribe: true }
+    }
+}
+
+/// Everything needed to join a room on a LiveKit server.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Server URL, e.g. `ws://127.0.0.1:7880` or `wss://project.livekit.cloud`.
+    pub url: String,
+    /// Token or key/secret.
+    pub credentials: Credentials,
+    /// Upper bound for the whole join: signaling, ICE, DTLS and the data channels opening.
+    pub connect_timeout: Duration,
+    /// Local UDP addresses to gather ICE candidates on. The default binds every interface and
+    /// loopback, so the same build reaches LiveKit Cloud and a server on 127.0.0.1.
+    pub ice_udp_addrs: Vec<String>,
+}
+
+impl ConnectOptions {
+    /// Default for [`Self::connect_timeout`].
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Options with the default timeout and ICE addresses.
+    pub fn new(url: impl Into<String>, credentials: Credentials) -> Self {
+        Self {
+            url: url.into(),
+            credentials,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            ice_udp_addrs: vec!["0.0.0.0:0".into(), "127.0.0.1:0".into()],
+        }
+    }
+
+    /// Options from `LIVEKIT_URL` and either `LIVEKIT_TOKEN` or `LIVEKIT_API_KEY` +
+    /// `LIVEKIT_API_SECRET` (a token is then minted for `room` and `identity`).
+    pub fn from_env(room: &str, identity: &str) -> Result<Self, RoomError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let url = var(ENV_URL).ok_or_else(|| RoomError::Config(format!("{ENV_URL} is not set")))?;
+        let credentials = match (var(ENV_TOKEN), var(ENV_API_KEY), var(ENV_API_SECRET)) {
+            (Some(token), _, _) => Credentials::Token(token),
+            (None, Some(key), Some(secret)) => Credentials::ApiKey {
+                key,
+                secret,
+                room: room.to_string(),
+                identity: identity.to_string(),
+                grants: Grants::default(),
+            },
+            _ => {
+                return Err(RoomError::Config(format!(
+                    "set {ENV_TOKEN}, or both {ENV_API_KEY} and {ENV_API_SECRET}"
+                )));
+            }
+        };
+        Ok(Self::new(url, credentials))
+    }
+
+    /// The access token to present: the given one, or one minted from the key and secret.
+    pub(crate) fn token(&self) -> Result<String, RoomError> {
+        match &self.credentials {
+            Credentials::Token(token) => Ok(token.clone()),
+            Credentials::ApiKey { key, secret, room, identity, grants } => {
+                AccessToken::with_api_key(key, secret)
+                    .with_identity(identity)
+                    .with_name(identity)
+                    .with_grants(VideoGrants {
+                        room_join: true,
+                        room: room.clone(),
+                        can_publish: Some(false),
+                        can_publish_data: Some(grants.publish_data),
+                        can_subscribe: Some(grants.subscribe),
+                        ..Default::default()
+                    })
+                    .to_jwt()
+                    .map_err(|err| RoomError::Config(format!("cannot mint access token: {err}")))
+            }
+        }
+    }
+}

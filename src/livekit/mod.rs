@@ -1,0 +1,134 @@
+//! A LiveKit room client for data tracks, with no native libraries.
+//!
+//! The pieces are LiveKit's own Rust cores: `livekit-signaling` for the signal connection,
+//! `livekit-datatrack` for packetization, handles, subscriptions and reassembly, and
+//! `livekit-protocol` for the messages. WebRTC (ICE, DTLS, SCTP data channels) comes from the
+//! pure-Rust `webrtc` crate.
+//!
+//! A [`Room`] is one participant. It joins either a LiveKit server ([`Room::connect`]) or an
+//! in-process [`LoopbackHub`], which speaks the same signal protocol so that everything above
+//! the transport (the `livekit-datatrack` managers, schemas, events, errors) is the same code.
+
+mod connect;
+mod engine;
+mod error;
+mod loopback;
+mod server;
+mod track;
+mod transport;
+
+pub use connect::{
+    ConnectOptions, Credentials, ENV_API_KEY, ENV_API_SECRET, ENV_TOKEN, ENV_URL, Grants,
+};
+pub use error::RoomError;
+pub use livekit_datatrack::api::{
+    DataTrackFrame, DataTrackFrameEncoding, DataTrackInfo, DataTrackSchemaEncoding,
+    DataTrackSchemaId, DataTrackSid, DataTrackStream, DataTrackSubscribeOptions, RemoteDataTrack,
+};
+pub use loopback::LoopbackHub;
+pub use track::{LocalTrack, MAX_FRAME_BYTES, MAX_TRACK_NAME_CHARS, PushError, TrackOptions};
+pub use transport::TransportStats;
+
+use engine::Engine;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Something that happened in the room, in the order it happened.
+#[derive(Debug)]
+pub enum RoomEvent {
+    /// A remote participant published a data track (also sent for every track that already
+    /// existed when this participant joined).
+    TrackPublished(RemoteDataTrack),
+    /// A remote participant unpublished a data track (or left).
+    TrackUnpublished {
+        /// Server-assigned id of the track that went away.
+        sid: DataTrackSid,
+        /// Identity of the participant who had published it.
+        publisher_identity: String,
+        /// The track's name.
+        name: String,
+    },
+    /// The room is gone: left, kicked, or the connection was lost for good.
+    Disconnected {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// The stream of [`RoomEvent`]s of one [`Room`].
+pub type RoomEvents = mpsc::UnboundedReceiver<RoomEvent>;
+
+/// One participant in a room, publishing and subscribing to data tracks.
+///
+/// Cloning is cheap; the room stays joined until [`Room::leave`] or the last clone is dropped.
+#[derive(Clone)]
+pub struct Room {
+    engine: Arc<Engine>,
+}
+
+impl Room {
+    /// Joins a room on a LiveKit server.
+    ///
+    /// Returns once the data path is open, so tracks can be published right away.
+    pub async fn connect(options: ConnectOptions) -> Result<(Room, RoomEvents), RoomError> {
+        let timeout = options.connect_timeout;
+        let (transport, join, transport_events) =
+            tokio::time::timeout(timeout, server::ServerTransport::connect(&options))
+                .await
+                .map_err(|_| RoomError::Timeout {
+                    what: format!("joining the room at {}", options.url),
+                    after: timeout,
+                })??;
+        Ok(Self::start(Arc::new(transport), join, transport_events))
+    }
+
+    fn start(
+        transport: Arc<dyn transport::Transport>,
+        join: livekit_protocol::JoinResponse,
+        transport_events: transport::TransportEvents,
+    ) -> (Room, RoomEvents) {
+        let (engine, events) = Engine::start(transport, join, transport_events);
+        (Room { engine }, events)
+    }
+
+    /// This participant's identity.
+    pub fn identity(&self) -> &str {
+        self.engine.identity()
+    }
+
+    /// The room's name.
+    pub fn name(&self) -> &str {
+        self.engine.room_name()
+    }
+
+    /// Publishes a data track.
+    ///
+    /// When the options carry a schema definition, it is stored on the server first (as a
+    /// data blob keyed by the schema id), so subscribers can fetch it with
+    /// [`Room::schema_definition`].
+    pub async fn publish_track(&self, options: TrackOptions) -> Result<LocalTrack, RoomError> {
+        self.engine.publish_track(options).await
+    }
+
+    /// Fetches the schema definition a remote track's publisher stored for its schema id.
+    pub async fn schema_definition(&self, track: &RemoteDataTrack) -> Result<String, RoomError> {
+        self.engine.schema_definition(track).await
+    }
+
+    /// Counters of the transport below this room (frames and packets dropped, bytes moved).
+    pub fn transport_stats(&self) -> TransportStats {
+        self.engine.transport_stats()
+    }
+
+    /// Unpublishes every local track, tells the server this participant is leaving, and
+    /// closes the connection.
+    pub async fn leave(&self) {
+        self.engine.leave().await
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it (the data are plain
+/// maps that stay consistent between statements).
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

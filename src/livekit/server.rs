@@ -1,0 +1,431 @@
+//! The transport to a LiveKit server: the signal connection from `livekit-signaling` and one
+//! WebRTC peer connection from the pure-Rust `webrtc` crate.
+//!
+//! The client joins in single peer connection mode (signal protocol 18): it offers, the
+//! server answers, and the three well-known data channels are negotiated out of band with
+//! fixed stream ids, so both sides open them without an in-band handshake. Data track
+//! packets travel both ways on `_data_track` (unordered, no retransmissions).
+
+use super::connect::ConnectOptions;
+use super::transport::{
+    Counters, FrameQueue, TRANSPORT_EVENT_CAPACITY, Transport, TransportEvent, TransportEvents,
+};
+use super::RoomError;
+use bytes::{Bytes, BytesMut};
+use livekit_protocol as proto;
+use livekit_signaling::{SignalClient, SignalError, SignalEvent, SignalEvents, SignalOptions};
+use proto::signal_request::Message as Request;
+use proto::signal_response::Message as Response;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinHandle;
+use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+};
+
+const RELIABLE_LABEL: &str = "_reliable";
+const LOSSY_LABEL: &str = "_lossy";
+const DATA_TRACK_LABEL: &str = "_data_track";
+/// SCTP stream ids of the negotiated channels; the server uses the same ones.
+const RELIABLE_STREAM_ID: u16 = 100;
+const LOSSY_STREAM_ID: u16 = 101;
+const DATA_TRACK_STREAM_ID: u16 = 102;
+
+/// Bytes SCTP may hold unacknowledged per channel before a send waits.
+const SEND_BUFFER_LIMIT: usize = 1024 * 1024;
+/// Bytes of whole frames waiting for the send buffer; beyond this the oldest frames go.
+const FRAME_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+/// How long to wait for local ICE candidates before sending the offer without the rest.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
+
+type Pc = Arc<dyn PeerConnection>;
+
+pub(crate) struct ServerTransport {
+    signal: Arc<SignalClient>,
+    pc: Pc,
+    queue: Arc<FrameQueue>,
+    counters: Arc<Counters>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl ServerTransport {
+    /// Joins the room and opens the data path; returns the join response and the event
+    /// stream once `_data_track` is open.
+    pub async fn connect(
+        options: &ConnectOptions,
+    ) -> Result<(Self, proto::JoinResponse, TransportEvents), RoomError> {
+        let token = options.token()?;
+        let mut signal_options = SignalOptions::default();
+        signal_options.single_peer_connection = true;
+        signal_options.auto_subscribe = false;
+        signal_options.connect_timeout = options.connect_timeout;
+        let (signal, join, signal_events) =
+            SignalClient::connect(&options.url, &token, signal_options, None)
+                .await
+                .map_err(|err| signal_error(&options.url, err))?;
+        if !signal.is_single_pc_mode_active() {
+            return Err(RoomError::Connect {
+                url: options.url.clone(),
+                reason: "the server does not offer single peer connection signaling; \
+                         data tracks need livekit-server >= 1.13.3"
+                    .into(),
+            });
+        }
+        let signal = Arc::new(signal);
+
+        let (pc_events_tx, pc_events_rx) = mpsc::unbounded_channel();
+        let ice_servers = join
+            .ice_servers
+            .iter()
+            .map(|server| RTCIceServer {
+                urls: server.urls.clone(),
+                username: server.username.clone(),
+                credential: server.credential.clone(),
+            })
+            .collect();
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
+            .with_setting_engine(
+                SettingEngineBuilder::new()
+                    // An SFU client has no use for mDNS, and its socket on 5353 may be taken.
+                    .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+                    .build(),
+            )
+            .with_handler(Arc::new(PcEvents(pc_events_tx)))
+            .with_udp_addrs(options.ice_udp_addrs.clone())
+            .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
+            .build()
+            .await
+            .map_err(|err| connect_error(options, format!("cannot create peer connection: {err}")))?;
+        let pc: Pc = Arc::new(pc);
+
+        let channel = |label: &'static str, ordered: bool, stream_id: u16| {
+            let pc = pc.clone();
+            async move {
+                let init = RTCDataChannelInit {
+                    ordered,
+                    max_retransmits: if ordered { None } else { Some(0) },
+                    negotiated: Some(stream_id),
+                    ..Default::default()
+                };
+                pc.create_data_channel(label, Some(init)).await
+            }
+        };
+        let dc_error = |err: webrtc::error::Error| {
+            connect_error(options, format!("cannot create data channel: {err}"))
+        };
+        let reliable = channel(RELIABLE_LABEL, true, RELIABLE_STREAM_ID).await.map_err(dc_error)?;
+        let lossy = channel(LOSSY_LABEL, false, LOSSY_STREAM_ID).await.map_err(dc_error)?;
+        let data_track =
+            channel(DATA_TRACK_LABEL, false, DATA_TRACK_STREAM_ID).await.map_err(dc_error)?;
+
+        let (events_tx, events_rx) = mpsc::channel(TRANSPORT_EVENT_CAPACITY);
+        let counters = Arc::new(Counters::default());
+        let queue = Arc::new(FrameQueue::new(FRAME_QUEUE_BYTES, counters.clone()));
+        let (open_tx, mut open_rx) = watch::channel(false);
+        let negotiator = Arc::new(Negotiator { pc: pc.clone(), pending: Mutex::new(Some(vec![])) });
+
+        let tasks = vec![
+            tokio::spawn(run_signal(
+                signal_events,
+                signal.clone(),
+                negotiator.clone(),
+                events_tx.clone(),
+            )),
+            tokio::spawn(run_pc_events(pc_events_rx, signal.clone(), events_tx.clone())),
+            tokio::spawn(drain_channel(reliable)),
+            tokio::spawn(drain_channel(lossy)),
+            tokio::spawn(receive_packets(
+                data_track.clone(),
+                events_tx,
+                counters.clone(),
+                open_tx,
+            )),
+            tokio::spawn(send_frames(data_track, queue.clone(), counters.clone())),
+        ];
+        let transport = ServerTransport {
+            signal: signal.clone(),
+            pc: pc.clone(),
+            queue,
+            counters,
+            tasks: std::sync::Mutex::new(tasks),
+        };
+
+        let offer = negotiator
+            .offer()
+            .await
+            .map_err(|err| connect_error(options, format!("cannot create offer: {err}")))?;
+        signal.send(Request::Offer(offer)).await;
+
+        if open_rx.wait_for(|open| *open).await.is_err() {
+            transport.close().await;
+            return Err(connect_error(options, "the data channel closed while opening".into()));
+        }
+        Ok((transport, join, events_rx))
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for ServerTransport {
+    async fn send_signal(&self, message: Request) {
+        self.signal.send(message).await
+    }
+
+    fn send_frame(&self, packets: Vec<Bytes>) {
+        self.queue.push(packets)
+    }
+
+    fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    async fn close(&self) {
+        self.signal.close().await;
+        _ = self.pc.close().await;
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Offer/answer and ICE candidates of the one peer connection.
+struct Negotiator {
+    pc: Pc,
+    /// Remote candidates that arrived before the remote description; `None` once it is set.
+    pending: Mutex<Option<Vec<RTCIceCandidateInit>>>,
+}
+
+impl Negotiator {
+    /// Creates the offer and waits (briefly) for the local candidates to be in it, so the
+    /// server can start connectivity checks without waiting for trickled ones.
+    async fn offer(&self) -> webrtc::error::Result<proto::SessionDescription> {
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        let deadline = tokio::time::Instant::now() + GATHER_TIMEOUT;
+        while tokio::time::Instant::now() < deadline {
+            // The gathering state is only reported through the handler, so poll the SDP.
+            let sdp = self.local_sdp().await;
+            if sdp.contains("a=end-of-candidates") || sdp.contains("a=candidate") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(session_description("offer", self.local_sdp().await))
+    }
+
+    async fn local_sdp(&self) -> String {
+        self.pc.local_description().await.map(|d| d.sdp).unwrap_or_default()
+    }
+
+    async fn on_answer(&self, sdp: String) -> webrtc::error::Result<()> {
+        self.pc.set_remote_description(RTCSessionDescription::answer(sdp)?).await?;
+        self.flush_candidates().await
+    }
+
+    /// The server renegotiates by sending its own offer; answer it.
+    async fn on_offer(&self, sdp: String) -> webrtc::error::Result<proto::SessionDescription> {
+        self.pc.set_remote_description(RTCSessionDescription::offer(sdp)?).await?;
+        self.flush_candidates().await?;
+        let answer = self.pc.create_answer(None).await?;
+        self.pc.set_local_description(answer).await?;
+        Ok(session_description("answer", self.local_sdp().await))
+    }
+
+    async fn on_candidate(&self, candidate: RTCIceCandidateInit) -> webrtc::error::Result<()> {
+        let mut pending = self.pending.lock().await;
+        match pending.as_mut() {
+            Some(queued) => {
+                queued.push(candidate);
+                Ok(())
+            }
+            None => self.pc.add_ice_candidate(candidate).await,
+        }
+    }
+
+    async fn flush_candidates(&self) -> webrtc::error::Result<()> {
+        let queued = self.pending.lock().await.take().unwrap_or_default();
+        for candidate in queued {
+            self.pc.add_ice_candidate(candidate).await?;
+        }
+        Ok(())
+    }
+}
+
+fn session_description(kind: &str, sdp: String) -> proto::SessionDescription {
+    proto::SessionDescription { r#type: kind.into(), sdp, ..Default::default() }
+}
+
+/// Handles the signal messages that concern the peer connection and passes the rest on.
+async fn run_signal(
+    mut signal_events: SignalEvents,
+    signal: Arc<SignalClient>,
+    negotiator: Arc<Negotiator>,
+    events: mpsc::Sender<TransportEvent>,
+) {
+    while let Some(event) = signal_events.recv().await {
+        let message = match event {
+            SignalEvent::Message(message) => message,
+            SignalEvent::Close(reason) => {
+                _ = events.send(TransportEvent::Closed(format!("signal connection lost: {reason}"))).await;
+                return;
+            }
+        };
+        let outcome = match *message {
+            Response::Answer(answer) => negotiator.on_answer(answer.sdp).await,
+            Response::Offer(offer) => match negotiator.on_offer(offer.sdp).await {
+                Ok(answer) => {
+                    signal.send(Request::Answer(answer)).await;
+                    Ok(())
+                }
+                Err(err) => Err(err),
+            },
+            Response::Trickle(trickle) => {
+                match serde_json::from_str::<RTCIceCandidateInit>(&trickle.candidate_init) {
+                    Ok(candidate) => negotiator.on_candidate(candidate).await,
+                    Err(err) => {
+                        tracing::warn!("ignoring malformed ICE candidate from the server: {err}");
+                        Ok(())
+                    }
+                }
+            }
+            other => {
+                if events.send(TransportEvent::Signal(Box::new(other))).await.is_err() {
+                    return;
+                }
+                Ok(())
+            }
+        };
+        if let Err(err) = outcome {
+            tracing::error!("WebRTC negotiation with the server failed: {err}");
+            _ = events.send(TransportEvent::Closed(format!("negotiation failed: {err}"))).await;
+            return;
+        }
+    }
+}
+
+/// Peer connection events, forwarded from the connection's driver so the handler never blocks it.
+enum PcEvent {
+    Candidate(RTCPeerConnectionIceEvent),
+    State(RTCPeerConnectionState),
+}
+
+struct PcEvents(mpsc::UnboundedSender<PcEvent>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for PcEvents {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        _ = self.0.send(PcEvent::Candidate(event));
+    }
+
+    async fn on_ice_gathering_state_change(&self, _state: RTCIceGatheringState) {}
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        _ = self.0.send(PcEvent::State(state));
+    }
+}
+
+async fn run_pc_events(
+    mut pc_events: mpsc::UnboundedReceiver<PcEvent>,
+    signal: Arc<SignalClient>,
+    events: mpsc::Sender<TransportEvent>,
+) {
+    while let Some(event) = pc_events.recv().await {
+        match event {
+            PcEvent::Candidate(event) => {
+                let Ok(init) = event.candidate.to_json() else { continue };
+                let Ok(candidate_init) = serde_json::to_string(&init) else { continue };
+                let trickle = proto::TrickleRequest {
+                    candidate_init,
+                    target: proto::SignalTarget::Publisher.into(),
+                    r#final: false,
+                };
+                signal.send(Request::Trickle(trickle)).await;
+            }
+            PcEvent::State(RTCPeerConnectionState::Failed) => {
+                let reason = "the WebRTC connection to the server failed".to_string();
+                _ = events.send(TransportEvent::Closed(reason)).await;
+                return;
+            }
+            PcEvent::State(state) => tracing::debug!("peer connection {state}"),
+        }
+    }
+}
+
+/// Polls a channel this client does not use: every channel shares the SCTP receive window,
+/// so an unread one would stall the others.
+async fn drain_channel(channel: Arc<dyn DataChannel>) {
+    while let Some(event) = channel.poll().await {
+        if let DataChannelEvent::OnClose = event {
+            return;
+        }
+    }
+}
+
+async fn receive_packets(
+    channel: Arc<dyn DataChannel>,
+    events: mpsc::Sender<TransportEvent>,
+    counters: Arc<Counters>,
+    open: watch::Sender<bool>,
+) {
+    while let Some(event) = channel.poll().await {
+        match event {
+            DataChannelEvent::OnOpen => {
+                _ = open.send(true);
+            }
+            DataChannelEvent::OnMessage(message) => {
+                Counters::add(&counters.packets_received, 1);
+                let packet = TransportEvent::Packet(message.data.freeze());
+                if events.send(packet).await.is_err() {
+                    return;
+                }
+            }
+            DataChannelEvent::OnClose => {
+                _ = events.send(TransportEvent::Closed("the data channel closed".into())).await;
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn send_frames(channel: Arc<dyn DataChannel>, queue: Arc<FrameQueue>, counters: Arc<Counters>) {
+    loop {
+        let packets = queue.pop().await;
+        let mut bytes = 0;
+        for packet in packets {
+            bytes += packet.len();
+            if let Err(err) = channel.send(BytesMut::from(packet)).await {
+                tracing::debug!("data track send stopped: {err}");
+                return;
+            }
+        }
+        Counters::add(&counters.frames_sent, 1);
+        Counters::add(&counters.bytes_sent, bytes as u64);
+    }
+}
+
+fn connect_error(options: &ConnectOptions, reason: String) -> RoomError {
+    RoomError::Connect { url: options.url.clone(), reason }
+}
+
+/// Maps signal errors to what the user must fix: credentials, URL, or the server.
+fn signal_error(url: &str, err: SignalError) -> RoomError {
+    match err {
+        SignalError::Client(status, reason) if matches!(status.as_u16(), 401 | 403) => {
+            RoomError::Auth { status: status.as_u16(), reason: reason.trim().to_string() }
+        }
+        SignalError::Handshake { status } if matches!(status.as_u16(), 401 | 403) => {
+            RoomError::Auth { status: status.as_u16(), reason: "access denied".into() }
+        }
+        SignalError::TokenFormat => RoomError::Config("the access token has invalid characters".into()),
+        SignalError::UrlParse(reason) => {
+            RoomError::Config(format!("the server URL '{url}' is not valid: {reason}"))
+        }
+        other => RoomError::Connect { url: url.to_string(), reason: other.to_string() },
+    }
+}

@@ -1,0 +1,169 @@
+//! The boundary between a room and what carries its traffic: signal messages both ways, data
+//! track packets both ways. A LiveKit server (WebSocket + WebRTC) and the in-process loopback
+//! hub are the two implementations.
+
+use bytes::Bytes;
+use livekit_protocol as proto;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use tokio::sync::{Notify, mpsc};
+
+/// What a transport delivers to its room.
+#[derive(Debug)]
+pub(crate) enum TransportEvent {
+    /// A signal message from the server.
+    Signal(Box<proto::signal_response::Message>),
+    /// A data track packet for one of this participant's subscriptions.
+    Packet(Bytes),
+    /// The transport is gone for good.
+    Closed(String),
+}
+
+/// Receiving end of a transport's events.
+pub(crate) type TransportEvents = mpsc::Receiver<TransportEvent>;
+
+/// Capacity of a transport's event channel. Packets wait here while the room hands earlier
+/// ones to the depacketizer; a full channel pushes back on the sender (SCTP or the hub).
+pub(crate) const TRANSPORT_EVENT_CAPACITY: usize = 1024;
+
+/// What a room sends through its transport.
+#[async_trait::async_trait]
+pub(crate) trait Transport: Send + Sync + 'static {
+    /// Sends a signal message to the server.
+    async fn send_signal(&self, message: proto::signal_request::Message);
+    /// Queues the packets of one frame for sending, without waiting.
+    fn send_frame(&self, packets: Vec<Bytes>);
+    /// Counters since the transport started.
+    fn counters(&self) -> &Arc<Counters>;
+    /// Closes the transport; pending frames are dropped.
+    async fn close(&self);
+}
+
+/// Counters of one transport, for stats lines and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// Frames handed to the network.
+    pub frames_sent: u64,
+    /// Bytes of packets handed to the network.
+    pub bytes_sent: u64,
+    /// Whole frames dropped because the network was slower than the producer.
+    pub frames_dropped: u64,
+    /// Packets received for this participant's subscriptions.
+    pub packets_received: u64,
+    /// Received packets dropped because the depacketizer was not keeping up.
+    pub packets_dropped: u64,
+}
+
+/// Shared counters behind [`TransportStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub frames_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    pub packets_received: AtomicU64,
+    pub packets_dropped: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> TransportStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        TransportStats {
+            frames_sent: get(&self.frames_sent),
+            bytes_sent: get(&self.bytes_sent),
+            frames_dropped: get(&self.frames_dropped),
+            packets_received: get(&self.packets_received),
+            packets_dropped: get(&self.packets_dropped),
+        }
+    }
+}
+
+/// A send queue of whole frames, bounded in bytes, that drops the oldest frame when full.
+///
+/// Data tracks are lossy: when the network is slower than the producer, the freshest frame
+/// is the one worth sending, and a frame is useless without all of its packets.
+pub(crate) struct FrameQueue {
+    frames: Mutex<(VecDeque<Vec<Bytes>>, usize)>,
+    ready: Notify,
+    max_bytes: usize,
+    counters: Arc<Counters>,
+}
+
+impl FrameQueue {
+    pub fn new(max_bytes: usize, counters: Arc<Counters>) -> Self {
+        Self {
+            frames: Mutex::new((VecDeque::new(), 0)),
+            ready: Notify::new(),
+            max_bytes,
+            counters,
+        }
+    }
+
+    /// Queues a frame, dropping the oldest ones until it fits (a frame larger than the whole
+    /// queue is still admitted alone).
+    pub fn push(&self, packets: Vec<Bytes>) {
+        let len: usize = packets.iter().map(Bytes::len).sum();
+        let mut guard = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        let (frames, bytes) = &mut *guard;
+        while *bytes + len > self.max_bytes {
+            let Some(old) = frames.pop_front() else { break };
+            *bytes -= old.iter().map(Bytes::len).sum::<usize>();
+            Counters::add(&self.counters.frames_dropped, 1);
+        }
+        frames.push_back(packets);
+        *bytes += len;
+        drop(guard);
+        self.ready.notify_one();
+    }
+
+    /// Waits for the next frame.
+    pub async fn pop(&self) -> Vec<Bytes> {
+        loop {
+            {
+                let mut guard = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+                let (frames, bytes) = &mut *guard;
+                if let Some(frame) = frames.pop_front() {
+                    *bytes -= frame.iter().map(Bytes::len).sum::<usize>();
+                    return frame;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(sizes: &[usize]) -> Vec<Bytes> {
+        sizes.iter().map(|&n| Bytes::from(vec![0u8; n])).collect()
+    }
+
+    #[tokio::test]
+    async fn drops_oldest_whole_frames_when_full() {
+        let counters = Arc::new(Counters::default());
+        let queue = FrameQueue::new(100, counters.clone());
+        queue.push(frame(&[30, 30]));
+        queue.push(frame(&[10]));
+        queue.push(frame(&[50])); // 60 + 10 + 50 > 100: the first frame goes
+        assert_eq!(counters.snapshot().frames_dropped, 1);
+        assert_eq!(queue.pop().await.len(), 1);
+        assert_eq!(queue.pop().await[0].len(), 50);
+    }
+
+    #[tokio::test]
+    async fn admits_a_frame_larger_than_the_queue_alone() {
+        let counters = Arc::new(Counters::default());
+        let queue = FrameQueue::new(10, counters.clone());
+        queue.push(frame(&[5]));
+        queue.push(frame(&[40]));
+        assert_eq!(counters.snapshot().frames_dropped, 1);
+        assert_eq!(queue.pop().await[0].len(), 40);
+    }
+}

@@ -1,0 +1,172 @@
+//! A real livekit-server for one test: built by `scripts/setup-livekit-server.sh`, started on
+//! free ports of the test address with data blobs enabled, and killed when dropped.
+//!
+//! Outside CI a missing binary skips the test with a loud message; in CI (`CI=true`) it fails.
+
+use dtbridge::livekit::{ConnectOptions, Credentials, Grants, Room, RoomEvents};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const API_KEY: &str = "devkey";
+pub const API_SECRET: &str = "dtbridge-test-secret-0123456789abcdef";
+
+pub struct TestServer {
+    child: Child,
+    pub ip: String,
+    pub port: u16,
+    _dir: TempDir,
+}
+
+/// Where the server binary is: `DTBRIDGE_LIVEKIT_SERVER`, else the file the setup script
+/// names in the cache.
+fn server_binary() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("DTBRIDGE_LIVEKIT_SERVER") {
+        return Some(PathBuf::from(path));
+    }
+    let cache = std::env::var("DTBRIDGE_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+            .join(".cache/dtbridge")
+    });
+    let pointer = std::fs::read_to_string(cache.join("livekit-server.path")).ok()?;
+    let path = PathBuf::from(pointer.trim());
+    path.exists().then_some(path)
+}
+
+/// True when every prerequisite must be present (CI sets `CI=true`).
+pub fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Says loudly that a test is skipped, or fails it in CI.
+pub fn skip(test: &str, why: &str) {
+    if required() {
+        panic!("{test}: {why} (CI=true: nothing may be skipped)");
+    }
+    eprintln!("\n*** SKIPPED {test}: {why} ***\n    run `bash scripts/test.sh` to set everything up\n");
+}
+
+/// The address tests bind to: `DTBRIDGE_TEST_IP` (a veth address inside the test network
+/// namespace, where the Python SDK's libwebrtc can reach it), else 127.0.0.1.
+pub fn test_ip() -> String {
+    std::env::var("DTBRIDGE_TEST_IP").unwrap_or_else(|_| "127.0.0.1".into())
+}
+
+fn free_tcp_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+fn free_udp_port(ip: &str) -> u16 {
+    UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+impl TestServer {
+    /// Starts a server, or returns `None` after [`skip`] when the binary is missing.
+    pub fn start(test: &str) -> Option<TestServer> {
+        let Some(binary) = server_binary() else {
+            skip(test, "livekit-server is not built (scripts/setup-livekit-server.sh)");
+            return None;
+        };
+        let ip = test_ip();
+        let port = free_tcp_port(&ip);
+        let tcp_port = free_tcp_port(&ip);
+        let udp_port = free_udp_port(&ip);
+        let dir = TempDir::new();
+        let config = format!(
+            "port: {port}\n\
+             bind_addresses: [\"{ip}\"]\n\
+             rtc:\n  tcp_port: {tcp_port}\n  udp_port: {udp_port}\n  use_external_ip: false\n  \
+             node_ip: {ip}\n  enable_loopback_candidate: true\n\
+             keys:\n  {API_KEY}: {API_SECRET}\n\
+             enable_participant_data_blob: true\n\
+             logging:\n  level: warn\n"
+        );
+        let config_path = dir.0.join("livekit.yaml");
+        std::fs::File::create(&config_path).unwrap().write_all(config.as_bytes()).unwrap();
+        let log = std::fs::File::create(dir.0.join("server.log")).unwrap();
+        let child = Command::new(&binary)
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
+        let server = TestServer { child, ip, port, _dir: dir };
+        server.wait_ready();
+        Some(server)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect((self.ip.as_str(), self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = std::fs::read_to_string(self._dir.0.join("server.log")).unwrap_or_default();
+        panic!("livekit-server did not listen on {}:{} within 20 s:\n{log}", self.ip, self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}:{}", self.ip, self.port)
+    }
+
+    /// Connect options for `identity` in `room` with the given grants.
+    pub fn options(&self, room: &str, identity: &str, grants: Grants) -> ConnectOptions {
+        let credentials = Credentials::ApiKey {
+            key: API_KEY.into(),
+            secret: API_SECRET.into(),
+            room: room.into(),
+            identity: identity.into(),
+            grants,
+        };
+        let mut options = ConnectOptions::new(self.url(), credentials);
+        options.ice_udp_addrs = vec![format!("{}:0", self.ip)];
+        options
+    }
+
+    /// Joins `room` as `identity` with full grants.
+    pub async fn join(&self, room: &str, identity: &str) -> (Room, RoomEvents) {
+        Room::connect(self.options(room, identity, Grants::default()))
+            .await
+            .unwrap_or_else(|err| panic!("{identity} cannot join {room}: {err}"))
+    }
+
+    /// The server's log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.0.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        _ = self.child.kill();
+        _ = self.child.wait();
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "dtbridge-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        _ = std::fs::remove_dir_all(&self.0);
+    }
+}

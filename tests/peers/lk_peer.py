@@ -1,0 +1,406 @@
+#!/usr/bin/env python3
+"""Interop peer for dtbridge tests, built on the official Python `livekit` SDK (pinned in
+scripts/requirements-test.txt; run it with the venv from scripts/setup-python.sh).
+
+Output: one JSON object per line on stdout (flushed); diagnostics on stderr.
+
+Subcommands
+  publish        --track NAME --count N --seed S [--rate HZ] [--sizes 1,100,...]
+  subscribe      --track NAME --count N [--timeout SECS] [--idle-timeout SECS]
+                 [--buffer-size K] [--verify-seed S]
+  bench-publish  --track NAME --size BYTES --rate HZ --duration SECS
+  bench-subscribe --track NAME [--timeout SECS] [--idle-timeout SECS] [--buffer-size K]
+
+Protocol with the test harness (publish / bench-publish):
+  prints {"event":"published",...}, then waits for ONE line on stdin (any text, or EOF)
+  before pushing; prints {"event":"done",...}; then waits for another line (e.g. "quit")
+  or EOF on stdin, unpublishes and disconnects.
+
+Deterministic payload generator (publish; reproduce it in Rust with plain u64 arithmetic):
+  size_i  = sizes[i % len(sizes)]
+  byte_j  = (i*31 + j*7 + seed) mod 256        for j in 0..size_i
+            (Rust: (i.wrapping_mul(31).wrapping_add(j * 7).wrapping_add(seed)) as u8, all u64)
+  user_timestamp_i = 1_700_000_000_000 + i     (so the receiver recovers i = ts - BASE)
+  Default sizes: 1,2,100,1000,4096,15000,16000,16001,32000,60000.
+
+Bench frame layout (bench-publish): bytes 0..8 = send time in UNIX microseconds (LE u64),
+bytes 8..16 = sequence number from 0 (LE u64), rest zeros; frame size >= 16.
+No user_timestamp is set on bench frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import struct
+import sys
+import threading
+import time
+from typing import Optional
+
+from livekit import rtc
+
+TS_BASE = 1_700_000_000_000
+DEFAULT_SIZES = "1,2,100,1000,4096,15000,16000,16001,32000,60000"
+
+
+# ---------------------------------------------------------------- helpers
+
+def emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def log(msg: str) -> None:
+    sys.stderr.write(f"[lk_peer {os.getpid()}] {msg}\n")
+    sys.stderr.flush()
+
+
+def gen_payload(seed: int, i: int, size: int) -> bytes:
+    """byte j = (i*31 + j*7 + seed) & 0xFF. Period 256 in j (7 is odd), so build one period."""
+    base = (i * 31 + seed) & 0xFF
+    period = bytes((base + j * 7) & 0xFF for j in range(256))
+    reps, rest = divmod(size, 256)
+    return period * reps + period[:rest]
+
+
+def parse_sizes(s: str) -> list[int]:
+    sizes = [int(x) for x in s.split(",") if x.strip()]
+    if not sizes or any(x < 0 for x in sizes):
+        raise SystemExit("--sizes must be a non-empty list of non-negative ints")
+    return sizes
+
+
+def is_queue_full(err: Exception) -> bool:
+    return "full" in str(getattr(err, "message", err)).lower()
+
+
+class StdinLines:
+    """Reads stdin lines on a daemon thread (never blocks interpreter exit)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._q: asyncio.Queue[Optional[str]] = asyncio.Queue()
+        self._loop = loop
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        for line in sys.stdin:
+            self._loop.call_soon_threadsafe(self._q.put_nowait, line.rstrip("\n"))
+        self._loop.call_soon_threadsafe(self._q.put_nowait, None)  # EOF
+
+    async def readline(self) -> Optional[str]:
+        """Next line, or None on EOF (EOF is sticky)."""
+        line = await self._q.get()
+        if line is None:
+            self._q.put_nowait(None)
+        return line
+
+
+def make_token(args: argparse.Namespace) -> str:
+    if args.token:
+        return args.token
+    if not (args.api_key and args.api_secret and args.room and args.identity):
+        raise SystemExit("need --token, or --api-key/--api-secret/--room/--identity")
+    from livekit import api  # imported lazily: only needed to mint tokens
+
+    grants = api.VideoGrants(
+        room_join=True,
+        room=args.room,
+        can_publish=True,
+        can_publish_data=True,
+        can_subscribe=True,
+    )
+    return (
+        api.AccessToken(args.api_key, args.api_secret)
+        .with_identity(args.identity)
+        .with_name(args.identity)
+        .with_grants(grants)
+        .to_jwt()
+    )
+
+
+async def connect(args: argparse.Namespace, room: rtc.Room) -> None:
+    t0 = time.monotonic()
+    await room.connect(args.url, make_token(args), rtc.RoomOptions(auto_subscribe=True))
+    log(f"connected to {args.url} room={room.name} in {time.monotonic() - t0:.2f}s")
+
+
+async def publish_track(room: rtc.Room, name: str) -> rtc.LocalDataTrack:
+    t0 = time.monotonic()
+    track = await room.local_participant.publish_data_track(name=name)
+    emit({"event": "published", "name": track.info.name, "sid": track.info.sid,
+          "ms": round((time.monotonic() - t0) * 1000)})
+    return track
+
+
+async def wait_remote_track(room: rtc.Room, found: "asyncio.Future[rtc.RemoteDataTrack]",
+                            timeout: float) -> rtc.RemoteDataTrack:
+    try:
+        return await asyncio.wait_for(asyncio.shield(found), timeout)
+    except asyncio.TimeoutError:
+        raise SystemExit(f"no remote data track published within {timeout}s")
+
+
+def track_listener(room: rtc.Room, name: str) -> "asyncio.Future[rtc.RemoteDataTrack]":
+    """Must be installed BEFORE room.connect(): tracks already published when we join are
+    reported through the same "data_track_published" event during/after connect."""
+    fut: asyncio.Future[rtc.RemoteDataTrack] = asyncio.get_running_loop().create_future()
+
+    def on_published(track: rtc.RemoteDataTrack) -> None:
+        log(f"remote data track published: {track!r}")
+        if track.info.name == name and not fut.done():
+            fut.set_result(track)
+
+    room.on("data_track_published", on_published)
+    return fut
+
+
+# ---------------------------------------------------------------- subcommands
+
+async def cmd_publish(args: argparse.Namespace) -> int:
+    sizes = parse_sizes(args.sizes)
+    room = rtc.Room()
+    stdin = StdinLines(asyncio.get_running_loop())
+    await connect(args, room)
+    track = await publish_track(room, args.track)
+    await stdin.readline()  # "start" (or EOF)
+
+    interval = 1.0 / args.rate if args.rate else 0.0
+    retries = 0
+    t0 = time.monotonic()
+    for i in range(args.count):
+        if interval:
+            delay = t0 + i * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        frame = rtc.DataTrackFrame(payload=gen_payload(args.seed, i, sizes[i % len(sizes)]),
+                                   user_timestamp=TS_BASE + i)
+        while True:
+            try:
+                track.try_push(frame)
+                break
+            except rtc.PushFrameError as e:
+                if not is_queue_full(e):
+                    emit({"event": "error", "index": i, "message": e.message})
+                    return 1
+                retries += 1
+                await asyncio.sleep(0.002)
+    elapsed = time.monotonic() - t0
+    emit({"event": "done", "pushed": args.count, "retries": retries,
+          "secs": round(elapsed, 3)})
+
+    await stdin.readline()  # "quit" (or EOF)
+    await track.unpublish()
+    await room.disconnect()
+    return 0
+
+
+async def subscribe_stream(args: argparse.Namespace, room: rtc.Room) -> rtc.DataTrackStream:
+    found = track_listener(room, args.track)
+    await connect(args, room)
+    remote = await wait_remote_track(room, found, args.track_timeout)
+    stream = remote.subscribe(buffer_size=args.buffer_size)
+    emit({"event": "subscribed", "name": remote.info.name, "sid": remote.info.sid,
+          "publisher": remote.publisher_identity})
+    return stream
+
+
+async def read_frames(stream: rtc.DataTrackStream, args: argparse.Namespace, deadline: float,
+                      limit: Optional[int], on_frame) -> Optional[str]:
+    """Calls on_frame(frame) until `limit` frames, overall deadline or idle timeout.
+    Returns an error string if the stream ended with an error."""
+    n = 0
+    it = stream.__aiter__()
+    while limit is None or n < limit:
+        remaining = deadline - time.monotonic()
+        if n > 0 and args.idle_timeout:
+            remaining = min(remaining, args.idle_timeout)
+        if remaining <= 0:
+            break
+        try:
+            frame = await asyncio.wait_for(it.__anext__(), remaining)
+        except asyncio.TimeoutError:
+            break
+        except StopAsyncIteration:
+            break
+        except rtc.SubscribeDataTrackError as e:
+            return e.message
+        n += 1
+        on_frame(frame)
+    return None
+
+
+async def cmd_subscribe(args: argparse.Namespace) -> int:
+    sizes = parse_sizes(args.sizes)
+    room = rtc.Room()
+    deadline = time.monotonic() + args.timeout
+    stream = await subscribe_stream(args, room)
+    stats = {"received": 0, "valid": 0}
+
+    def on_frame(frame: rtc.DataTrackFrame) -> None:
+        payload = bytes(frame.payload)
+        ts = frame.user_timestamp
+        out = {"event": "frame", "len": len(payload),
+               "sha256": hashlib.sha256(payload).hexdigest(), "ts": ts}
+        stats["received"] += 1
+        if args.verify_seed is not None:
+            i = (ts - TS_BASE) if ts is not None else -1
+            ok = 0 <= i and payload == gen_payload(args.verify_seed, i, sizes[i % len(sizes)])
+            out["index"] = i
+            out["valid"] = ok
+            stats["valid"] += int(ok)
+        emit(out)
+
+    err = await read_frames(stream, args, deadline, args.count, on_frame)
+    done = {"event": "done", "received": stats["received"]}
+    if args.verify_seed is not None:
+        done["valid"] = stats["valid"]
+    if err:
+        done["error"] = err
+    emit(done)
+    stream.close()
+    await room.disconnect()
+    return 0
+
+
+async def cmd_bench_publish(args: argparse.Namespace) -> int:
+    if args.size < 16:
+        raise SystemExit("--size must be >= 16")
+    room = rtc.Room()
+    stdin = StdinLines(asyncio.get_running_loop())
+    await connect(args, room)
+    track = await publish_track(room, args.track)
+    await stdin.readline()
+
+    tail = bytes(args.size - 16)
+    interval = 1.0 / args.rate
+    total = int(args.rate * args.duration)
+    sent = dropped = 0
+    t0 = time.monotonic()
+    for seq in range(total):
+        delay = t0 + seq * interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif seq % 64 == 0:
+            await asyncio.sleep(0)  # let the event loop breathe when behind schedule
+        payload = struct.pack("<QQ", time.time_ns() // 1000, seq) + tail
+        try:
+            track.try_push(rtc.DataTrackFrame(payload=payload))
+            sent += 1
+        except rtc.PushFrameError as e:
+            if not is_queue_full(e):
+                emit({"event": "error", "seq": seq, "message": e.message})
+                return 1
+            dropped += 1
+    elapsed = time.monotonic() - t0
+    emit({"event": "done", "sent": sent, "dropped": dropped, "secs": round(elapsed, 3),
+          "achieved_hz": round(total / elapsed, 1) if elapsed > 0 else None})
+
+    await stdin.readline()
+    await track.unpublish()
+    await room.disconnect()
+    return 0
+
+
+async def cmd_bench_subscribe(args: argparse.Namespace) -> int:
+    room = rtc.Room()
+    deadline = time.monotonic() + args.timeout
+    stream = await subscribe_stream(args, room)
+    lat_us: list[int] = []
+    seqs: set[int] = set()
+    nbytes = 0
+
+    def on_frame(frame: rtc.DataTrackFrame) -> None:
+        nonlocal nbytes
+        now = time.time_ns() // 1000
+        payload = bytes(frame.payload)
+        nbytes += len(payload)
+        if len(payload) >= 16:
+            sent_us, seq = struct.unpack_from("<QQ", payload)
+            lat_us.append(now - sent_us)
+            seqs.add(seq)
+
+    err = await read_frames(stream, args, deadline, None, on_frame)
+    lat_us.sort()
+
+    def pct(p: float) -> Optional[int]:
+        return lat_us[min(len(lat_us) - 1, int(p * len(lat_us)))] if lat_us else None
+
+    out = {"event": "done", "received": len(lat_us), "unique": len(seqs),
+           "max_seq": max(seqs) if seqs else None, "bytes": nbytes,
+           "lat_us_p50": pct(0.50), "lat_us_p90": pct(0.90), "lat_us_p99": pct(0.99),
+           "lat_us_max": lat_us[-1] if lat_us else None}
+    if err:
+        out["error"] = err
+    emit(out)
+    stream.close()
+    await room.disconnect()
+    return 0
+
+
+# ---------------------------------------------------------------- CLI
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", default=os.environ.get("LIVEKIT_URL"), required=not os.environ.get("LIVEKIT_URL"))
+    p.add_argument("--token", default=None)
+    p.add_argument("--api-key", default=os.environ.get("LIVEKIT_API_KEY"))
+    p.add_argument("--api-secret", default=os.environ.get("LIVEKIT_API_SECRET"))
+    p.add_argument("--room", default=os.environ.get("LIVEKIT_ROOM", "dtbridge-test"))
+    p.add_argument("--identity", default=None)
+    p.add_argument("--log-level", default=os.environ.get("LK_PEER_LOG", "WARNING"),
+                   help="Python logging level for SDK logs on stderr (DEBUG also needs "
+                        "LIVEKIT_RTC_DEBUG=1 for native debug logs)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def common_sub(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--timeout", type=float, default=60.0,
+                        help="overall deadline in seconds (from process start)")
+        sp.add_argument("--idle-timeout", type=float, default=None,
+                        help="stop after this many seconds without a frame (after the first)")
+        sp.add_argument("--track-timeout", type=float, default=30.0,
+                        help="seconds to wait for the remote track to be published")
+        sp.add_argument("--buffer-size", type=int, default=None,
+                        help="subscriber frame buffer (SDK default 16; oldest dropped)")
+
+    sp = sub.add_parser("publish")
+    sp.add_argument("--track", required=True)
+    sp.add_argument("--count", type=int, required=True)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--rate", type=float, default=None, help="frames/s (default: as fast as possible)")
+    sp.add_argument("--sizes", default=DEFAULT_SIZES)
+
+    sp = sub.add_parser("subscribe")
+    sp.add_argument("--track", required=True)
+    sp.add_argument("--count", type=int, required=True)
+    sp.add_argument("--verify-seed", type=int, default=None,
+                    help="check payloads against the publish generator (adds index/valid fields)")
+    sp.add_argument("--sizes", default=DEFAULT_SIZES, help="sizes used by the publisher (for --verify-seed)")
+    common_sub(sp)
+
+    sp = sub.add_parser("bench-publish")
+    sp.add_argument("--track", required=True)
+    sp.add_argument("--size", type=int, required=True)
+    sp.add_argument("--rate", type=float, required=True)
+    sp.add_argument("--duration", type=float, required=True)
+
+    sp = sub.add_parser("bench-subscribe")
+    sp.add_argument("--track", required=True)
+    common_sub(sp)
+
+    args = p.parse_args()
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.identity is None:
+        args.identity = f"py-{args.cmd}-{os.getpid()}"
+    fn = {"publish": cmd_publish, "subscribe": cmd_subscribe,
+          "bench-publish": cmd_bench_publish, "bench-subscribe": cmd_bench_subscribe}[args.cmd]
+    return asyncio.run(fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
