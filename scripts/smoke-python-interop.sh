@@ -2,10 +2,14 @@
 # Smoke test: livekit-server + two Python SDK peers (tests/peers/lk_peer.py) in a private
 # network namespace (scripts/netns-run.sh). Publishes COUNT frames (deterministic payloads),
 # checks that all COUNT arrive intact. Starts and stops the server itself; exit 0 = pass.
-# Env knobs: SMOKE_COUNT (200), SMOKE_SIZES (1,...,60000), SMOKE_SEED (7), SMOKE_RATE (unset =
-# as fast as the queue allows), SMOKE_BUFFER (subscriber buffer, default 256), SMOKE_MIN_RECV
-# (default COUNT), SMOKE_DT_TARGET_LATENCY (server rtc.datachannel_data_track_target_latency,
-# default 100ms = server default; 0 disables server-side dropping), SMOKE_KEEP=1 keeps the temp dir.
+# Env knobs (defaults): SMOKE_COUNT (200), SMOKE_SIZES (1,2,...,60000), SMOKE_SEED (7),
+#   SMOKE_RATE (frames/s, 50), SMOKE_BYTE_RATE (payload bytes/s pacing, 500000),
+#   SMOKE_SETTLE (s between "subscribed" and start, 0.5), SMOKE_LATE_SUB=1 (start the subscriber
+#   only after the track is published), SMOKE_BUFFER (subscriber buffer, 256),
+#   SMOKE_MIN_RECV (COUNT), SMOKE_DT_TARGET_LATENCY (server rtc.datachannel_data_track_target_latency,
+#   100ms = server default), SMOKE_KEEP=1 keeps the temp dir.
+# Faster pacing loses frames: the SDK publisher keeps only the newest queued frame while its
+# SCTP buffer drains (livekit rtc_engine dc_sender), so bursts of large frames get evicted.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -91,19 +95,23 @@ log "server up ($(awk "BEGIN{printf \"%.2f\", $(date +%s.%N)-$t0}")s)"
 URL="ws://$DTBRIDGE_TEST_IP:$PORT"
 common=(--url "$URL" --api-key "$API_KEY" --api-secret "$API_SECRET" --room smoke)
 
-"$LK_PYTHON" -u "$PEER" "${common[@]}" --identity sub subscribe --track smoke \
-  --count "$COUNT" --timeout 60 --idle-timeout 5 --buffer-size "$BUFFER" \
-  --verify-seed "$SEED" --sizes "$SIZES" >"$WORK/sub.out" 2>"$WORK/sub.log" &
-PIDS+=($!); SUB=$!
+start_sub() {
+  "$LK_PYTHON" -u "$PEER" "${common[@]}" --identity sub subscribe --track smoke \
+    --count "$COUNT" --timeout 60 --idle-timeout 5 --buffer-size "$BUFFER" \
+    --verify-seed "$SEED" --sizes "$SIZES" >"$WORK/sub.out" 2>"$WORK/sub.log" &
+  PIDS+=($!); SUB=$!
+}
+[[ "${SMOKE_LATE_SUB:-}" == 1 ]] || start_sub
 
 mkfifo "$WORK/pub.in"
 exec 3<>"$WORK/pub.in"
 "$LK_PYTHON" -u "$PEER" "${common[@]}" --identity pub publish --track smoke \
-  --count "$COUNT" --seed "$SEED" --sizes "$SIZES" ${SMOKE_RATE:+--rate "$SMOKE_RATE"} \
+  --count "$COUNT" --seed "$SEED" --sizes "$SIZES" --rate "${SMOKE_RATE:-50}" --byte-rate "${SMOKE_BYTE_RATE:-500000}" \
   <"$WORK/pub.in" >"$WORK/pub.out" 2>"$WORK/pub.log" &
 PIDS+=($!); PUB=$!
 
 wait_for "$WORK/pub.out" '"event":"published"' 30
+[[ "${SMOKE_LATE_SUB:-}" != 1 ]] || start_sub   # subscriber joins after the track exists
 wait_for "$WORK/sub.out" '"event":"subscribed"' 30
 sleep "${SMOKE_SETTLE:-0.5}"   # let the SFU subscription settle before pushing
 t1=$(date +%s.%N)

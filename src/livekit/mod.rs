@@ -16,6 +16,7 @@ mod loopback;
 mod server;
 mod track;
 mod transport;
+mod udp;
 
 pub use connect::{
     ConnectOptions, Credentials, ENV_API_KEY, ENV_API_SECRET, ENV_TOKEN, ENV_URL, Grants,

@@ -1,10 +1,10 @@
 //! The transport to a LiveKit server: the signal connection from `livekit-signaling` and one
 //! WebRTC peer connection from the pure-Rust `webrtc` crate.
 //!
-//! The client joins in single peer connection mode (signal protocol 18): it offers, the
-//! server answers, and the three well-known data channels are negotiated out of band with
-//! fixed stream ids, so both sides open them without an in-band handshake. Data track
-//! packets travel both ways on `_data_track` (unordered, no retransmissions).
+//! The client joins in single peer connection mode: it offers, the server answers, and data
+//! track packets travel both ways on the client's `_data_track` channel (unordered, no
+//! retransmissions). The three well-known channels are opened in-band, or negotiated out of
+//! band with fixed stream ids when the server speaks signal protocol 18 or later.
 
 use super::connect::ConnectOptions;
 use super::transport::{
@@ -31,14 +31,20 @@ const RELIABLE_LABEL: &str = "_reliable";
 const LOSSY_LABEL: &str = "_lossy";
 const DATA_TRACK_LABEL: &str = "_data_track";
 /// SCTP stream ids of the negotiated channels; the server uses the same ones.
+/// First signal protocol version whose servers expect them.
+const NEGOTIATED_CHANNELS_PROTOCOL: i32 = 18;
 const RELIABLE_STREAM_ID: u16 = 100;
 const LOSSY_STREAM_ID: u16 = 101;
 const DATA_TRACK_STREAM_ID: u16 = 102;
 
 /// Bytes SCTP may hold unacknowledged per channel before a send waits.
-const SEND_BUFFER_LIMIT: usize = 1024 * 1024;
+const SEND_BUFFER_LIMIT: usize = 256 * 1024;
 /// Bytes of whole frames waiting for the send buffer; beyond this the oldest frames go.
 const FRAME_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+/// SCTP receive window. The default 1 MiB lets the server burst more than the kernel's
+/// default UDP receive buffer (208 KiB) holds, and on an unreliable channel every datagram
+/// the kernel drops loses a whole frame.
+const SCTP_RECEIVE_WINDOW: u32 = 128 * 1024;
 /// How long to wait for local ICE candidates before sending the offer without the rest.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -87,12 +93,16 @@ impl ServerTransport {
                 credential: server.credential.clone(),
             })
             .collect();
+        let runtime = super::udp::BufferedUdpRuntime::new()
+            .ok_or_else(|| connect_error(options, "no tokio runtime to run WebRTC on".into()))?;
         let pc = PeerConnectionBuilder::new()
+            .with_runtime(runtime)
             .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
             .with_setting_engine(
                 SettingEngineBuilder::new()
                     // An SFU client has no use for mDNS, and its socket on 5353 may be taken.
                     .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+                    .with_sctp_max_receive_buffer_size(SCTP_RECEIVE_WINDOW)
                     .build(),
             )
             .with_handler(Arc::new(PcEvents(pc_events_tx)))
@@ -103,13 +113,15 @@ impl ServerTransport {
             .map_err(|err| connect_error(options, format!("cannot create peer connection: {err}")))?;
         let pc: Pc = Arc::new(pc);
 
+        let server_protocol = join.server_info.as_ref().map_or(0, |info| info.protocol);
+        let negotiated = server_protocol >= NEGOTIATED_CHANNELS_PROTOCOL;
         let channel = |label: &'static str, ordered: bool, stream_id: u16| {
             let pc = pc.clone();
             async move {
                 let init = RTCDataChannelInit {
                     ordered,
                     max_retransmits: if ordered { None } else { Some(0) },
-                    negotiated: Some(stream_id),
+                    negotiated: negotiated.then_some(stream_id),
                     ..Default::default()
                 };
                 pc.create_data_channel(label, Some(init)).await

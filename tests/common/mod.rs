@@ -107,6 +107,7 @@ pub async fn frame_suite(
     for i in 0..count {
         // A bounded window in flight: data tracks are lossy by design, and this test is
         // about integrity and order, not about how much a burst can overflow.
+        if i == WINDOW { tokio::time::sleep(Duration::from_secs(1)).await; eprintln!("pub {:?} sub {:?}", publisher.transport_stats(), subscriber.transport_stats()); }
         while i >= received + WINDOW {
             receive(&mut first, received, expect(received)).await;
             receive(&mut second, received, expect(received)).await;

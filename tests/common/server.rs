@@ -17,11 +17,11 @@ pub struct TestServer {
     child: Child,
     pub ip: String,
     pub port: u16,
-    _dir: TempDir,
+    pub _dir: TempDir,
 }
 
-/// Where the server binary is: `DTBRIDGE_LIVEKIT_SERVER`, else the file the setup script
-/// names in the cache.
+/// Where the server binary is: `DTBRIDGE_LIVEKIT_SERVER`, else the newest one the setup
+/// script cached.
 fn server_binary() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("DTBRIDGE_LIVEKIT_SERVER") {
         return Some(PathBuf::from(path));
@@ -30,9 +30,15 @@ fn server_binary() -> Option<PathBuf> {
         PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
             .join(".cache/dtbridge")
     });
-    let pointer = std::fs::read_to_string(cache.join("livekit-server.path")).ok()?;
-    let path = PathBuf::from(pointer.trim());
-    path.exists().then_some(path)
+    let mut built: Vec<PathBuf> = std::fs::read_dir(cache)
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("livekit-server-v"))
+        })
+        .collect();
+    built.sort();
+    built.pop()
 }
 
 /// True when every prerequisite must be present (CI sets `CI=true`).
@@ -78,10 +84,11 @@ impl TestServer {
             "port: {port}\n\
              bind_addresses: [\"{ip}\"]\n\
              rtc:\n  tcp_port: {tcp_port}\n  udp_port: {udp_port}\n  use_external_ip: false\n  \
-             node_ip: {ip}\n  enable_loopback_candidate: true\n\
+             node_ip: {ip}\n  enable_loopback_candidate: true\n  datachannel_data_track_target_latency: 0s\n\
              keys:\n  {API_KEY}: {API_SECRET}\n\
              enable_participant_data_blob: true\n\
-             logging:\n  level: warn\n"
+             logging:\n  level: {level}\n",
+            level = std::env::var("DTBRIDGE_TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into())
         );
         let config_path = dir.0.join("livekit.yaml");
         std::fs::File::create(&config_path).unwrap().write_all(config.as_bytes()).unwrap();
@@ -137,6 +144,7 @@ impl TestServer {
 
     /// The server's log so far, for failure messages.
     pub fn log(&self) -> String {
+        eprintln!("server log at {}", self._dir.0.display());
         std::fs::read_to_string(self._dir.0.join("server.log")).unwrap_or_default()
     }
 }
@@ -167,6 +175,10 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if std::env::var_os("DTBRIDGE_KEEP_TEST_DIRS").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -5,9 +5,9 @@ scripts/requirements-test.txt; run it with the venv from scripts/setup-python.sh
 Output: one JSON object per line on stdout (flushed); diagnostics on stderr.
 
 Subcommands
-  publish        --track NAME --count N --seed S [--rate HZ] [--sizes 1,100,...]
+  publish        --track NAME --count N --seed S [--rate HZ] [--byte-rate BPS] [--sizes 1,100,...]
   subscribe      --track NAME --count N [--timeout SECS] [--idle-timeout SECS]
-                 [--buffer-size K] [--verify-seed S]
+                 [--buffer-size K] [--max-partial-frames P] [--verify-seed S]
   bench-publish  --track NAME --size BYTES --rate HZ --duration SECS
   bench-subscribe --track NAME [--timeout SECS] [--idle-timeout SECS] [--buffer-size K]
 
@@ -172,12 +172,15 @@ async def cmd_publish(args: argparse.Namespace) -> int:
     interval = 1.0 / args.rate if args.rate else 0.0
     retries = 0
     t0 = time.monotonic()
+    next_at = t0  # pacing: frame i+1 no earlier than max(1/rate, size_i/byte_rate) after frame i
     for i in range(args.count):
-        if interval:
-            delay = t0 + i * interval - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        frame = rtc.DataTrackFrame(payload=gen_payload(args.seed, i, sizes[i % len(sizes)]),
+        size = sizes[i % len(sizes)]
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        next_at = max(next_at, time.monotonic() - 0.05) + max(
+            interval, size / args.byte_rate if args.byte_rate else 0.0)
+        frame = rtc.DataTrackFrame(payload=gen_payload(args.seed, i, size),
                                    user_timestamp=TS_BASE + i)
         while True:
             try:
@@ -203,6 +206,8 @@ async def subscribe_stream(args: argparse.Namespace, room: rtc.Room) -> rtc.Data
     found = track_listener(room, args.track)
     await connect(args, room)
     remote = await wait_remote_track(room, found, args.track_timeout)
+    if args.max_partial_frames is not None:
+        remote.set_pipeline_options(max_partial_frames=args.max_partial_frames)
     stream = remote.subscribe(buffer_size=args.buffer_size)
     emit({"event": "subscribed", "name": remote.info.name, "sid": remote.info.sid,
           "publisher": remote.publisher_identity})
@@ -366,12 +371,16 @@ def main() -> int:
                         help="seconds to wait for the remote track to be published")
         sp.add_argument("--buffer-size", type=int, default=None,
                         help="subscriber frame buffer (SDK default 16; oldest dropped)")
+        sp.add_argument("--max-partial-frames", type=int, default=None,
+                        help="depacketizer partial frames tracked at once (SDK default 1)")
 
     sp = sub.add_parser("publish")
     sp.add_argument("--track", required=True)
     sp.add_argument("--count", type=int, required=True)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--rate", type=float, default=None, help="frames/s (default: as fast as possible)")
+    sp.add_argument("--byte-rate", type=float, default=None,
+                    help="also pace by payload bytes/s (a frame of S bytes is followed by S/BPS s)")
     sp.add_argument("--sizes", default=DEFAULT_SIZES)
 
     sp = sub.add_parser("subscribe")
