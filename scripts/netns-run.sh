@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run CMD... inside a fresh, private network namespace (unshare -n; needs root or CAP_SYS_ADMIN).
+# Run CMD... inside a fresh, private network namespace (unshare -n; root, or unprivileged user
+# namespaces for anyone else).
 # Inside: lo up, plus a veth pair v0 (10.200.0.1/24) <-> v1 (10.200.0.2/24). No default route,
 # so nothing can leave the namespace. libwebrtc (Python SDK, Chromium) ignores loopback
 # interfaces when gathering ICE candidates, hence the veth addresses. Both veth ends live in
@@ -12,7 +13,10 @@ if [[ "${1:-}" != "--dtbridge-netns-inner" ]]; then
   [[ $# -ge 1 ]] || { echo "usage: $0 CMD [ARGS...]" >&2; exit 2; }
   command -v unshare >/dev/null && command -v ip >/dev/null \
     || { echo "netns-run: need unshare (util-linux) and ip (iproute2)" >&2; exit 1; }
-  exec unshare --net -- bash "${BASH_SOURCE[0]}" --dtbridge-netns-inner "$@"
+  # Root (CI) gets a plain network namespace; anyone else needs user namespaces.
+  userns=()
+  [[ $EUID -eq 0 ]] || userns=(--user --map-root-user)
+  exec unshare "${userns[@]}" --net -- bash "${BASH_SOURCE[0]}" --dtbridge-netns-inner "$@"
 fi
 shift
 

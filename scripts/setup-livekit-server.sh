@@ -18,7 +18,14 @@ if [[ -x "$BIN" ]]; then
   exit 0
 fi
 
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then PATH="/usr/local/go/bin:$PATH"; fi
 command -v go >/dev/null || { log "go not found in PATH (need Go >= 1.26)"; exit 1; }
+# The module's go.mod says `go 1.26`; an older Go (Debian 12's golang is 1.19) cannot build it.
+GO_VERSION="$(go env GOVERSION)"
+if ! printf '%s\n' go1.26 "$GO_VERSION" | sort -V -C; then
+  log "$GO_VERSION is too old: livekit-server $LIVEKIT_SERVER_VERSION needs Go >= 1.26"
+  exit 1
+fi
 mkdir -p "$CACHE"
 
 log "downloading $MODULE@$LIVEKIT_SERVER_VERSION via $(go env GOPROXY)"

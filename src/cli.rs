@@ -1,7 +1,138 @@
-//! The command line.
-use std::process::ExitCode;
+//! The command line: parses arguments, sets up logging, and runs the chosen command.
 
-/// Runs the command line.
+use crate::bench::{self, Case, TransportBench};
+use crate::livekit::{ENV_API_KEY, ENV_API_SECRET, ENV_URL, RoomError};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit status for invalid configuration or arguments.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit status when the LiveKit server cannot be reached or refuses to let us in.
+pub const EXIT_CONNECT: u8 = 3;
+/// Exit status for failures while running.
+pub const EXIT_RUNTIME: u8 = 1;
+
+/// Robot data on LiveKit data tracks, recorded to MCAP.
+#[derive(Debug, Parser)]
+#[command(name = "dtbridge", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Measure performance.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Throughput, loss and latency of data tracks through a LiveKit server, side by side with
+    /// the official Python SDK as publisher.
+    Transport(TransportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TransportArgs {
+    /// Server URL.
+    #[arg(long, env = ENV_URL)]
+    url: String,
+    /// API key.
+    #[arg(long, env = ENV_API_KEY)]
+    api_key: String,
+    /// API secret.
+    #[arg(long, env = ENV_API_SECRET, hide_env_values = true)]
+    api_secret: String,
+    /// A case as FRAME_BYTES@FRAMES_PER_SECOND; repeat for several (default: 1 KB@1000,
+    /// 64 KB@200, 256 KB@60, 1 MB@30).
+    #[arg(long = "case")]
+    cases: Vec<Case>,
+    /// Seconds each case offers frames.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Python interpreter with the official `livekit` SDK; without it, the Python column is
+    /// left out.
+    #[arg(long, env = "DTBRIDGE_PYTHON")]
+    python: Option<PathBuf>,
+    /// The Python peer script.
+    #[arg(long, default_value = "tests/peers/lk_peer.py")]
+    peer_script: PathBuf,
+    /// Offered load of the overload check, FRAME_BYTES@FRAMES_PER_SECOND.
+    #[arg(long, default_value = "1048576@500")]
+    flood: Case,
+}
+
+/// Runs the command line and returns the process exit status.
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Bench(BenchCommand::Transport(args)) => bench_transport(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit_status(&err))
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("dtbridge=info,warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Picks the exit status from the error's cause: configuration, connection, or anything else.
+fn exit_status(err: &anyhow::Error) -> u8 {
+    match err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<RoomError>())
+    {
+        Some(RoomError::Config(_)) => EXIT_CONFIG,
+        Some(RoomError::Auth { .. } | RoomError::Connect { .. } | RoomError::Timeout { .. }) => {
+            EXIT_CONNECT
+        }
+        _ => EXIT_RUNTIME,
+    }
+}
+
+async fn bench_transport(args: TransportArgs) -> anyhow::Result<()> {
+    if args.duration <= 0.0 {
+        anyhow::bail!("--duration must be positive, got {}", args.duration);
+    }
+    let bench = TransportBench {
+        url: args.url,
+        api_key: args.api_key,
+        api_secret: args.api_secret,
+        cases: if args.cases.is_empty() {
+            bench::DEFAULT_CASES.to_vec()
+        } else {
+            args.cases
+        },
+        duration: Duration::from_secs_f64(args.duration),
+        python: args.python,
+        peer_script: args.peer_script,
+        flood: args.flood,
+    };
+    let report = bench.run().await?;
+    println!("{}", report.to_markdown());
+    Ok(())
 }

@@ -52,15 +52,25 @@ impl Engine {
         mut join: proto::JoinResponse,
         transport_events: TransportEvents,
     ) -> (Arc<Engine>, RoomEvents) {
-        let (local_manager, local, local_out) =
-            local::Manager::new(local::ManagerOptions { encryption_provider: None });
-        let (remote_manager, remote, remote_out) =
-            remote::Manager::new(remote::ManagerOptions { decryption_provider: None });
+        let (local_manager, local, local_out) = local::Manager::new(local::ManagerOptions {
+            encryption_provider: None,
+        });
+        let (remote_manager, remote, remote_out) = remote::Manager::new(remote::ManagerOptions {
+            decryption_provider: None,
+        });
         tokio::spawn(local_manager.run());
         tokio::spawn(remote_manager.run());
 
-        let identity = join.participant.as_ref().map(|p| p.identity.clone()).unwrap_or_default();
-        let room_name = join.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+        let identity = join
+            .participant
+            .as_ref()
+            .map(|p| p.identity.clone())
+            .unwrap_or_default();
+        let room_name = join
+            .room
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
         match remote::event_from_join(&mut join) {
             Ok(initial) => _ = send_input(&remote, initial.into()),
             Err(err) => tracing::warn!("ignoring malformed track list in join response: {err}"),
@@ -71,7 +81,12 @@ impl Engine {
         let names = RemoteNames::default();
 
         tokio::spawn(forward_local_output(local_out, transport.clone()));
-        tokio::spawn(forward_remote_output(remote_out, transport.clone(), names, events_tx.clone()));
+        tokio::spawn(forward_remote_output(
+            remote_out,
+            transport.clone(),
+            names,
+            events_tx.clone(),
+        ));
         tokio::spawn(
             Inbound {
                 identity: identity.clone(),
@@ -124,8 +139,15 @@ impl Engine {
             .map_err(|err| publish_error(err, &options))
     }
 
-    async fn define_schema(&self, id: &DataTrackSchemaId, definition: &str) -> Result<(), RoomError> {
-        let schema_error = |reason: String| RoomError::Schema { schema: id.name().into(), reason };
+    async fn define_schema(
+        &self,
+        id: &DataTrackSchemaId,
+        definition: &str,
+    ) -> Result<(), RoomError> {
+        let schema_error = |reason: String| RoomError::Schema {
+            schema: id.name().into(),
+            reason,
+        };
         if definition.len() > MAX_SCHEMA_BYTES {
             return Err(schema_error(format!(
                 "the definition has {} bytes; the server stores at most {MAX_SCHEMA_BYTES}",
@@ -143,7 +165,10 @@ impl Engine {
             }
             None => {}
         }
-        let blob = proto::DataBlob { key: Some(key.clone()), contents: definition.into() };
+        let blob = proto::DataBlob {
+            key: Some(key.clone()),
+            contents: definition.into(),
+        };
         self.request(|request_id| {
             Request::StoreDataBlobRequest(proto::StoreDataBlobRequest {
                 request_id,
@@ -164,7 +189,10 @@ impl Engine {
                 reason: format!("track '{}' has no schema id", track.info().name()),
             });
         };
-        let schema_error = |reason: String| RoomError::Schema { schema: id.name().into(), reason };
+        let schema_error = |reason: String| RoomError::Schema {
+            schema: id.name().into(),
+            reason,
+        };
         let publisher = track.publisher_identity().to_string();
         let response = self
             .request(|request_id| {
@@ -176,12 +204,18 @@ impl Engine {
             })
             .await
             .map_err(|err| {
-                schema_error(format!("fetching the definition from '{publisher}' failed: {err}"))
+                schema_error(format!(
+                    "fetching the definition from '{publisher}' failed: {err}"
+                ))
             })?;
         let Response::GetDataBlobResponse(response) = response else {
-            return Err(schema_error("unexpected response to a data blob request".into()));
+            return Err(schema_error(
+                "unexpected response to a data blob request".into(),
+            ));
         };
-        let blob = response.blob.ok_or_else(|| schema_error("the server sent no blob".into()))?;
+        let blob = response
+            .blob
+            .ok_or_else(|| schema_error("the server sent no blob".into()))?;
         String::from_utf8(blob.contents)
             .map_err(|_| schema_error("the stored definition is not UTF-8 text".into()))
     }
@@ -204,7 +238,9 @@ impl Engine {
 
     fn ensure_joined(&self) -> Result<(), RoomError> {
         if self.left.load(Ordering::Acquire) {
-            return Err(RoomError::Disconnected("this participant has left the room".into()));
+            return Err(RoomError::Disconnected(
+                "this participant has left the room".into(),
+            ));
         }
         Ok(())
     }
@@ -223,7 +259,9 @@ impl Engine {
         };
         self.transport.send_signal(Request::Leave(leave)).await;
         self.transport.close().await;
-        _ = self.events.send(RoomEvent::Disconnected { reason: "left the room".into() });
+        _ = self.events.send(RoomEvent::Disconnected {
+            reason: "left the room".into(),
+        });
     }
 }
 
@@ -328,10 +366,14 @@ async fn forward_local_output(mut output: local::ManagerOutput, transport: Arc<d
     while let Some(event) = output.next().await {
         match event {
             local::OutputEvent::SfuPublishRequest(request) => {
-                transport.send_signal(Request::PublishDataTrackRequest(request.into())).await
+                transport
+                    .send_signal(Request::PublishDataTrackRequest(request.into()))
+                    .await
             }
             local::OutputEvent::SfuUnpublishRequest(request) => {
-                transport.send_signal(Request::UnpublishDataTrackRequest(request.into())).await
+                transport
+                    .send_signal(Request::UnpublishDataTrackRequest(request.into()))
+                    .await
             }
             local::OutputEvent::PacketsAvailable(packets) => transport.send_frame(packets),
         }
@@ -347,11 +389,16 @@ async fn forward_remote_output(
     while let Some(event) = output.next().await {
         match event {
             remote::OutputEvent::SfuUpdateSubscription(update) => {
-                transport.send_signal(Request::UpdateDataSubscription(update.into())).await
+                transport
+                    .send_signal(Request::UpdateDataSubscription(update.into()))
+                    .await
             }
             remote::OutputEvent::TrackPublished(published) => {
                 let track = published.track;
-                let entry = (track.publisher_identity().to_string(), track.info().name().into());
+                let entry = (
+                    track.publisher_identity().to_string(),
+                    track.info().name().into(),
+                );
                 lock(&names).insert(track.info().sid(), entry);
                 _ = events.send(RoomEvent::TrackPublished(track));
             }
@@ -359,7 +406,11 @@ async fn forward_remote_output(
                 let (publisher_identity, name) =
                     lock(&names).remove(&unpublished.sid).unwrap_or_default();
                 let sid = unpublished.sid;
-                _ = events.send(RoomEvent::TrackUnpublished { sid, publisher_identity, name });
+                _ = events.send(RoomEvent::TrackUnpublished {
+                    sid,
+                    publisher_identity,
+                    name,
+                });
             }
         }
     }
@@ -371,16 +422,21 @@ fn publish_error(err: PublishError, options: &TrackOptions) -> RoomError {
     match err {
         PublishError::NotAllowed => RoomError::NotAllowed { track },
         PublishError::DuplicateName => RoomError::DuplicateName { track },
-        PublishError::InvalidName => {
-            RoomError::InvalidName { track, reason: "the server refused the name".into() }
-        }
+        PublishError::InvalidName => RoomError::InvalidName {
+            track,
+            reason: "the server refused the name".into(),
+        },
         PublishError::Timeout => RoomError::Timeout {
             what: format!("publishing data track '{track}' (is the server >= 1.13.3?)"),
             after: Duration::from_secs(10),
         },
         PublishError::Disconnected => RoomError::Disconnected("while publishing".into()),
         PublishError::InvalidSchema(err) => RoomError::Schema {
-            schema: options.schema.as_ref().map(|s| s.name().to_string()).unwrap_or_default(),
+            schema: options
+                .schema
+                .as_ref()
+                .map(|s| s.name().to_string())
+                .unwrap_or_default(),
             reason: err.to_string(),
         },
         other => RoomError::Refused(format!("publishing data track '{track}': {other}")),
@@ -404,7 +460,10 @@ trait ManagerSend<E> {
 }
 
 impl ManagerSend<local::InputEvent> for local::ManagerInput {
-    fn send_event(&self, event: local::InputEvent) -> Result<(), livekit_datatrack::api::InternalError> {
+    fn send_event(
+        &self,
+        event: local::InputEvent,
+    ) -> Result<(), livekit_datatrack::api::InternalError> {
         self.send(event)
     }
 }
@@ -417,4 +476,3 @@ impl ManagerSend<remote::InputEvent> for remote::ManagerInput {
         self.send(event)
     }
 }
-

@@ -52,8 +52,13 @@ struct Member {
 impl LoopbackHub {
     /// A new, empty room with the given name.
     pub fn new(room: impl Into<String>) -> Self {
-        let state = HubState { room: room.into(), ..Default::default() };
-        Self { state: Arc::new(Mutex::new(state)) }
+        let state = HubState {
+            room: room.into(),
+            ..Default::default()
+        };
+        Self {
+            state: Arc::new(Mutex::new(state)),
+        }
     }
 
     /// Joins as `identity`, allowed to publish.
@@ -91,7 +96,10 @@ impl LoopbackHub {
             state.members.insert(identity.to_string(), member);
             state.broadcast_update(identity);
             proto::JoinResponse {
-                room: Some(proto::Room { name: state.room.clone(), ..Default::default() }),
+                room: Some(proto::Room {
+                    name: state.room.clone(),
+                    ..Default::default()
+                }),
                 participant: Some(participant),
                 other_participants: state
                     .members
@@ -102,8 +110,11 @@ impl LoopbackHub {
                 ..Default::default()
             }
         };
-        let transport =
-            LoopbackTransport { hub: self.clone(), identity: identity.to_string(), counters };
+        let transport = LoopbackTransport {
+            hub: self.clone(),
+            identity: identity.to_string(),
+            counters,
+        };
         let (engine, events) = Engine::start(Arc::new(transport), join, events_rx);
         Ok((Room { engine }, events))
     }
@@ -121,8 +132,15 @@ impl Member {
     }
 
     fn send(&self, message: Response) {
-        if self.events.try_send(TransportEvent::Signal(Box::new(message))).is_err() {
-            tracing::warn!("loopback participant {} is not reading its signal messages", self.sid);
+        if self
+            .events
+            .try_send(TransportEvent::Signal(Box::new(message)))
+            .is_err()
+        {
+            tracing::warn!(
+                "loopback participant {} is not reading its signal messages",
+                self.sid
+            );
         }
     }
 }
@@ -138,7 +156,9 @@ impl HubState {
                 ..Default::default()
             },
         };
-        let update = proto::ParticipantUpdate { participants: vec![info] };
+        let update = proto::ParticipantUpdate {
+            participants: vec![info],
+        };
         for (other, member) in &self.members {
             if other != identity {
                 member.send(Response::Update(update.clone()));
@@ -153,7 +173,9 @@ impl HubState {
     }
 
     fn handle(&mut self, identity: &str, message: Request) {
-        let Some(member) = self.members.get_mut(identity) else { return };
+        let Some(member) = self.members.get_mut(identity) else {
+            return;
+        };
         match message {
             Request::PublishDataTrackRequest(request) => {
                 let refusal = if !member.can_publish_data {
@@ -162,7 +184,11 @@ impl HubState {
                     || request.name.chars().count() > MAX_TRACK_NAME_CHARS
                 {
                     Some(Reason::InvalidName)
-                } else if member.tracks.values().any(|track| track.name == request.name) {
+                } else if member
+                    .tracks
+                    .values()
+                    .any(|track| track.name == request.name)
+                {
                     Some(Reason::DuplicateName)
                 } else {
                     None
@@ -187,15 +213,19 @@ impl HubState {
                 };
                 let member = self.members.get_mut(identity).expect("checked above");
                 member.tracks.insert(info.pub_handle, info.clone());
-                member.send(Response::PublishDataTrackResponse(proto::PublishDataTrackResponse {
-                    info: Some(info),
-                }));
+                member.send(Response::PublishDataTrackResponse(
+                    proto::PublishDataTrackResponse { info: Some(info) },
+                ));
                 self.broadcast_update(identity);
             }
             Request::UnpublishDataTrackRequest(request) => {
-                let Some(info) = member.tracks.remove(&request.pub_handle) else { return };
+                let Some(info) = member.tracks.remove(&request.pub_handle) else {
+                    return;
+                };
                 member.send(Response::UnpublishDataTrackResponse(
-                    proto::UnpublishDataTrackResponse { info: Some(info.clone()) },
+                    proto::UnpublishDataTrackResponse {
+                        info: Some(info.clone()),
+                    },
                 ));
                 for member in self.members.values_mut() {
                     member.subscriptions.retain(|_, sid| *sid != info.sid);
@@ -205,7 +235,9 @@ impl HubState {
             Request::UpdateDataSubscription(update) => {
                 for change in update.updates {
                     let member = self.members.get_mut(identity).expect("checked above");
-                    member.subscriptions.retain(|_, sid| *sid != change.track_sid);
+                    member
+                        .subscriptions
+                        .retain(|_, sid| *sid != change.track_sid);
                     if change.subscribe {
                         let handle = (1..=u32::from(u16::MAX))
                             .find(|h| !member.subscriptions.contains_key(h))
@@ -235,10 +267,12 @@ impl HubState {
                 let Some(blob) = request.blob else { return };
                 let key = blob.key.clone().unwrap_or_default();
                 member.blobs.insert(key.clone(), blob.contents);
-                member.send(Response::StoreDataBlobResponse(proto::StoreDataBlobResponse {
-                    request_id: request.request_id,
-                    key: Some(key),
-                }));
+                member.send(Response::StoreDataBlobResponse(
+                    proto::StoreDataBlobResponse {
+                        request_id: request.request_id,
+                        key: Some(key),
+                    },
+                ));
             }
             Request::GetDataBlobRequest(request) => {
                 let key = request.key.unwrap_or_default();
@@ -250,7 +284,10 @@ impl HubState {
                 member.send(match contents {
                     Some(contents) => Response::GetDataBlobResponse(proto::GetDataBlobResponse {
                         request_id: request.request_id,
-                        blob: Some(proto::DataBlob { key: Some(key), contents }),
+                        blob: Some(proto::DataBlob {
+                            key: Some(key),
+                            contents,
+                        }),
                     }),
                     None => Response::RequestResponse(proto::RequestResponse {
                         request_id: request.request_id,
@@ -279,12 +316,16 @@ impl HubState {
     /// Forwards one frame's packets from `identity` to every subscriber of the track.
     fn forward(&self, identity: &str, packets: &[Bytes]) {
         let Some(first) = packets.first() else { return };
-        let Some(publisher) = self.members.get(identity) else { return };
+        let Some(publisher) = self.members.get(identity) else {
+            return;
+        };
         let Some(pub_handle) = first.get(PACKET_HANDLE_OFFSET..PACKET_HANDLE_OFFSET + 2) else {
             return;
         };
         let pub_handle = u32::from(u16::from_be_bytes([pub_handle[0], pub_handle[1]]));
-        let Some(track) = publisher.tracks.get(&pub_handle) else { return };
+        let Some(track) = publisher.tracks.get(&pub_handle) else {
+            return;
+        };
         for member in self.members.values() {
             for (&sub_handle, sid) in &member.subscriptions {
                 if *sid != track.sid {
@@ -294,8 +335,10 @@ impl HubState {
                     let mut rewritten = BytesMut::from(&packet[..]);
                     rewritten[PACKET_HANDLE_OFFSET..PACKET_HANDLE_OFFSET + 2]
                         .copy_from_slice(&(sub_handle as u16).to_be_bytes());
-                    let delivered =
-                        member.events.try_send(TransportEvent::Packet(rewritten.freeze())).is_ok();
+                    let delivered = member
+                        .events
+                        .try_send(TransportEvent::Packet(rewritten.freeze()))
+                        .is_ok();
                     let counter = if delivered {
                         &member.counters.packets_received
                     } else {

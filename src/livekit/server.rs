@@ -6,11 +6,11 @@
 //! retransmissions). The three well-known channels are opened in-band, or negotiated out of
 //! band with fixed stream ids when the server speaks signal protocol 18 or later.
 
+use super::RoomError;
 use super::connect::ConnectOptions;
 use super::transport::{
     Counters, FrameQueue, TRANSPORT_EVENT_CAPACITY, Transport, TransportEvent, TransportEvents,
 };
-use super::RoomError;
 use bytes::{Bytes, BytesMut};
 use livekit_protocol as proto;
 use livekit_signaling::{SignalClient, SignalError, SignalEvent, SignalEvents, SignalOptions};
@@ -93,11 +93,15 @@ impl ServerTransport {
                 credential: server.credential.clone(),
             })
             .collect();
-        let runtime = super::udp::BufferedUdpRuntime::new()
+        let runtime = super::udp::BufferedUdpRuntime::around_default()
             .ok_or_else(|| connect_error(options, "no tokio runtime to run WebRTC on".into()))?;
         let pc = PeerConnectionBuilder::new()
             .with_runtime(runtime)
-            .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
+            .with_configuration(
+                RTCConfigurationBuilder::new()
+                    .with_ice_servers(ice_servers)
+                    .build(),
+            )
             .with_setting_engine(
                 SettingEngineBuilder::new()
                     // An SFU client has no use for mDNS, and its socket on 5353 may be taken.
@@ -110,7 +114,9 @@ impl ServerTransport {
             .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
             .build()
             .await
-            .map_err(|err| connect_error(options, format!("cannot create peer connection: {err}")))?;
+            .map_err(|err| {
+                connect_error(options, format!("cannot create peer connection: {err}"))
+            })?;
         let pc: Pc = Arc::new(pc);
 
         let server_protocol = join.server_info.as_ref().map_or(0, |info| info.protocol);
@@ -130,16 +136,24 @@ impl ServerTransport {
         let dc_error = |err: webrtc::error::Error| {
             connect_error(options, format!("cannot create data channel: {err}"))
         };
-        let reliable = channel(RELIABLE_LABEL, true, RELIABLE_STREAM_ID).await.map_err(dc_error)?;
-        let lossy = channel(LOSSY_LABEL, false, LOSSY_STREAM_ID).await.map_err(dc_error)?;
-        let data_track =
-            channel(DATA_TRACK_LABEL, false, DATA_TRACK_STREAM_ID).await.map_err(dc_error)?;
+        let reliable = channel(RELIABLE_LABEL, true, RELIABLE_STREAM_ID)
+            .await
+            .map_err(dc_error)?;
+        let lossy = channel(LOSSY_LABEL, false, LOSSY_STREAM_ID)
+            .await
+            .map_err(dc_error)?;
+        let data_track = channel(DATA_TRACK_LABEL, false, DATA_TRACK_STREAM_ID)
+            .await
+            .map_err(dc_error)?;
 
         let (events_tx, events_rx) = mpsc::channel(TRANSPORT_EVENT_CAPACITY);
         let counters = Arc::new(Counters::default());
         let queue = Arc::new(FrameQueue::new(FRAME_QUEUE_BYTES, counters.clone()));
         let (open_tx, mut open_rx) = watch::channel(false);
-        let negotiator = Arc::new(Negotiator { pc: pc.clone(), pending: Mutex::new(Some(vec![])) });
+        let negotiator = Arc::new(Negotiator {
+            pc: pc.clone(),
+            pending: Mutex::new(Some(vec![])),
+        });
 
         let tasks = vec![
             tokio::spawn(run_signal(
@@ -148,7 +162,11 @@ impl ServerTransport {
                 negotiator.clone(),
                 events_tx.clone(),
             )),
-            tokio::spawn(run_pc_events(pc_events_rx, signal.clone(), events_tx.clone())),
+            tokio::spawn(run_pc_events(
+                pc_events_rx,
+                signal.clone(),
+                events_tx.clone(),
+            )),
             tokio::spawn(drain_channel(reliable)),
             tokio::spawn(drain_channel(lossy)),
             tokio::spawn(receive_packets(
@@ -175,7 +193,10 @@ impl ServerTransport {
 
         if open_rx.wait_for(|open| *open).await.is_err() {
             transport.close().await;
-            return Err(connect_error(options, "the data channel closed while opening".into()));
+            return Err(connect_error(
+                options,
+                "the data channel closed while opening".into(),
+            ));
         }
         Ok((transport, join, events_rx))
     }
@@ -231,17 +252,25 @@ impl Negotiator {
     }
 
     async fn local_sdp(&self) -> String {
-        self.pc.local_description().await.map(|d| d.sdp).unwrap_or_default()
+        self.pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .unwrap_or_default()
     }
 
     async fn on_answer(&self, sdp: String) -> webrtc::error::Result<()> {
-        self.pc.set_remote_description(RTCSessionDescription::answer(sdp)?).await?;
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(sdp)?)
+            .await?;
         self.flush_candidates().await
     }
 
     /// The server renegotiates by sending its own offer; answer it.
     async fn on_offer(&self, sdp: String) -> webrtc::error::Result<proto::SessionDescription> {
-        self.pc.set_remote_description(RTCSessionDescription::offer(sdp)?).await?;
+        self.pc
+            .set_remote_description(RTCSessionDescription::offer(sdp)?)
+            .await?;
         self.flush_candidates().await?;
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
@@ -269,7 +298,11 @@ impl Negotiator {
 }
 
 fn session_description(kind: &str, sdp: String) -> proto::SessionDescription {
-    proto::SessionDescription { r#type: kind.into(), sdp, ..Default::default() }
+    proto::SessionDescription {
+        r#type: kind.into(),
+        sdp,
+        ..Default::default()
+    }
 }
 
 /// Handles the signal messages that concern the peer connection and passes the rest on.
@@ -283,7 +316,11 @@ async fn run_signal(
         let message = match event {
             SignalEvent::Message(message) => message,
             SignalEvent::Close(reason) => {
-                _ = events.send(TransportEvent::Closed(format!("signal connection lost: {reason}"))).await;
+                _ = events
+                    .send(TransportEvent::Closed(format!(
+                        "signal connection lost: {reason}"
+                    )))
+                    .await;
                 return;
             }
         };
@@ -306,7 +343,11 @@ async fn run_signal(
                 }
             }
             other => {
-                if events.send(TransportEvent::Signal(Box::new(other))).await.is_err() {
+                if events
+                    .send(TransportEvent::Signal(Box::new(other)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 Ok(())
@@ -314,7 +355,9 @@ async fn run_signal(
         };
         if let Err(err) = outcome {
             tracing::error!("WebRTC negotiation with the server failed: {err}");
-            _ = events.send(TransportEvent::Closed(format!("negotiation failed: {err}"))).await;
+            _ = events
+                .send(TransportEvent::Closed(format!("negotiation failed: {err}")))
+                .await;
             return;
         }
     }
@@ -349,8 +392,12 @@ async fn run_pc_events(
     while let Some(event) = pc_events.recv().await {
         match event {
             PcEvent::Candidate(event) => {
-                let Ok(init) = event.candidate.to_json() else { continue };
-                let Ok(candidate_init) = serde_json::to_string(&init) else { continue };
+                let Ok(init) = event.candidate.to_json() else {
+                    continue;
+                };
+                let Ok(candidate_init) = serde_json::to_string(&init) else {
+                    continue;
+                };
                 let trickle = proto::TrickleRequest {
                     candidate_init,
                     target: proto::SignalTarget::Publisher.into(),
@@ -397,7 +444,9 @@ async fn receive_packets(
                 }
             }
             DataChannelEvent::OnClose => {
-                _ = events.send(TransportEvent::Closed("the data channel closed".into())).await;
+                _ = events
+                    .send(TransportEvent::Closed("the data channel closed".into()))
+                    .await;
                 return;
             }
             _ => {}
@@ -405,7 +454,11 @@ async fn receive_packets(
     }
 }
 
-async fn send_frames(channel: Arc<dyn DataChannel>, queue: Arc<FrameQueue>, counters: Arc<Counters>) {
+async fn send_frames(
+    channel: Arc<dyn DataChannel>,
+    queue: Arc<FrameQueue>,
+    counters: Arc<Counters>,
+) {
     loop {
         let packets = queue.pop().await;
         let mut bytes = 0;
@@ -422,22 +475,36 @@ async fn send_frames(channel: Arc<dyn DataChannel>, queue: Arc<FrameQueue>, coun
 }
 
 fn connect_error(options: &ConnectOptions, reason: String) -> RoomError {
-    RoomError::Connect { url: options.url.clone(), reason }
+    RoomError::Connect {
+        url: options.url.clone(),
+        reason,
+    }
 }
 
 /// Maps signal errors to what the user must fix: credentials, URL, or the server.
 fn signal_error(url: &str, err: SignalError) -> RoomError {
     match err {
         SignalError::Client(status, reason) if matches!(status.as_u16(), 401 | 403) => {
-            RoomError::Auth { status: status.as_u16(), reason: reason.trim().to_string() }
+            RoomError::Auth {
+                status: status.as_u16(),
+                reason: reason.trim().to_string(),
+            }
         }
         SignalError::Handshake { status } if matches!(status.as_u16(), 401 | 403) => {
-            RoomError::Auth { status: status.as_u16(), reason: "access denied".into() }
+            RoomError::Auth {
+                status: status.as_u16(),
+                reason: "access denied".into(),
+            }
         }
-        SignalError::TokenFormat => RoomError::Config("the access token has invalid characters".into()),
+        SignalError::TokenFormat => {
+            RoomError::Config("the access token has invalid characters".into())
+        }
         SignalError::UrlParse(reason) => {
             RoomError::Config(format!("the server URL '{url}' is not valid: {reason}"))
         }
-        other => RoomError::Connect { url: url.to_string(), reason: other.to_string() },
+        other => RoomError::Connect {
+            url: url.to_string(),
+            reason: other.to_string(),
+        },
     }
 }

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use livekit_protocol as proto;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, mpsc};
 
 /// What a transport delivers to its room.

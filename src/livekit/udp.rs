@@ -24,7 +24,7 @@ pub(crate) struct BufferedUdpRuntime(Arc<dyn Runtime>);
 
 impl BufferedUdpRuntime {
     /// Wraps the default (tokio) runtime; `None` outside a tokio context.
-    pub fn new() -> Option<Arc<dyn Runtime>> {
+    pub fn around_default() -> Option<Arc<dyn Runtime>> {
         webrtc::runtime::default_runtime().map(|inner| Arc::new(Self(inner)) as Arc<dyn Runtime>)
     }
 }

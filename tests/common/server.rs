@@ -26,15 +26,18 @@ fn server_binary() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("DTBRIDGE_LIVEKIT_SERVER") {
         return Some(PathBuf::from(path));
     }
-    let cache = std::env::var("DTBRIDGE_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-            .join(".cache/dtbridge")
-    });
+    let cache = std::env::var("DTBRIDGE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+                .join(".cache/dtbridge")
+        });
     let mut built: Vec<PathBuf> = std::fs::read_dir(cache)
         .ok()?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| {
-            path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("livekit-server-v"))
+            path.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("livekit-server-v"))
         })
         .collect();
     built.sort();
@@ -51,7 +54,9 @@ pub fn skip(test: &str, why: &str) {
     if required() {
         panic!("{test}: {why} (CI=true: nothing may be skipped)");
     }
-    eprintln!("\n*** SKIPPED {test}: {why} ***\n    run `bash scripts/test.sh` to set everything up\n");
+    eprintln!(
+        "\n*** SKIPPED {test}: {why} ***\n    run `bash scripts/test.sh` to set everything up\n"
+    );
 }
 
 /// The address tests bind to: `DTBRIDGE_TEST_IP` (a veth address inside the test network
@@ -61,18 +66,29 @@ pub fn test_ip() -> String {
 }
 
 fn free_tcp_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn free_udp_port(ip: &str) -> u16 {
-    UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+    UdpSocket::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl TestServer {
     /// Starts a server, or returns `None` after [`skip`] when the binary is missing.
     pub fn start(test: &str) -> Option<TestServer> {
         let Some(binary) = server_binary() else {
-            skip(test, "livekit-server is not built (scripts/setup-livekit-server.sh)");
+            skip(
+                test,
+                "livekit-server is not built (scripts/setup-livekit-server.sh)",
+            );
             return None;
         };
         let ip = test_ip();
@@ -91,7 +107,10 @@ impl TestServer {
             level = std::env::var("DTBRIDGE_TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into())
         );
         let config_path = dir.0.join("livekit.yaml");
-        std::fs::File::create(&config_path).unwrap().write_all(config.as_bytes()).unwrap();
+        std::fs::File::create(&config_path)
+            .unwrap()
+            .write_all(config.as_bytes())
+            .unwrap();
         let log = std::fs::File::create(dir.0.join("server.log")).unwrap();
         let child = Command::new(&binary)
             .arg("--config")
@@ -100,7 +119,12 @@ impl TestServer {
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
-        let server = TestServer { child, ip, port, _dir: dir };
+        let server = TestServer {
+            child,
+            ip,
+            port,
+            _dir: dir,
+        };
         server.wait_ready();
         Some(server)
     }
@@ -114,7 +138,10 @@ impl TestServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         let log = std::fs::read_to_string(self._dir.0.join("server.log")).unwrap_or_default();
-        panic!("livekit-server did not listen on {}:{} within 20 s:\n{log}", self.ip, self.port);
+        panic!(
+            "livekit-server did not listen on {}:{} within 20 s:\n{log}",
+            self.ip, self.port
+        );
     }
 
     pub fn url(&self) -> String {

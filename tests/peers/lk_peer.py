@@ -15,6 +15,12 @@ Protocol with the test harness (publish / bench-publish):
   prints {"event":"published",...}, then waits for ONE line on stdin (any text, or EOF)
   before pushing; prints {"event":"done",...}; then waits for another line (e.g. "quit")
   or EOF on stdin, unpublishes and disconnects.
+  publish only: each stdin line "probe" before the start line pushes one probe frame
+  (payload b"probe", user_timestamp 1, 2, 3, ...) and prints {"event":"probe_sent","ts":K};
+  a harness repeats it until a probe reaches its subscriber, which proves the SFU path is up.
+
+Probes (subscribe): a frame whose user_timestamp is below TS_BASE is a probe: it prints
+  {"event":"probe","ts":K} and does not count towards --count (nor the idle timeout).
 
 Deterministic payload generator (publish; reproduce it in Rust with plain u64 arithmetic):
   size_i  = sizes[i % len(sizes)]
@@ -167,7 +173,14 @@ async def cmd_publish(args: argparse.Namespace) -> int:
     stdin = StdinLines(asyncio.get_running_loop())
     await connect(args, room)
     track = await publish_track(room, args.track)
-    await stdin.readline()  # "start" (or EOF)
+    probes = 0
+    while (await stdin.readline()) == "probe":  # anything else (or EOF) means "start"
+        probes += 1
+        try:
+            track.try_push(rtc.DataTrackFrame(payload=b"probe", user_timestamp=probes))
+        except rtc.PushFrameError as e:
+            log(f"probe {probes} not pushed: {e.message}")
+        emit({"event": "probe_sent", "ts": probes})
 
     interval = 1.0 / args.rate if args.rate else 0.0
     retries = 0
@@ -217,6 +230,7 @@ async def subscribe_stream(args: argparse.Namespace, room: rtc.Room) -> rtc.Data
 async def read_frames(stream: rtc.DataTrackStream, args: argparse.Namespace, deadline: float,
                       limit: Optional[int], on_frame) -> Optional[str]:
     """Calls on_frame(frame) until `limit` frames, overall deadline or idle timeout.
+    A frame for which on_frame returns False (a probe) does not count.
     Returns an error string if the stream ended with an error."""
     n = 0
     it = stream.__aiter__()
@@ -234,8 +248,8 @@ async def read_frames(stream: rtc.DataTrackStream, args: argparse.Namespace, dea
             break
         except rtc.SubscribeDataTrackError as e:
             return e.message
-        n += 1
-        on_frame(frame)
+        if on_frame(frame) is not False:
+            n += 1
     return None
 
 
@@ -246,9 +260,12 @@ async def cmd_subscribe(args: argparse.Namespace) -> int:
     stream = await subscribe_stream(args, room)
     stats = {"received": 0, "valid": 0}
 
-    def on_frame(frame: rtc.DataTrackFrame) -> None:
+    def on_frame(frame: rtc.DataTrackFrame) -> bool:
         payload = bytes(frame.payload)
         ts = frame.user_timestamp
+        if ts is not None and ts < TS_BASE:
+            emit({"event": "probe", "ts": ts, "len": len(payload)})
+            return False
         out = {"event": "frame", "len": len(payload),
                "sha256": hashlib.sha256(payload).hexdigest(), "ts": ts}
         stats["received"] += 1
@@ -259,6 +276,7 @@ async def cmd_subscribe(args: argparse.Namespace) -> int:
             out["valid"] = ok
             stats["valid"] += int(ok)
         emit(out)
+        return True
 
     err = await read_frames(stream, args, deadline, args.count, on_frame)
     done = {"event": "done", "received": stats["received"]}

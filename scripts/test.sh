@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# THE one command that sets up and runs the whole test suite, on a fresh Debian 12 machine or
+# an old one (everything is cached under ${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}):
+#
+#   bash scripts/test.sh [extra cargo test args, e.g. --test interop -- --nocapture]
+#
+# 1. Debian packages, only those missing (iproute2, util-linux, procps, python3-venv).
+# 2. livekit-server (scripts/setup-livekit-server.sh, built from the Go module proxy) and the
+#    Python SDK venv (scripts/setup-python.sh); exports DTBRIDGE_LIVEKIT_SERVER and
+#    DTBRIDGE_PYTHON (preset values are kept and their setup skipped).
+# 3. cargo fmt --check, cargo clippy --all-targets -D warnings, cargo build --all-targets
+#    (with network, for crates.io), CARGO_TARGET_DIR outside the checkout.
+# 4. cargo test --all-targets --offline inside scripts/netns-run.sh: a private network
+#    namespace with a veth pair (DTBRIDGE_TEST_IP=10.200.0.1), no route out; the server and
+#    the Python SDK peers run there (libwebrtc ignores loopback).
+# Any failure fails the script. With CI=true, tests that cannot run fail instead of skipping.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+cd "$ROOT"
+export DTBRIDGE_CACHE="${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$DTBRIDGE_CACHE/target}"
+mkdir -p "$DTBRIDGE_CACHE"
+
+T0=$SECONDS
+log() { echo "[test.sh +$((SECONDS - T0))s] $*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+step() { log "== $*"; }
+
+# Toolchains installed outside the default PATH (rustup, the Go tarball).
+for dir in "$HOME/.cargo/bin" /usr/local/go/bin; do
+  if [[ -d "$dir" && ":$PATH:" != *":$dir:"* ]]; then PATH="$dir:$PATH"; fi
+done
+export PATH
+
+as_root() {
+  if [[ $EUID -eq 0 ]]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root for: $*"
+  fi
+}
+
+# ---------------------------------------------------------------- 1. system packages
+step "system packages"
+missing=()
+command -v ip >/dev/null || missing+=(iproute2)
+command -v unshare >/dev/null || missing+=(util-linux)
+command -v sysctl >/dev/null || missing+=(procps)
+base_python="${DTBRIDGE_BASE_PYTHON:-}"
+if [[ -z "$base_python" ]]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null; then base_python="$candidate"; break; fi
+  done
+fi
+if [[ -z "$base_python" ]]; then
+  missing+=(python3 python3-venv)
+elif ! "$base_python" -c 'import venv, ensurepip' 2>/dev/null; then
+  missing+=(python3-venv)
+fi
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  as_root apt-get update -q >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${missing[@]}" >&2
+else
+  log "all present"
+fi
+for tool in cargo go; do
+  command -v "$tool" >/dev/null || die "$tool is not installed (the machine image provides Rust and Go)"
+done
+cargo fmt --version >/dev/null 2>&1 || die "rustfmt is missing (rustup component add rustfmt)"
+cargo clippy --version >/dev/null 2>&1 || die "clippy is missing (rustup component add clippy)"
+
+# The client asks for 4 MiB UDP socket buffers; the kernel caps them at these limits.
+for key in net.core.rmem_max net.core.wmem_max; do
+  current="$(sysctl -n "$key" 2>/dev/null || echo 0)"
+  if ((current < 4194304)); then
+    as_root sysctl -q -w "$key=4194304" >/dev/null 2>&1 \
+      && log "raised $key to 4194304" || log "could not raise $key ($current); continuing"
+  fi
+done
+
+# ---------------------------------------------------------------- 2. server and Python peers
+step "livekit-server"
+if [[ -z "${DTBRIDGE_LIVEKIT_SERVER:-}" ]]; then
+  DTBRIDGE_LIVEKIT_SERVER="$(bash "$HERE/setup-livekit-server.sh" | tail -n1)"
+fi
+[[ -x "$DTBRIDGE_LIVEKIT_SERVER" ]] || die "no livekit-server at $DTBRIDGE_LIVEKIT_SERVER"
+export DTBRIDGE_LIVEKIT_SERVER
+log "$DTBRIDGE_LIVEKIT_SERVER"
+
+step "Python SDK venv"
+if [[ -z "${DTBRIDGE_PYTHON:-}" ]]; then
+  DTBRIDGE_PYTHON="$(DTBRIDGE_BASE_PYTHON="$base_python" bash "$HERE/setup-python.sh" | tail -n1)"
+fi
+[[ -x "$DTBRIDGE_PYTHON" ]] || die "no venv python at $DTBRIDGE_PYTHON"
+export DTBRIDGE_PYTHON
+log "$DTBRIDGE_PYTHON"
+
+# ---------------------------------------------------------------- 3. Rust: lint and build
+step "cargo fmt --check"
+cargo fmt --check || die "cargo fmt --check (run cargo fmt)"
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings || die "cargo clippy"
+step "cargo build --all-targets (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+cargo build --all-targets || die "cargo build"
+
+# ---------------------------------------------------------------- 4. tests, network namespace
+# Extra arguments go to cargo test; --all-targets unless they select targets themselves.
+targets=(--all-targets)
+for arg in "$@"; do
+  [[ "$arg" == -- ]] && break
+  case "$arg" in
+    --lib | --bins | --bin | --bin=* | --tests | --test | --test=* | --examples | --example | \
+      --example=* | --benches | --bench | --bench=* | --doc | --all-targets) targets=() ;;
+  esac
+done
+# --no-fail-fast: every test binary runs, so one report shows every failure.
+step "cargo test ${targets[*]} --offline --no-fail-fast $* (inside scripts/netns-run.sh)"
+rc=0
+CARGO_NET_OFFLINE=true bash "$HERE/netns-run.sh" \
+  cargo test "${targets[@]}" --offline --no-fail-fast "$@" || rc=$?
+((rc == 0)) || die "cargo test exited with $rc"
+log "all passed in $((SECONDS - T0))s"
