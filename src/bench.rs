@@ -33,9 +33,7 @@ impl std::str::FromStr for Case {
     /// Parses `SIZE@RATE`, e.g. `65536@200`.
     fn from_str(s: &str) -> Result<Self, String> {
         let (size, rate) = s.split_once('@').ok_or(format!("'{s}' is not SIZE@RATE"))?;
-        let size: usize = size
-            .parse()
-            .map_err(|_| format!("bad frame size in '{s}'"))?;
+        let size: usize = size.parse().map_err(|_| format!("bad frame size in '{s}'"))?;
         let rate: f64 = rate.parse().map_err(|_| format!("bad rate in '{s}'"))?;
         if size < 16 || rate <= 0.0 {
             return Err(format!("'{s}': size must be >= 16 bytes and rate > 0"));
@@ -46,22 +44,10 @@ impl std::str::FromStr for Case {
 
 /// The cases of the issue: 1 KB, 64 KB, 256 KB and 1 MB frames at fixed offered rates.
 pub const DEFAULT_CASES: [Case; 4] = [
-    Case {
-        size: 1024,
-        rate: 1000.0,
-    },
-    Case {
-        size: 64 * 1024,
-        rate: 200.0,
-    },
-    Case {
-        size: 256 * 1024,
-        rate: 60.0,
-    },
-    Case {
-        size: 1024 * 1024,
-        rate: 30.0,
-    },
+    Case { size: 1024, rate: 1000.0 },
+    Case { size: 64 * 1024, rate: 200.0 },
+    Case { size: 256 * 1024, rate: 60.0 },
+    Case { size: 1024 * 1024, rate: 30.0 },
 ];
 
 /// What to run against.
@@ -157,27 +143,13 @@ impl TransportBench {
         let mut rows = Vec::new();
         for (n, case) in self.cases.iter().enumerate() {
             let name = format!("bench/rust/{n}");
-            let rust = self
-                .measure_rust(&publisher, &mut events, &name, *case)
-                .await?;
-            eprintln!(
-                "  rust   {} B @ {} Hz: {}",
-                case.size,
-                case.rate,
-                summary(&rust)
-            );
+            let rust = self.measure_rust(&publisher, &mut events, &name, *case).await?;
+            eprintln!("  rust   {} B @ {} Hz: {}", case.size, case.rate, summary(&rust));
             let python = match &self.python {
                 Some(python) => {
                     let name = format!("bench/python/{n}");
-                    let m = self
-                        .measure_python(python, &room, &mut events, &name, *case)
-                        .await?;
-                    eprintln!(
-                        "  python {} B @ {} Hz: {}",
-                        case.size,
-                        case.rate,
-                        summary(&m)
-                    );
+                    let m = self.measure_python(python, &room, &mut events, &name, *case).await?;
+                    eprintln!("  python {} B @ {} Hz: {}", case.size, case.rate, summary(&m));
                     Some(m)
                 }
                 None => None,
@@ -186,9 +158,8 @@ impl TransportBench {
         }
 
         let rss_before_mb = rss_mb("VmRSS");
-        let measurement = self
-            .measure_rust(&publisher, &mut events, "bench/rust/flood", self.flood)
-            .await?;
+        let measurement =
+            self.measure_rust(&publisher, &mut events, "bench/rust/flood", self.flood).await?;
         let flood = FloodResult {
             case: self.flood,
             measurement,
@@ -247,38 +218,19 @@ impl TransportBench {
                 .arg(&self.peer_script)
                 .args(["--url", &self.url, "--api-key", &self.api_key])
                 .args(["--api-secret", &self.api_secret, "--room", room])
-                .args([
-                    "--identity",
-                    "bench-python",
-                    "bench-publish",
-                    "--track",
-                    name,
-                ])
-                .args([
-                    "--size",
-                    &case.size.to_string(),
-                    "--rate",
-                    &case.rate.to_string(),
-                ])
+                .args(["--identity", "bench-python", "bench-publish", "--track", name])
+                .args(["--size", &case.size.to_string(), "--rate", &case.rate.to_string()])
                 .args(["--duration", &self.duration.as_secs_f64().to_string()]),
         )
         .await?;
         let collector = Collector::start(events, name).await?;
         peer.line("start").await?;
         let offered = (case.rate * self.duration.as_secs_f64()).round() as u64;
-        let m = collector
-            .finish(offered, self.duration, self.duration + DRAIN)
-            .await;
+        let m = collector.finish(offered, self.duration, self.duration + DRAIN).await;
         let done = peer.wait_event("done").await?;
-        let dropped = done
-            .get("dropped")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
+        let dropped = done.get("dropped").and_then(serde_json::Value::as_u64).unwrap_or(0);
         peer.line("quit").await?;
-        Ok(Measurement {
-            dropped_at_publisher: dropped,
-            ..m
-        })
+        Ok(Measurement { dropped_at_publisher: dropped, ..m })
     }
 }
 
@@ -402,9 +354,7 @@ impl PythonPeer {
 }
 
 fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -419,11 +369,10 @@ fn rss_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            status.lines().find(|l| l.starts_with(field)).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -497,13 +446,7 @@ mod tests {
 
     #[test]
     fn parses_cases() {
-        assert_eq!(
-            "65536@200".parse::<Case>(),
-            Ok(Case {
-                size: 65536,
-                rate: 200.0
-            })
-        );
+        assert_eq!("65536@200".parse::<Case>(), Ok(Case { size: 65536, rate: 200.0 }));
         assert!("8@10".parse::<Case>().is_err());
         assert!("1024@0".parse::<Case>().is_err());
         assert!("1024".parse::<Case>().is_err());

@@ -94,18 +94,12 @@ pub fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("dtbridge=info,warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 /// Picks the exit status from the error's cause: configuration, connection, or anything else.
 fn exit_status(err: &anyhow::Error) -> u8 {
-    match err
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<RoomError>())
-    {
+    match err.chain().find_map(|cause| cause.downcast_ref::<RoomError>()) {
         Some(RoomError::Config(_)) => EXIT_CONFIG,
         Some(RoomError::Auth { .. } | RoomError::Connect { .. } | RoomError::Timeout { .. }) => {
             EXIT_CONNECT
@@ -122,11 +116,7 @@ async fn bench_transport(args: TransportArgs) -> anyhow::Result<()> {
         url: args.url,
         api_key: args.api_key,
         api_secret: args.api_secret,
-        cases: if args.cases.is_empty() {
-            bench::DEFAULT_CASES.to_vec()
-        } else {
-            args.cases
-        },
+        cases: if args.cases.is_empty() { bench::DEFAULT_CASES.to_vec() } else { args.cases },
         duration: Duration::from_secs_f64(args.duration),
         python: args.python,
         peer_script: args.peer_script,

@@ -21,10 +21,7 @@ async fn frames_round_trip_through_the_loopback_room() {
 async fn tracks_published_before_joining_are_announced() {
     let hub = LoopbackHub::new("late-join");
     let (robot, _events) = hub.join("robot").unwrap();
-    let _track = robot
-        .publish_track(TrackOptions::new("early"))
-        .await
-        .unwrap();
+    let _track = robot.publish_track(TrackOptions::new("early")).await.unwrap();
     let (_operator, mut events) = hub.join("operator").unwrap();
     let track = wait_track(&mut events, "early").await;
     assert_eq!(track.publisher_identity(), "robot");
@@ -35,53 +32,25 @@ async fn bad_input_gets_typed_errors() {
     let hub = LoopbackHub::new("errors");
     let (robot, _events) = hub.join("robot").unwrap();
 
-    let track = robot
-        .publish_track(TrackOptions::new("taken"))
-        .await
-        .unwrap();
-    let err = robot
-        .publish_track(TrackOptions::new("taken"))
-        .await
-        .unwrap_err();
+    let track = robot.publish_track(TrackOptions::new("taken")).await.unwrap();
+    let err = robot.publish_track(TrackOptions::new("taken")).await.unwrap_err();
     assert!(matches!(err, RoomError::DuplicateName { .. }), "{err}");
 
-    let err = robot
-        .publish_track(TrackOptions::new(""))
-        .await
-        .unwrap_err();
+    let err = robot.publish_track(TrackOptions::new("")).await.unwrap_err();
     assert!(matches!(err, RoomError::InvalidName { .. }), "{err}");
-    let err = robot
-        .publish_track(TrackOptions::new("x".repeat(300)))
-        .await
-        .unwrap_err();
+    let err = robot.publish_track(TrackOptions::new("x".repeat(300))).await.unwrap_err();
     assert!(err.to_string().contains("300 characters"), "{err}");
 
-    let err = track
-        .try_push(vec![0u8; MAX_FRAME_BYTES + 1], None)
-        .unwrap_err();
-    assert_eq!(
-        err,
-        PushError::TooLarge {
-            len: MAX_FRAME_BYTES + 1,
-            max: MAX_FRAME_BYTES
-        }
-    );
-    track
-        .try_push(vec![0u8; MAX_FRAME_BYTES], None)
-        .expect("a frame at the limit is accepted");
+    let err = track.try_push(vec![0u8; MAX_FRAME_BYTES + 1], None).unwrap_err();
+    assert_eq!(err, PushError::TooLarge { len: MAX_FRAME_BYTES + 1, max: MAX_FRAME_BYTES });
+    track.try_push(vec![0u8; MAX_FRAME_BYTES], None).expect("a frame at the limit is accepted");
 
     let (viewer, _events) = hub.join_with("viewer", false).unwrap();
-    let err = viewer
-        .publish_track(TrackOptions::new("nope"))
-        .await
-        .unwrap_err();
+    let err = viewer.publish_track(TrackOptions::new("nope")).await.unwrap_err();
     assert!(matches!(err, RoomError::NotAllowed { .. }), "{err}");
     assert!(err.to_string().contains("canPublishData"), "{err}");
 
-    let err = hub
-        .join("robot")
-        .err()
-        .expect("a second 'robot' is refused");
+    let err = hub.join("robot").err().expect("a second 'robot' is refused");
     assert!(matches!(err, RoomError::Config(_)), "{err}");
 }
 
@@ -94,20 +63,13 @@ async fn leaving_unpublishes_for_the_others() {
     wait_track(&mut events, "t").await;
     robot.leave().await;
     common::wait_event(&mut events, Duration::from_secs(5), |event| match event {
-        RoomEvent::TrackUnpublished {
-            publisher_identity,
-            name,
-            ..
-        } => {
+        RoomEvent::TrackUnpublished { publisher_identity, name, .. } => {
             assert_eq!((publisher_identity.as_str(), name.as_str()), ("robot", "t"));
             Some(())
         }
         _ => None,
     })
     .await;
-    let err = robot
-        .publish_track(TrackOptions::new("after"))
-        .await
-        .unwrap_err();
+    let err = robot.publish_track(TrackOptions::new("after")).await.unwrap_err();
     assert!(matches!(err, RoomError::Disconnected(_)), "{err}");
 }

@@ -39,13 +39,7 @@ impl std::fmt::Debug for Credentials {
         // Secrets and tokens never go to logs.
         match self {
             Self::Token(_) => f.write_str("Credentials::Token(<redacted>)"),
-            Self::ApiKey {
-                key,
-                room,
-                identity,
-                grants,
-                ..
-            } => f
+            Self::ApiKey { key, room, identity, grants, .. } => f
                 .debug_struct("Credentials::ApiKey")
                 .field("key", key)
                 .field("room", room)
@@ -67,10 +61,7 @@ pub struct Grants {
 
 impl Default for Grants {
     fn default() -> Self {
-        Self {
-            publish_data: true,
-            subscribe: true,
-        }
+        Self { publish_data: true, subscribe: true }
     }
 }
 
@@ -129,25 +120,21 @@ impl ConnectOptions {
     pub(crate) fn token(&self) -> Result<String, RoomError> {
         match &self.credentials {
             Credentials::Token(token) => Ok(token.clone()),
-            Credentials::ApiKey {
-                key,
-                secret,
-                room,
-                identity,
-                grants,
-            } => AccessToken::with_api_key(key, secret)
-                .with_identity(identity)
-                .with_name(identity)
-                .with_grants(VideoGrants {
-                    room_join: true,
-                    room: room.clone(),
-                    can_publish: Some(false),
-                    can_publish_data: Some(grants.publish_data),
-                    can_subscribe: Some(grants.subscribe),
-                    ..Default::default()
-                })
-                .to_jwt()
-                .map_err(|err| RoomError::Config(format!("cannot mint access token: {err}"))),
+            Credentials::ApiKey { key, secret, room, identity, grants } => {
+                AccessToken::with_api_key(key, secret)
+                    .with_identity(identity)
+                    .with_name(identity)
+                    .with_grants(VideoGrants {
+                        room_join: true,
+                        room: room.clone(),
+                        can_publish: Some(false),
+                        can_publish_data: Some(grants.publish_data),
+                        can_subscribe: Some(grants.subscribe),
+                        ..Default::default()
+                    })
+                    .to_jwt()
+                    .map_err(|err| RoomError::Config(format!("cannot mint access token: {err}")))
+            }
         }
     }
 }

@@ -5,9 +5,7 @@
 use super::error::shorten;
 use super::track::{LocalTrack, TrackOptions};
 use super::transport::{Counters, Transport, TransportEvent, TransportEvents, TransportStats};
-use super::{
-    DataTrackSchemaId, DataTrackSid, RemoteDataTrack, RoomError, RoomEvent, RoomEvents, lock,
-};
+use super::{DataTrackSchemaId, RemoteDataTrack, RoomError, RoomEvent, RoomEvents, lock};
 use futures::StreamExt;
 use livekit_datatrack::api::PublishError;
 use livekit_datatrack::backend::{local, remote};
@@ -28,22 +26,29 @@ const BLOB_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Result<Response, String>>>>>;
 
-/// Publisher identity and name of each remote track, for [`RoomEvent::TrackUnpublished`].
-type RemoteNames = Arc<Mutex<HashMap<DataTrackSid, (String, String)>>>;
+/// The remote tracks currently published, for [`RoomEvent::TrackUnpublished`] (which carries
+/// only a sid) and for the publishers known before a reconnect. Looked up by the track's
+/// current sid, which the data track core updates when a publisher republishes.
+type RemoteTracks = Arc<Mutex<Vec<RemoteDataTrack>>>;
 
 pub(crate) struct Engine {
     identity: String,
     room_name: String,
-    transport: Arc<dyn Transport>,
     local: local::ManagerInput,
     remote: remote::ManagerInput,
-    pending: Pending,
-    next_request_id: AtomicU32,
-    /// Schema definitions this participant stored, so that tracks sharing a schema store it
-    /// once and a conflicting redefinition is caught here.
-    schemas: tokio::sync::Mutex<HashMap<proto::DataBlobKey, String>>,
+    requests: Arc<Requests>,
     left: AtomicBool,
     events: mpsc::UnboundedSender<RoomEvent>,
+}
+
+/// Request/response exchanges with the server, and the schema definitions this participant
+/// stored (kept so that tracks sharing a schema store it once, a conflicting redefinition is
+/// caught here, and a new session after a reconnect gets them again).
+struct Requests {
+    transport: Arc<dyn Transport>,
+    pending: Pending,
+    next_request_id: AtomicU32,
+    schemas: tokio::sync::Mutex<HashMap<proto::DataBlobKey, String>>,
 }
 
 impl Engine {
@@ -52,39 +57,34 @@ impl Engine {
         mut join: proto::JoinResponse,
         transport_events: TransportEvents,
     ) -> (Arc<Engine>, RoomEvents) {
-        let (local_manager, local, local_out) = local::Manager::new(local::ManagerOptions {
-            encryption_provider: None,
-        });
-        let (remote_manager, remote, remote_out) = remote::Manager::new(remote::ManagerOptions {
-            decryption_provider: None,
-        });
+        let (local_manager, local, local_out) =
+            local::Manager::new(local::ManagerOptions { encryption_provider: None });
+        let (remote_manager, remote, remote_out) =
+            remote::Manager::new(remote::ManagerOptions { decryption_provider: None });
         tokio::spawn(local_manager.run());
         tokio::spawn(remote_manager.run());
 
-        let identity = join
-            .participant
-            .as_ref()
-            .map(|p| p.identity.clone())
-            .unwrap_or_default();
-        let room_name = join
-            .room
-            .as_ref()
-            .map(|r| r.name.clone())
-            .unwrap_or_default();
+        let identity = join.participant.as_ref().map(|p| p.identity.clone()).unwrap_or_default();
+        let room_name = join.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
         match remote::event_from_join(&mut join) {
             Ok(initial) => _ = send_input(&remote, initial.into()),
             Err(err) => tracing::warn!("ignoring malformed track list in join response: {err}"),
         }
 
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let pending = Pending::default();
-        let names = RemoteNames::default();
+        let remote_tracks = RemoteTracks::default();
+        let requests = Arc::new(Requests {
+            transport: transport.clone(),
+            pending: Pending::default(),
+            next_request_id: AtomicU32::new(1),
+            schemas: Default::default(),
+        });
 
         tokio::spawn(forward_local_output(local_out, transport.clone()));
         tokio::spawn(forward_remote_output(
             remote_out,
             transport.clone(),
-            names,
+            remote_tracks.clone(),
             events_tx.clone(),
         ));
         tokio::spawn(
@@ -93,7 +93,8 @@ impl Engine {
                 local: local.clone(),
                 remote: remote.clone(),
                 counters: transport.counters().clone(),
-                pending: pending.clone(),
+                requests: requests.clone(),
+                remote_tracks,
                 events: events_tx.clone(),
             }
             .run(transport_events),
@@ -102,12 +103,9 @@ impl Engine {
         let engine = Engine {
             identity,
             room_name,
-            transport,
             local,
             remote,
-            pending,
-            next_request_id: AtomicU32::new(1),
-            schemas: Default::default(),
+            requests,
             left: AtomicBool::new(false),
             events: events_tx,
         };
@@ -123,14 +121,14 @@ impl Engine {
     }
 
     pub fn transport_stats(&self) -> TransportStats {
-        self.transport.counters().snapshot()
+        self.requests.transport.counters().snapshot()
     }
 
     pub async fn publish_track(&self, options: TrackOptions) -> Result<LocalTrack, RoomError> {
         self.ensure_joined()?;
         options.validate_name()?;
         if let (Some(id), Some(definition)) = (&options.schema, &options.schema_definition) {
-            self.define_schema(id, definition).await?;
+            self.requests.define_schema(id, definition).await?;
         }
         self.local
             .publish_track(options.to_datatrack_options())
@@ -139,15 +137,70 @@ impl Engine {
             .map_err(|err| publish_error(err, &options))
     }
 
+    pub async fn schema_definition(&self, track: &RemoteDataTrack) -> Result<String, RoomError> {
+        self.ensure_joined()?;
+        let Some(id) = track.info().schema() else {
+            return Err(RoomError::Schema {
+                schema: String::new(),
+                reason: format!("track '{}' has no schema id", track.info().name()),
+            });
+        };
+        let schema_error = |reason: String| RoomError::Schema { schema: id.name().into(), reason };
+        let publisher = track.publisher_identity().to_string();
+        let response = self
+            .requests
+            .request(|request_id| {
+                Request::GetDataBlobRequest(proto::GetDataBlobRequest {
+                    request_id,
+                    participant_identity: publisher.clone(),
+                    key: Some(id.clone().into()),
+                })
+            })
+            .await
+            .map_err(|err| {
+                schema_error(format!("fetching the definition from '{publisher}' failed: {err}"))
+            })?;
+        let Response::GetDataBlobResponse(response) = response else {
+            return Err(schema_error("unexpected response to a data blob request".into()));
+        };
+        let blob = response.blob.ok_or_else(|| schema_error("the server sent no blob".into()))?;
+        String::from_utf8(blob.contents)
+            .map_err(|_| schema_error("the stored definition is not UTF-8 text".into()))
+    }
+
+    fn ensure_joined(&self) -> Result<(), RoomError> {
+        if self.left.load(Ordering::Acquire) {
+            return Err(RoomError::Disconnected("this participant has left the room".into()));
+        }
+        Ok(())
+    }
+
+    pub async fn leave(&self) {
+        if self.left.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        _ = send_input(&self.local, local::InputEvent::Shutdown);
+        _ = send_input(&self.remote, remote::InputEvent::Shutdown);
+        let leave = proto::LeaveRequest {
+            can_reconnect: false,
+            reason: proto::DisconnectReason::ClientInitiated.into(),
+            action: proto::leave_request::Action::Disconnect.into(),
+            regions: None,
+        };
+        let transport = &self.requests.transport;
+        transport.send_signal(Request::Leave(leave)).await;
+        transport.close().await;
+        _ = self.events.send(RoomEvent::Disconnected { reason: "left the room".into() });
+    }
+}
+
+impl Requests {
     async fn define_schema(
         &self,
         id: &DataTrackSchemaId,
         definition: &str,
     ) -> Result<(), RoomError> {
-        let schema_error = |reason: String| RoomError::Schema {
-            schema: id.name().into(),
-            reason,
-        };
+        let schema_error = |reason: String| RoomError::Schema { schema: id.name().into(), reason };
         if definition.len() > MAX_SCHEMA_BYTES {
             return Err(schema_error(format!(
                 "the definition has {} bytes; the server stores at most {MAX_SCHEMA_BYTES}",
@@ -165,10 +218,7 @@ impl Engine {
             }
             None => {}
         }
-        let blob = proto::DataBlob {
-            key: Some(key.clone()),
-            contents: definition.into(),
-        };
+        let blob = proto::DataBlob { key: Some(key.clone()), contents: definition.into() };
         self.request(|request_id| {
             Request::StoreDataBlobRequest(proto::StoreDataBlobRequest {
                 request_id,
@@ -179,45 +229,6 @@ impl Engine {
         .map_err(|err| schema_error(format!("storing the definition failed: {err}")))?;
         schemas.insert(key, definition.to_string());
         Ok(())
-    }
-
-    pub async fn schema_definition(&self, track: &RemoteDataTrack) -> Result<String, RoomError> {
-        self.ensure_joined()?;
-        let Some(id) = track.info().schema() else {
-            return Err(RoomError::Schema {
-                schema: String::new(),
-                reason: format!("track '{}' has no schema id", track.info().name()),
-            });
-        };
-        let schema_error = |reason: String| RoomError::Schema {
-            schema: id.name().into(),
-            reason,
-        };
-        let publisher = track.publisher_identity().to_string();
-        let response = self
-            .request(|request_id| {
-                Request::GetDataBlobRequest(proto::GetDataBlobRequest {
-                    request_id,
-                    participant_identity: publisher.clone(),
-                    key: Some(id.clone().into()),
-                })
-            })
-            .await
-            .map_err(|err| {
-                schema_error(format!(
-                    "fetching the definition from '{publisher}' failed: {err}"
-                ))
-            })?;
-        let Response::GetDataBlobResponse(response) = response else {
-            return Err(schema_error(
-                "unexpected response to a data blob request".into(),
-            ));
-        };
-        let blob = response
-            .blob
-            .ok_or_else(|| schema_error("the server sent no blob".into()))?;
-        String::from_utf8(blob.contents)
-            .map_err(|_| schema_error("the stored definition is not UTF-8 text".into()))
     }
 
     /// Sends a request carrying a fresh request id and waits for its answer: the matching
@@ -236,32 +247,25 @@ impl Engine {
         }
     }
 
-    fn ensure_joined(&self) -> Result<(), RoomError> {
-        if self.left.load(Ordering::Acquire) {
-            return Err(RoomError::Disconnected(
-                "this participant has left the room".into(),
-            ));
+    /// Stores every schema definition again: a session after a full reconnect starts empty.
+    async fn restore_schemas(&self) {
+        let schemas = self.schemas.lock().await.clone();
+        for (key, definition) in schemas {
+            let blob = proto::DataBlob { key: Some(key), contents: definition.into_bytes() };
+            let stored = self
+                .request(|request_id| {
+                    Request::StoreDataBlobRequest(proto::StoreDataBlobRequest {
+                        request_id,
+                        blob: Some(blob),
+                    })
+                })
+                .await;
+            if let Err(err) = stored {
+                tracing::warn!(
+                    "storing a schema definition again after reconnecting failed: {err}"
+                );
+            }
         }
-        Ok(())
-    }
-
-    pub async fn leave(&self) {
-        if self.left.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        _ = send_input(&self.local, local::InputEvent::Shutdown);
-        _ = send_input(&self.remote, remote::InputEvent::Shutdown);
-        let leave = proto::LeaveRequest {
-            can_reconnect: false,
-            reason: proto::DisconnectReason::ClientInitiated.into(),
-            action: proto::leave_request::Action::Disconnect.into(),
-            regions: None,
-        };
-        self.transport.send_signal(Request::Leave(leave)).await;
-        self.transport.close().await;
-        _ = self.events.send(RoomEvent::Disconnected {
-            reason: "left the room".into(),
-        });
     }
 }
 
@@ -271,7 +275,8 @@ struct Inbound {
     local: local::ManagerInput,
     remote: remote::ManagerInput,
     counters: Arc<Counters>,
-    pending: Pending,
+    requests: Arc<Requests>,
+    remote_tracks: RemoteTracks,
     events: mpsc::UnboundedSender<RoomEvent>,
 }
 
@@ -289,13 +294,42 @@ impl Inbound {
                     tokio::task::yield_now().await;
                 }
                 TransportEvent::Signal(message) => self.on_signal(*message),
+                TransportEvent::Reconnecting(reason) => {
+                    _ = self.events.send(RoomEvent::Reconnecting { reason });
+                }
+                TransportEvent::Reconnected(join) => self.on_reconnected(*join),
                 TransportEvent::Closed(reason) => {
                     _ = self.events.send(RoomEvent::Disconnected { reason });
                     break;
                 }
             }
         }
-        lock(&self.pending).clear();
+        lock(&self.requests.pending).clear();
+    }
+
+    /// A new session: the server knows nothing of this participant's tracks, subscriptions
+    /// and schemas, and remote tracks may have come or gone meanwhile.
+    fn on_reconnected(&self, mut join: proto::JoinResponse) {
+        let mut update = remote::event_from_join(&mut join).unwrap_or_else(|err| {
+            tracing::warn!("ignoring malformed track list in join response: {err}");
+            remote::SfuPublicationUpdates { updates: HashMap::new() }
+        });
+        // Publishers that left while this participant was away are not in the join response:
+        // list them with no tracks, so their tracks are reported unpublished.
+        for track in lock(&self.remote_tracks).iter() {
+            update.updates.entry(track.publisher_identity().to_string()).or_default();
+        }
+        _ = send_input(&self.remote, update.into());
+        _ = send_input(&self.remote, remote::InputEvent::ResendSubscriptionUpdates);
+        let requests = self.requests.clone();
+        let local = self.local.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            // Schemas first, so a subscriber seeing a republished track can fetch its schema.
+            requests.restore_schemas().await;
+            _ = send_input(&local, local::InputEvent::RepublishTracks);
+            _ = events.send(RoomEvent::Reconnected);
+        });
     }
 
     fn on_signal(&self, message: Response) {
@@ -331,14 +365,6 @@ impl Inbound {
             Response::GetDataBlobResponse(ref response) => {
                 self.complete(response.request_id, Ok(message.clone()))
             }
-            Response::Leave(leave) => {
-                let reason = format!(
-                    "the server closed the session ({:?})",
-                    proto::DisconnectReason::try_from(leave.reason)
-                        .unwrap_or(proto::DisconnectReason::UnknownReason)
-                );
-                _ = self.events.send(RoomEvent::Disconnected { reason });
-            }
             _ => {}
         }
     }
@@ -356,7 +382,7 @@ impl Inbound {
     }
 
     fn complete(&self, request_id: u32, result: Result<Response, String>) {
-        if let Some(tx) = lock(&self.pending).remove(&request_id) {
+        if let Some(tx) = lock(&self.requests.pending).remove(&request_id) {
             _ = tx.send(result);
         }
     }
@@ -366,14 +392,10 @@ async fn forward_local_output(mut output: local::ManagerOutput, transport: Arc<d
     while let Some(event) = output.next().await {
         match event {
             local::OutputEvent::SfuPublishRequest(request) => {
-                transport
-                    .send_signal(Request::PublishDataTrackRequest(request.into()))
-                    .await
+                transport.send_signal(Request::PublishDataTrackRequest(request.into())).await
             }
             local::OutputEvent::SfuUnpublishRequest(request) => {
-                transport
-                    .send_signal(Request::UnpublishDataTrackRequest(request.into()))
-                    .await
+                transport.send_signal(Request::UnpublishDataTrackRequest(request.into())).await
             }
             local::OutputEvent::PacketsAvailable(packets) => transport.send_frame(packets),
         }
@@ -383,34 +405,31 @@ async fn forward_local_output(mut output: local::ManagerOutput, transport: Arc<d
 async fn forward_remote_output(
     mut output: remote::ManagerOutput,
     transport: Arc<dyn Transport>,
-    names: RemoteNames,
+    remote_tracks: RemoteTracks,
     events: mpsc::UnboundedSender<RoomEvent>,
 ) {
     while let Some(event) = output.next().await {
         match event {
             remote::OutputEvent::SfuUpdateSubscription(update) => {
-                transport
-                    .send_signal(Request::UpdateDataSubscription(update.into()))
-                    .await
+                transport.send_signal(Request::UpdateDataSubscription(update.into())).await
             }
             remote::OutputEvent::TrackPublished(published) => {
-                let track = published.track;
-                let entry = (
-                    track.publisher_identity().to_string(),
-                    track.info().name().into(),
-                );
-                lock(&names).insert(track.info().sid(), entry);
-                _ = events.send(RoomEvent::TrackPublished(track));
+                lock(&remote_tracks).push(published.track.clone());
+                _ = events.send(RoomEvent::TrackPublished(published.track));
             }
             remote::OutputEvent::TrackUnpublished(unpublished) => {
-                let (publisher_identity, name) =
-                    lock(&names).remove(&unpublished.sid).unwrap_or_default();
                 let sid = unpublished.sid;
-                _ = events.send(RoomEvent::TrackUnpublished {
-                    sid,
-                    publisher_identity,
-                    name,
-                });
+                let gone = {
+                    let mut tracks = lock(&remote_tracks);
+                    let index = tracks.iter().position(|track| track.info().sid() == sid);
+                    index.map(|index| tracks.swap_remove(index))
+                };
+                let (publisher_identity, name) = gone
+                    .map(|track| {
+                        (track.publisher_identity().to_string(), track.info().name().to_string())
+                    })
+                    .unwrap_or_default();
+                _ = events.send(RoomEvent::TrackUnpublished { sid, publisher_identity, name });
             }
         }
     }
@@ -422,21 +441,16 @@ fn publish_error(err: PublishError, options: &TrackOptions) -> RoomError {
     match err {
         PublishError::NotAllowed => RoomError::NotAllowed { track },
         PublishError::DuplicateName => RoomError::DuplicateName { track },
-        PublishError::InvalidName => RoomError::InvalidName {
-            track,
-            reason: "the server refused the name".into(),
-        },
+        PublishError::InvalidName => {
+            RoomError::InvalidName { track, reason: "the server refused the name".into() }
+        }
         PublishError::Timeout => RoomError::Timeout {
             what: format!("publishing data track '{track}' (is the server >= 1.13.3?)"),
             after: Duration::from_secs(10),
         },
         PublishError::Disconnected => RoomError::Disconnected("while publishing".into()),
         PublishError::InvalidSchema(err) => RoomError::Schema {
-            schema: options
-                .schema
-                .as_ref()
-                .map(|s| s.name().to_string())
-                .unwrap_or_default(),
+            schema: options.schema.as_ref().map(|s| s.name().to_string()).unwrap_or_default(),
             reason: err.to_string(),
         },
         other => RoomError::Refused(format!("publishing data track '{track}': {other}")),

@@ -52,13 +52,8 @@ struct Member {
 impl LoopbackHub {
     /// A new, empty room with the given name.
     pub fn new(room: impl Into<String>) -> Self {
-        let state = HubState {
-            room: room.into(),
-            ..Default::default()
-        };
-        Self {
-            state: Arc::new(Mutex::new(state)),
-        }
+        let state = HubState { room: room.into(), ..Default::default() };
+        Self { state: Arc::new(Mutex::new(state)) }
     }
 
     /// Joins as `identity`, allowed to publish.
@@ -96,10 +91,7 @@ impl LoopbackHub {
             state.members.insert(identity.to_string(), member);
             state.broadcast_update(identity);
             proto::JoinResponse {
-                room: Some(proto::Room {
-                    name: state.room.clone(),
-                    ..Default::default()
-                }),
+                room: Some(proto::Room { name: state.room.clone(), ..Default::default() }),
                 participant: Some(participant),
                 other_participants: state
                     .members
@@ -110,11 +102,8 @@ impl LoopbackHub {
                 ..Default::default()
             }
         };
-        let transport = LoopbackTransport {
-            hub: self.clone(),
-            identity: identity.to_string(),
-            counters,
-        };
+        let transport =
+            LoopbackTransport { hub: self.clone(), identity: identity.to_string(), counters };
         let (engine, events) = Engine::start(Arc::new(transport), join, events_rx);
         Ok((Room { engine }, events))
     }
@@ -132,15 +121,8 @@ impl Member {
     }
 
     fn send(&self, message: Response) {
-        if self
-            .events
-            .try_send(TransportEvent::Signal(Box::new(message)))
-            .is_err()
-        {
-            tracing::warn!(
-                "loopback participant {} is not reading its signal messages",
-                self.sid
-            );
+        if self.events.try_send(TransportEvent::Signal(Box::new(message))).is_err() {
+            tracing::warn!("loopback participant {} is not reading its signal messages", self.sid);
         }
     }
 }
@@ -156,9 +138,7 @@ impl HubState {
                 ..Default::default()
             },
         };
-        let update = proto::ParticipantUpdate {
-            participants: vec![info],
-        };
+        let update = proto::ParticipantUpdate { participants: vec![info] };
         for (other, member) in &self.members {
             if other != identity {
                 member.send(Response::Update(update.clone()));
@@ -184,11 +164,7 @@ impl HubState {
                     || request.name.chars().count() > MAX_TRACK_NAME_CHARS
                 {
                     Some(Reason::InvalidName)
-                } else if member
-                    .tracks
-                    .values()
-                    .any(|track| track.name == request.name)
-                {
+                } else if member.tracks.values().any(|track| track.name == request.name) {
                     Some(Reason::DuplicateName)
                 } else {
                     None
@@ -213,9 +189,9 @@ impl HubState {
                 };
                 let member = self.members.get_mut(identity).expect("checked above");
                 member.tracks.insert(info.pub_handle, info.clone());
-                member.send(Response::PublishDataTrackResponse(
-                    proto::PublishDataTrackResponse { info: Some(info) },
-                ));
+                member.send(Response::PublishDataTrackResponse(proto::PublishDataTrackResponse {
+                    info: Some(info),
+                }));
                 self.broadcast_update(identity);
             }
             Request::UnpublishDataTrackRequest(request) => {
@@ -223,9 +199,7 @@ impl HubState {
                     return;
                 };
                 member.send(Response::UnpublishDataTrackResponse(
-                    proto::UnpublishDataTrackResponse {
-                        info: Some(info.clone()),
-                    },
+                    proto::UnpublishDataTrackResponse { info: Some(info.clone()) },
                 ));
                 for member in self.members.values_mut() {
                     member.subscriptions.retain(|_, sid| *sid != info.sid);
@@ -235,9 +209,7 @@ impl HubState {
             Request::UpdateDataSubscription(update) => {
                 for change in update.updates {
                     let member = self.members.get_mut(identity).expect("checked above");
-                    member
-                        .subscriptions
-                        .retain(|_, sid| *sid != change.track_sid);
+                    member.subscriptions.retain(|_, sid| *sid != change.track_sid);
                     if change.subscribe {
                         let handle = (1..=u32::from(u16::MAX))
                             .find(|h| !member.subscriptions.contains_key(h))
@@ -267,12 +239,10 @@ impl HubState {
                 let Some(blob) = request.blob else { return };
                 let key = blob.key.clone().unwrap_or_default();
                 member.blobs.insert(key.clone(), blob.contents);
-                member.send(Response::StoreDataBlobResponse(
-                    proto::StoreDataBlobResponse {
-                        request_id: request.request_id,
-                        key: Some(key),
-                    },
-                ));
+                member.send(Response::StoreDataBlobResponse(proto::StoreDataBlobResponse {
+                    request_id: request.request_id,
+                    key: Some(key),
+                }));
             }
             Request::GetDataBlobRequest(request) => {
                 let key = request.key.unwrap_or_default();
@@ -284,10 +254,7 @@ impl HubState {
                 member.send(match contents {
                     Some(contents) => Response::GetDataBlobResponse(proto::GetDataBlobResponse {
                         request_id: request.request_id,
-                        blob: Some(proto::DataBlob {
-                            key: Some(key),
-                            contents,
-                        }),
+                        blob: Some(proto::DataBlob { key: Some(key), contents }),
                     }),
                     None => Response::RequestResponse(proto::RequestResponse {
                         request_id: request.request_id,
@@ -335,10 +302,8 @@ impl HubState {
                     let mut rewritten = BytesMut::from(&packet[..]);
                     rewritten[PACKET_HANDLE_OFFSET..PACKET_HANDLE_OFFSET + 2]
                         .copy_from_slice(&(sub_handle as u16).to_be_bytes());
-                    let delivered = member
-                        .events
-                        .try_send(TransportEvent::Packet(rewritten.freeze()))
-                        .is_ok();
+                    let delivered =
+                        member.events.try_send(TransportEvent::Packet(rewritten.freeze())).is_ok();
                     let counter = if delivered {
                         &member.counters.packets_received
                     } else {

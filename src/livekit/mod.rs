@@ -49,7 +49,16 @@ pub enum RoomEvent {
         /// The track's name.
         name: String,
     },
-    /// The room is gone: left, kicked, or the connection was lost for good.
+    /// The connection to the server was lost; the room is joining again. Frames pushed
+    /// meanwhile are refused with `PushError::QueueFull`.
+    Reconnecting {
+        /// What was lost, in words.
+        reason: String,
+    },
+    /// The room joined again: local tracks are published again and subscriptions renewed
+    /// (remote tracks that still exist keep their `RemoteDataTrack`).
+    Reconnected,
+    /// The room is gone: left, or ended by the server.
     Disconnected {
         /// Why, in words.
         reason: String,
@@ -80,7 +89,7 @@ impl Room {
                     what: format!("joining the room at {}", options.url),
                     after: timeout,
                 })??;
-        Ok(Self::start(Arc::new(transport), join, transport_events))
+        Ok(Self::start(transport, join, transport_events))
     }
 
     fn start(
@@ -131,7 +140,5 @@ impl Room {
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (the data are plain
 /// maps that stay consistent between statements).
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -48,164 +48,284 @@ const SCTP_RECEIVE_WINDOW: u32 = 128 * 1024;
 /// How long to wait for local ICE candidates before sending the offer without the rest.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// First and longest wait between reconnection attempts.
+const RECONNECT_BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(250), Duration::from_secs(5));
+
 type Pc = Arc<dyn PeerConnection>;
 
+/// The connection to a server, re-established in full whenever it is lost, until closed.
 pub(crate) struct ServerTransport {
-    signal: Arc<SignalClient>,
-    pc: Pc,
+    session: std::sync::Mutex<Session>,
     queue: Arc<FrameQueue>,
     counters: Arc<Counters>,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    closing: watch::Sender<bool>,
+}
+
+/// One joined session: a signal connection and a peer connection with its tasks.
+#[derive(Clone)]
+struct Session {
+    signal: Arc<SignalClient>,
+    pc: Pc,
+    tasks: Arc<Vec<JoinHandle<()>>>,
+    forwarding: Arc<watch::Sender<bool>>,
+}
+
+impl Session {
+    /// Starts passing the server's messages to the room, once it has the join response.
+    fn forward_signals(&self) {
+        self.forwarding.send_replace(true);
+    }
+
+    async fn close(&self) {
+        self.signal.close().await;
+        _ = self.pc.close().await;
+        for task in self.tasks.iter() {
+            task.abort();
+        }
+    }
+}
+
+/// How a session ended.
+#[derive(Debug)]
+enum Loss {
+    /// The connection dropped; joining again may work.
+    Recoverable(String),
+    /// The server ended the session for good (participant removed, room closed).
+    Final(String),
+}
+
+/// What the tasks of one session share.
+struct SessionIo {
+    events: mpsc::Sender<TransportEvent>,
+    queue: Arc<FrameQueue>,
+    counters: Arc<Counters>,
 }
 
 impl ServerTransport {
     /// Joins the room and opens the data path; returns the join response and the event
-    /// stream once `_data_track` is open.
+    /// stream once `_data_track` is open. From then on, a lost connection is re-established
+    /// in the background (`TransportEvent::Reconnecting` / `Reconnected`).
     pub async fn connect(
         options: &ConnectOptions,
-    ) -> Result<(Self, proto::JoinResponse, TransportEvents), RoomError> {
-        let token = options.token()?;
-        let mut signal_options = SignalOptions::default();
-        signal_options.single_peer_connection = true;
-        signal_options.auto_subscribe = false;
-        signal_options.connect_timeout = options.connect_timeout;
-        let (signal, join, signal_events) =
-            SignalClient::connect(&options.url, &token, signal_options, None)
-                .await
-                .map_err(|err| signal_error(&options.url, err))?;
-        if !signal.is_single_pc_mode_active() {
-            return Err(RoomError::Connect {
-                url: options.url.clone(),
-                reason: "the server does not offer single peer connection signaling; \
-                         data tracks need livekit-server >= 1.13.3"
-                    .into(),
-            });
-        }
-        let signal = Arc::new(signal);
-
-        let (pc_events_tx, pc_events_rx) = mpsc::unbounded_channel();
-        let ice_servers = join
-            .ice_servers
-            .iter()
-            .map(|server| RTCIceServer {
-                urls: server.urls.clone(),
-                username: server.username.clone(),
-                credential: server.credential.clone(),
-            })
-            .collect();
-        let runtime = super::udp::BufferedUdpRuntime::around_default()
-            .ok_or_else(|| connect_error(options, "no tokio runtime to run WebRTC on".into()))?;
-        let pc = PeerConnectionBuilder::new()
-            .with_runtime(runtime)
-            .with_configuration(
-                RTCConfigurationBuilder::new()
-                    .with_ice_servers(ice_servers)
-                    .build(),
-            )
-            .with_setting_engine(
-                SettingEngineBuilder::new()
-                    // An SFU client has no use for mDNS, and its socket on 5353 may be taken.
-                    .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-                    .with_sctp_max_receive_buffer_size(SCTP_RECEIVE_WINDOW)
-                    .build(),
-            )
-            .with_handler(Arc::new(PcEvents(pc_events_tx)))
-            .with_udp_addrs(options.ice_udp_addrs.clone())
-            .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
-            .build()
-            .await
-            .map_err(|err| {
-                connect_error(options, format!("cannot create peer connection: {err}"))
-            })?;
-        let pc: Pc = Arc::new(pc);
-
-        let server_protocol = join.server_info.as_ref().map_or(0, |info| info.protocol);
-        let negotiated = server_protocol >= NEGOTIATED_CHANNELS_PROTOCOL;
-        let channel = |label: &'static str, ordered: bool, stream_id: u16| {
-            let pc = pc.clone();
-            async move {
-                let init = RTCDataChannelInit {
-                    ordered,
-                    max_retransmits: if ordered { None } else { Some(0) },
-                    negotiated: negotiated.then_some(stream_id),
-                    ..Default::default()
-                };
-                pc.create_data_channel(label, Some(init)).await
-            }
-        };
-        let dc_error = |err: webrtc::error::Error| {
-            connect_error(options, format!("cannot create data channel: {err}"))
-        };
-        let reliable = channel(RELIABLE_LABEL, true, RELIABLE_STREAM_ID)
-            .await
-            .map_err(dc_error)?;
-        let lossy = channel(LOSSY_LABEL, false, LOSSY_STREAM_ID)
-            .await
-            .map_err(dc_error)?;
-        let data_track = channel(DATA_TRACK_LABEL, false, DATA_TRACK_STREAM_ID)
-            .await
-            .map_err(dc_error)?;
-
+    ) -> Result<(Arc<Self>, proto::JoinResponse, TransportEvents), RoomError> {
         let (events_tx, events_rx) = mpsc::channel(TRANSPORT_EVENT_CAPACITY);
         let counters = Arc::new(Counters::default());
-        let queue = Arc::new(FrameQueue::new(FRAME_QUEUE_BYTES, counters.clone()));
-        let (open_tx, mut open_rx) = watch::channel(false);
-        let negotiator = Arc::new(Negotiator {
-            pc: pc.clone(),
-            pending: Mutex::new(Some(vec![])),
+        let io = Arc::new(SessionIo {
+            events: events_tx,
+            queue: Arc::new(FrameQueue::new(FRAME_QUEUE_BYTES, counters.clone())),
+            counters: counters.clone(),
         });
-
-        let tasks = vec![
-            tokio::spawn(run_signal(
-                signal_events,
-                signal.clone(),
-                negotiator.clone(),
-                events_tx.clone(),
-            )),
-            tokio::spawn(run_pc_events(
-                pc_events_rx,
-                signal.clone(),
-                events_tx.clone(),
-            )),
-            tokio::spawn(drain_channel(reliable)),
-            tokio::spawn(drain_channel(lossy)),
-            tokio::spawn(receive_packets(
-                data_track.clone(),
-                events_tx,
-                counters.clone(),
-                open_tx,
-            )),
-            tokio::spawn(send_frames(data_track, queue.clone(), counters.clone())),
-        ];
-        let transport = ServerTransport {
-            signal: signal.clone(),
-            pc: pc.clone(),
-            queue,
+        let (lost_tx, lost_rx) = mpsc::unbounded_channel();
+        let (session, join) = open_session(options, &io, lost_tx).await?;
+        session.forward_signals();
+        let transport = Arc::new(ServerTransport {
+            session: std::sync::Mutex::new(session),
+            queue: io.queue.clone(),
             counters,
-            tasks: std::sync::Mutex::new(tasks),
-        };
-
-        let offer = negotiator
-            .offer()
-            .await
-            .map_err(|err| connect_error(options, format!("cannot create offer: {err}")))?;
-        signal.send(Request::Offer(offer)).await;
-
-        if open_rx.wait_for(|open| *open).await.is_err() {
-            transport.close().await;
-            return Err(connect_error(
-                options,
-                "the data channel closed while opening".into(),
-            ));
-        }
+            closing: watch::channel(false).0,
+        });
+        tokio::spawn(supervise(Arc::downgrade(&transport), options.clone(), io, lost_rx));
         Ok((transport, join, events_rx))
     }
+
+    fn session(&self) -> Session {
+        super::lock(&self.session).clone()
+    }
+}
+
+/// Waits for the session to be lost, then reconnects with growing pauses until it succeeds
+/// or the transport is closed.
+async fn supervise(
+    transport: std::sync::Weak<ServerTransport>,
+    options: ConnectOptions,
+    io: Arc<SessionIo>,
+    mut lost_rx: mpsc::UnboundedReceiver<Loss>,
+) {
+    loop {
+        let Some(loss) = lost_rx.recv().await else { return };
+        let Some(strong) = transport.upgrade() else { return };
+        if *strong.closing.borrow() {
+            return;
+        }
+        let reason = match loss {
+            Loss::Recoverable(reason) => reason,
+            Loss::Final(reason) => {
+                strong.session().close().await;
+                _ = io.events.send(TransportEvent::Closed(reason)).await;
+                return;
+            }
+        };
+        let mut closing = strong.closing.subscribe();
+        strong.session().close().await;
+        drop(strong);
+        tracing::warn!("connection to {} lost ({reason}); reconnecting", options.url);
+        if io.events.send(TransportEvent::Reconnecting(reason)).await.is_err() {
+            return;
+        }
+        let mut backoff = RECONNECT_BACKOFF.0;
+        let (lost_tx, new_lost_rx) = mpsc::unbounded_channel();
+        let (session, join) = loop {
+            let attempt = tokio::time::timeout(
+                options.connect_timeout,
+                open_session(&options, &io, lost_tx.clone()),
+            );
+            let failure = tokio::select! {
+                outcome = attempt => match outcome {
+                    Ok(Ok(joined)) => break joined,
+                    Ok(Err(err)) => err.to_string(),
+                    Err(_) => format!("no answer within {:?}", options.connect_timeout),
+                },
+                _ = closing.wait_for(|closing| *closing) => return,
+            };
+            tracing::info!(
+                "reconnecting to {} failed: {failure}; retrying in {backoff:?}",
+                options.url
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = closing.wait_for(|closing| *closing) => return,
+            }
+            backoff = (backoff * 2).min(RECONNECT_BACKOFF.1);
+        };
+        let Some(strong) = transport.upgrade() else {
+            session.close().await;
+            return;
+        };
+        *super::lock(&strong.session) = session.clone();
+        drop(strong);
+        lost_rx = new_lost_rx;
+        tracing::info!("reconnected to {}", options.url);
+        if io.events.send(TransportEvent::Reconnected(Box::new(join))).await.is_err() {
+            return;
+        }
+        session.forward_signals();
+    }
+}
+
+/// Joins once: signal connection, peer connection, data channels; returns when `_data_track`
+/// is open. The session's tasks report its loss on `lost`.
+async fn open_session(
+    options: &ConnectOptions,
+    io: &Arc<SessionIo>,
+    lost: mpsc::UnboundedSender<Loss>,
+) -> Result<(Session, proto::JoinResponse), RoomError> {
+    let token = options.token()?;
+    let mut signal_options = SignalOptions::default();
+    signal_options.single_peer_connection = true;
+    signal_options.auto_subscribe = false;
+    signal_options.connect_timeout = options.connect_timeout;
+    let (signal, join, signal_events) =
+        SignalClient::connect(&options.url, &token, signal_options, None)
+            .await
+            .map_err(|err| signal_error(&options.url, err))?;
+    if !signal.is_single_pc_mode_active() {
+        return Err(RoomError::Connect {
+            url: options.url.clone(),
+            reason: "the server does not offer single peer connection signaling; \
+                     data tracks need livekit-server >= 1.13.3"
+                .into(),
+        });
+    }
+    let signal = Arc::new(signal);
+
+    let (pc_events_tx, pc_events_rx) = mpsc::unbounded_channel();
+    let ice_servers = join
+        .ice_servers
+        .iter()
+        .map(|server| RTCIceServer {
+            urls: server.urls.clone(),
+            username: server.username.clone(),
+            credential: server.credential.clone(),
+        })
+        .collect();
+    let runtime = super::udp::BufferedUdpRuntime::around_default()
+        .ok_or_else(|| connect_error(options, "no tokio runtime to run WebRTC on".into()))?;
+    let pc = PeerConnectionBuilder::new()
+        .with_runtime(runtime)
+        .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
+        .with_setting_engine(
+            SettingEngineBuilder::new()
+                // An SFU client has no use for mDNS, and its socket on 5353 may be taken.
+                .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+                .with_sctp_max_receive_buffer_size(SCTP_RECEIVE_WINDOW)
+                .build(),
+        )
+        .with_handler(Arc::new(PcEvents(pc_events_tx)))
+        .with_udp_addrs(options.ice_udp_addrs.clone())
+        .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
+        .build()
+        .await
+        .map_err(|err| connect_error(options, format!("cannot create peer connection: {err}")))?;
+    let pc: Pc = Arc::new(pc);
+
+    let server_protocol = join.server_info.as_ref().map_or(0, |info| info.protocol);
+    let negotiated = server_protocol >= NEGOTIATED_CHANNELS_PROTOCOL;
+    let channel = |label: &'static str, ordered: bool, stream_id: u16| {
+        let pc = pc.clone();
+        async move {
+            let init = RTCDataChannelInit {
+                ordered,
+                max_retransmits: if ordered { None } else { Some(0) },
+                negotiated: negotiated.then_some(stream_id),
+                ..Default::default()
+            };
+            pc.create_data_channel(label, Some(init)).await
+        }
+    };
+    let dc_error = |err: webrtc::error::Error| {
+        connect_error(options, format!("cannot create data channel: {err}"))
+    };
+    let reliable = channel(RELIABLE_LABEL, true, RELIABLE_STREAM_ID).await.map_err(dc_error)?;
+    let lossy = channel(LOSSY_LABEL, false, LOSSY_STREAM_ID).await.map_err(dc_error)?;
+    let data_track =
+        channel(DATA_TRACK_LABEL, false, DATA_TRACK_STREAM_ID).await.map_err(dc_error)?;
+
+    let (open_tx, mut open_rx) = watch::channel(false);
+    let (forwarding, forwarding_rx) = watch::channel(false);
+    let negotiator = Arc::new(Negotiator { pc: pc.clone(), pending: Mutex::new(Some(vec![])) });
+    let (room_messages_tx, room_messages_rx) = mpsc::unbounded_channel();
+    let tasks = vec![
+        tokio::spawn(run_signal(
+            signal_events,
+            signal.clone(),
+            negotiator.clone(),
+            room_messages_tx,
+            lost.clone(),
+        )),
+        tokio::spawn(forward_room_messages(room_messages_rx, forwarding_rx, io.events.clone())),
+        tokio::spawn(run_pc_events(pc_events_rx, signal.clone(), lost.clone())),
+        tokio::spawn(drain_channel(reliable)),
+        tokio::spawn(drain_channel(lossy)),
+        tokio::spawn(receive_packets(data_track.clone(), io.clone(), open_tx, lost)),
+        tokio::spawn(send_frames(data_track, io.clone())),
+    ];
+    let session = Session {
+        signal: signal.clone(),
+        pc,
+        tasks: Arc::new(tasks),
+        forwarding: Arc::new(forwarding),
+    };
+
+    let offer = match negotiator.offer().await {
+        Ok(offer) => offer,
+        Err(err) => {
+            session.close().await;
+            return Err(connect_error(options, format!("cannot create offer: {err}")));
+        }
+    };
+    signal.send(Request::Offer(offer)).await;
+    if open_rx.wait_for(|open| *open).await.is_err() {
+        session.close().await;
+        return Err(connect_error(options, "the data channel closed while opening".into()));
+    }
+    Ok((session, join))
 }
 
 #[async_trait::async_trait]
 impl Transport for ServerTransport {
     async fn send_signal(&self, message: Request) {
-        self.signal.send(message).await
+        self.session().signal.send(message).await
     }
 
     fn send_frame(&self, packets: Vec<Bytes>) {
@@ -217,12 +337,8 @@ impl Transport for ServerTransport {
     }
 
     async fn close(&self) {
-        self.signal.close().await;
-        _ = self.pc.close().await;
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        for task in tasks {
-            task.abort();
-        }
+        self.closing.send_replace(true);
+        self.session().close().await;
     }
 }
 
@@ -252,25 +368,17 @@ impl Negotiator {
     }
 
     async fn local_sdp(&self) -> String {
-        self.pc
-            .local_description()
-            .await
-            .map(|d| d.sdp)
-            .unwrap_or_default()
+        self.pc.local_description().await.map(|d| d.sdp).unwrap_or_default()
     }
 
     async fn on_answer(&self, sdp: String) -> webrtc::error::Result<()> {
-        self.pc
-            .set_remote_description(RTCSessionDescription::answer(sdp)?)
-            .await?;
+        self.pc.set_remote_description(RTCSessionDescription::answer(sdp)?).await?;
         self.flush_candidates().await
     }
 
     /// The server renegotiates by sending its own offer; answer it.
     async fn on_offer(&self, sdp: String) -> webrtc::error::Result<proto::SessionDescription> {
-        self.pc
-            .set_remote_description(RTCSessionDescription::offer(sdp)?)
-            .await?;
+        self.pc.set_remote_description(RTCSessionDescription::offer(sdp)?).await?;
         self.flush_candidates().await?;
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
@@ -298,11 +406,7 @@ impl Negotiator {
 }
 
 fn session_description(kind: &str, sdp: String) -> proto::SessionDescription {
-    proto::SessionDescription {
-        r#type: kind.into(),
-        sdp,
-        ..Default::default()
-    }
+    proto::SessionDescription { r#type: kind.into(), sdp, ..Default::default() }
 }
 
 /// Handles the signal messages that concern the peer connection and passes the rest on.
@@ -310,20 +414,28 @@ async fn run_signal(
     mut signal_events: SignalEvents,
     signal: Arc<SignalClient>,
     negotiator: Arc<Negotiator>,
-    events: mpsc::Sender<TransportEvent>,
+    room_messages: mpsc::UnboundedSender<Response>,
+    lost: mpsc::UnboundedSender<Loss>,
 ) {
     while let Some(event) = signal_events.recv().await {
         let message = match event {
             SignalEvent::Message(message) => message,
             SignalEvent::Close(reason) => {
-                _ = events
-                    .send(TransportEvent::Closed(format!(
-                        "signal connection lost: {reason}"
-                    )))
-                    .await;
+                _ = lost.send(Loss::Recoverable(format!("signal connection lost: {reason}")));
                 return;
             }
         };
+        if let Response::Leave(leave) = message.as_ref() {
+            // The server ends the session; reconnect unless it says not to.
+            let reason = format!(
+                "the server ended the session ({:?})",
+                proto::DisconnectReason::try_from(leave.reason)
+                    .unwrap_or(proto::DisconnectReason::UnknownReason)
+            );
+            let disconnect = leave.action() == proto::leave_request::Action::Disconnect;
+            _ = lost.send(if disconnect { Loss::Final(reason) } else { Loss::Recoverable(reason) });
+            return;
+        }
         let outcome = match *message {
             Response::Answer(answer) => negotiator.on_answer(answer.sdp).await,
             Response::Offer(offer) => match negotiator.on_offer(offer.sdp).await {
@@ -343,21 +455,32 @@ async fn run_signal(
                 }
             }
             other => {
-                if events
-                    .send(TransportEvent::Signal(Box::new(other)))
-                    .await
-                    .is_err()
-                {
+                if room_messages.send(other).is_err() {
                     return;
                 }
                 Ok(())
             }
         };
         if let Err(err) = outcome {
-            tracing::error!("WebRTC negotiation with the server failed: {err}");
-            _ = events
-                .send(TransportEvent::Closed(format!("negotiation failed: {err}")))
-                .await;
+            _ = lost.send(Loss::Recoverable(format!("WebRTC negotiation failed: {err}")));
+            return;
+        }
+    }
+}
+
+/// Passes the server's messages for the room on, holding them until the room has the join
+/// response: a participant update sent after the join must not be applied before it. Only the
+/// few messages of the connect window wait here.
+async fn forward_room_messages(
+    mut room_messages: mpsc::UnboundedReceiver<Response>,
+    mut forwarding: watch::Receiver<bool>,
+    events: mpsc::Sender<TransportEvent>,
+) {
+    if forwarding.wait_for(|open| *open).await.is_err() {
+        return;
+    }
+    while let Some(message) = room_messages.recv().await {
+        if events.send(TransportEvent::Signal(Box::new(message))).await.is_err() {
             return;
         }
     }
@@ -387,7 +510,7 @@ impl PeerConnectionEventHandler for PcEvents {
 async fn run_pc_events(
     mut pc_events: mpsc::UnboundedReceiver<PcEvent>,
     signal: Arc<SignalClient>,
-    events: mpsc::Sender<TransportEvent>,
+    lost: mpsc::UnboundedSender<Loss>,
 ) {
     while let Some(event) = pc_events.recv().await {
         match event {
@@ -406,8 +529,7 @@ async fn run_pc_events(
                 signal.send(Request::Trickle(trickle)).await;
             }
             PcEvent::State(RTCPeerConnectionState::Failed) => {
-                let reason = "the WebRTC connection to the server failed".to_string();
-                _ = events.send(TransportEvent::Closed(reason)).await;
+                _ = lost.send(Loss::Recoverable("the WebRTC connection failed".into()));
                 return;
             }
             PcEvent::State(state) => tracing::debug!("peer connection {state}"),
@@ -427,9 +549,9 @@ async fn drain_channel(channel: Arc<dyn DataChannel>) {
 
 async fn receive_packets(
     channel: Arc<dyn DataChannel>,
-    events: mpsc::Sender<TransportEvent>,
-    counters: Arc<Counters>,
+    io: Arc<SessionIo>,
     open: watch::Sender<bool>,
+    lost: mpsc::UnboundedSender<Loss>,
 ) {
     while let Some(event) = channel.poll().await {
         match event {
@@ -437,28 +559,21 @@ async fn receive_packets(
                 _ = open.send(true);
             }
             DataChannelEvent::OnMessage(message) => {
-                Counters::add(&counters.packets_received, 1);
+                Counters::add(&io.counters.packets_received, 1);
                 let packet = TransportEvent::Packet(message.data.freeze());
-                if events.send(packet).await.is_err() {
+                if io.events.send(packet).await.is_err() {
                     return;
                 }
             }
-            DataChannelEvent::OnClose => {
-                _ = events
-                    .send(TransportEvent::Closed("the data channel closed".into()))
-                    .await;
-                return;
-            }
+            DataChannelEvent::OnClose => break,
             _ => {}
         }
     }
+    _ = lost.send(Loss::Recoverable("the data channel closed".into()));
 }
 
-async fn send_frames(
-    channel: Arc<dyn DataChannel>,
-    queue: Arc<FrameQueue>,
-    counters: Arc<Counters>,
-) {
+async fn send_frames(channel: Arc<dyn DataChannel>, io: Arc<SessionIo>) {
+    let SessionIo { queue, counters, .. } = &*io;
     loop {
         let packets = queue.pop().await;
         let mut bytes = 0;
@@ -475,26 +590,17 @@ async fn send_frames(
 }
 
 fn connect_error(options: &ConnectOptions, reason: String) -> RoomError {
-    RoomError::Connect {
-        url: options.url.clone(),
-        reason,
-    }
+    RoomError::Connect { url: options.url.clone(), reason }
 }
 
 /// Maps signal errors to what the user must fix: credentials, URL, or the server.
 fn signal_error(url: &str, err: SignalError) -> RoomError {
     match err {
         SignalError::Client(status, reason) if matches!(status.as_u16(), 401 | 403) => {
-            RoomError::Auth {
-                status: status.as_u16(),
-                reason: reason.trim().to_string(),
-            }
+            RoomError::Auth { status: status.as_u16(), reason: reason.trim().to_string() }
         }
         SignalError::Handshake { status } if matches!(status.as_u16(), 401 | 403) => {
-            RoomError::Auth {
-                status: status.as_u16(),
-                reason: "access denied".into(),
-            }
+            RoomError::Auth { status: status.as_u16(), reason: "access denied".into() }
         }
         SignalError::TokenFormat => {
             RoomError::Config("the access token has invalid characters".into())
@@ -502,9 +608,6 @@ fn signal_error(url: &str, err: SignalError) -> RoomError {
         SignalError::UrlParse(reason) => {
             RoomError::Config(format!("the server URL '{url}' is not valid: {reason}"))
         }
-        other => RoomError::Connect {
-            url: url.to_string(),
-            reason: other.to_string(),
-        },
+        other => RoomError::Connect { url: url.to_string(), reason: other.to_string() },
     }
 }

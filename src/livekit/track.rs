@@ -31,12 +31,7 @@ pub struct TrackOptions {
 impl TrackOptions {
     /// An untyped track: frames are opaque bytes.
     pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            frame_encoding: None,
-            schema: None,
-            schema_definition: None,
-        }
+        Self { name: name.into(), frame_encoding: None, schema: None, schema_definition: None }
     }
 
     /// Sets the frame encoding.
@@ -63,10 +58,7 @@ impl TrackOptions {
         } else {
             return Ok(());
         };
-        Err(RoomError::InvalidName {
-            track: shorten(&self.name),
-            reason,
-        })
+        Err(RoomError::InvalidName { track: shorten(&self.name), reason })
     }
 
     pub(crate) fn to_datatrack_options(&self) -> livekit_datatrack::api::DataTrackOptions {
@@ -126,21 +118,16 @@ impl LocalTrack {
     ) -> Result<(), PushError> {
         let payload = payload.into();
         if payload.len() > MAX_FRAME_BYTES {
-            return Err(PushError::TooLarge {
-                len: payload.len(),
-                max: MAX_FRAME_BYTES,
-            });
+            return Err(PushError::TooLarge { len: payload.len(), max: MAX_FRAME_BYTES });
         }
         let mut frame = DataTrackFrame::new(payload);
         if let Some(ts) = user_timestamp_ms {
             frame = frame.with_user_timestamp(ts);
         }
-        self.track
-            .try_push(frame)
-            .map_err(|err| match err.reason() {
-                PushFrameErrorReason::QueueFull => PushError::QueueFull,
-                PushFrameErrorReason::TrackUnpublished => PushError::Unpublished,
-            })
+        self.track.try_push(frame).map_err(|err| match err.reason() {
+            PushFrameErrorReason::QueueFull => PushError::QueueFull,
+            PushFrameErrorReason::TrackUnpublished => PushError::Unpublished,
+        })
     }
 
     /// Whether the track is still published.

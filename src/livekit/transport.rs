@@ -17,6 +17,11 @@ pub(crate) enum TransportEvent {
     Signal(Box<proto::signal_response::Message>),
     /// A data track packet for one of this participant's subscriptions.
     Packet(Bytes),
+    /// The connection was lost; the transport is joining again.
+    Reconnecting(String),
+    /// The transport joined again, as a new session: tracks must be published again and
+    /// subscriptions renewed.
+    Reconnected(Box<proto::JoinResponse>),
     /// The transport is gone for good.
     Closed(String),
 }
@@ -96,12 +101,7 @@ pub(crate) struct FrameQueue {
 
 impl FrameQueue {
     pub fn new(max_bytes: usize, counters: Arc<Counters>) -> Self {
-        Self {
-            frames: Mutex::new((VecDeque::new(), 0)),
-            ready: Notify::new(),
-            max_bytes,
-            counters,
-        }
+        Self { frames: Mutex::new((VecDeque::new(), 0)), ready: Notify::new(), max_bytes, counters }
     }
 
     /// Queues a frame, dropping the oldest ones until it fits (a frame larger than the whole

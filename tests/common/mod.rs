@@ -16,16 +16,11 @@ use std::time::Duration;
 
 /// Byte `j` of test frame `i`: the same formula as `tests/peers/lk_peer.py`.
 pub fn payload(i: u64, len: usize, seed: u64) -> Vec<u8> {
-    (0..len as u64)
-        .map(|j| ((i * 31 + j * 7 + seed) & 0xFF) as u8)
-        .collect()
+    (0..len as u64).map(|j| ((i * 31 + j * 7 + seed) & 0xFF) as u8).collect()
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Frame sizes from 1 B to 1.9 MB, log-uniform so that every order of magnitude is covered,
@@ -96,27 +91,12 @@ pub async fn frame_suite(
     let remote = wait_track(sub_events, name).await;
     assert_eq!(remote.publisher_identity(), publisher.identity());
     assert_eq!(remote.info().schema(), Some(&schema));
-    assert_eq!(
-        remote.info().frame_encoding(),
-        Some(&DataTrackFrameEncoding::Cdr)
-    );
-    assert_eq!(
-        subscriber
-            .schema_definition(&remote)
-            .await
-            .expect("schema text"),
-        SCHEMA_TEXT
-    );
+    assert_eq!(remote.info().frame_encoding(), Some(&DataTrackFrameEncoding::Cdr));
+    assert_eq!(subscriber.schema_definition(&remote).await.expect("schema text"), SCHEMA_TEXT);
 
     let options = DataTrackSubscribeOptions::default().with_buffer_size(64);
-    let mut first = remote
-        .subscribe_with_options(options.clone())
-        .await
-        .expect("subscribe");
-    let mut second = remote
-        .subscribe_with_options(options)
-        .await
-        .expect("second subscribe");
+    let mut first = remote.subscribe_with_options(options.clone()).await.expect("subscribe");
+    let mut second = remote.subscribe_with_options(options).await.expect("second subscribe");
 
     let sizes = mixed_sizes(count);
     const BASE_TS: u64 = 1_700_000_000_000;
@@ -145,11 +125,7 @@ pub async fn frame_suite(
     local.unpublish();
     let sid = remote.info().sid();
     wait_event(sub_events, Duration::from_secs(10), |event| match event {
-        RoomEvent::TrackUnpublished {
-            sid: gone,
-            name: gone_name,
-            ..
-        } if gone == sid => {
+        RoomEvent::TrackUnpublished { sid: gone, name: gone_name, .. } if gone == sid => {
             assert_eq!(gone_name, name);
             Some(())
         }
@@ -166,11 +142,7 @@ async fn receive(stream: &mut DataTrackStream, i: usize, expected: (String, u64)
         .expect("subscription ended");
     let ts = frame.user_timestamp().expect("timestamp");
     assert_eq!(ts, expected.1, "frame {i}: wrong or out-of-order frame");
-    assert_eq!(
-        sha256(&frame.payload()),
-        expected.0,
-        "frame {i}: payload differs"
-    );
+    assert_eq!(sha256(&frame.payload()), expected.0, "frame {i}: payload differs");
 }
 
 /// Pushes a frame, waiting out a full queue (bounded: 10 s).

@@ -15,9 +15,10 @@ pub const API_SECRET: &str = "dtbridge-test-secret-0123456789abcdef";
 
 pub struct TestServer {
     child: Child,
+    binary: PathBuf,
     pub ip: String,
     pub port: u16,
-    pub _dir: TempDir,
+    dir: TempDir,
 }
 
 /// Where the server binary is: `DTBRIDGE_LIVEKIT_SERVER`, else the newest one the setup
@@ -26,18 +27,15 @@ fn server_binary() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("DTBRIDGE_LIVEKIT_SERVER") {
         return Some(PathBuf::from(path));
     }
-    let cache = std::env::var("DTBRIDGE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                .join(".cache/dtbridge")
-        });
+    let cache = std::env::var("DTBRIDGE_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+            .join(".cache/dtbridge")
+    });
     let mut built: Vec<PathBuf> = std::fs::read_dir(cache)
         .ok()?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| {
-            path.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("livekit-server-v"))
+            path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("livekit-server-v"))
         })
         .collect();
     built.sort();
@@ -66,29 +64,18 @@ pub fn test_ip() -> String {
 }
 
 fn free_tcp_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
 }
 
 fn free_udp_port(ip: &str) -> u16 {
-    UdpSocket::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap().port()
 }
 
 impl TestServer {
     /// Starts a server, or returns `None` after [`skip`] when the binary is missing.
     pub fn start(test: &str) -> Option<TestServer> {
         let Some(binary) = server_binary() else {
-            skip(
-                test,
-                "livekit-server is not built (scripts/setup-livekit-server.sh)",
-            );
+            skip(test, "livekit-server is not built (scripts/setup-livekit-server.sh)");
             return None;
         };
         let ip = test_ip();
@@ -113,26 +100,20 @@ impl TestServer {
             level = std::env::var("DTBRIDGE_TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into())
         );
         let config_path = dir.0.join("livekit.yaml");
-        std::fs::File::create(&config_path)
-            .unwrap()
-            .write_all(config.as_bytes())
-            .unwrap();
-        let log = std::fs::File::create(dir.0.join("server.log")).unwrap();
-        let child = Command::new(&binary)
-            .arg("--config")
-            .arg(&config_path)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
-        let server = TestServer {
-            child,
-            ip,
-            port,
-            _dir: dir,
-        };
+        std::fs::File::create(&config_path).unwrap().write_all(config.as_bytes()).unwrap();
+        let child = spawn(&binary, &dir);
+        let server = TestServer { child, binary, ip, port, dir };
         server.wait_ready();
         Some(server)
+    }
+
+    /// Kills the server and starts it again on the same ports: to clients, the network
+    /// dropped and came back, and every session is gone.
+    pub fn restart(&mut self) {
+        _ = self.child.kill();
+        _ = self.child.wait();
+        self.child = spawn(&self.binary, &self.dir);
+        self.wait_ready();
     }
 
     fn wait_ready(&self) {
@@ -143,11 +124,8 @@ impl TestServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let log = std::fs::read_to_string(self._dir.0.join("server.log")).unwrap_or_default();
-        panic!(
-            "livekit-server did not listen on {}:{} within 20 s:\n{log}",
-            self.ip, self.port
-        );
+        let log = std::fs::read_to_string(self.dir.0.join("server.log")).unwrap_or_default();
+        panic!("livekit-server did not listen on {}:{} within 20 s:\n{log}", self.ip, self.port);
     }
 
     pub fn url(&self) -> String {
@@ -174,12 +152,21 @@ impl TestServer {
             .await
             .unwrap_or_else(|err| panic!("{identity} cannot join {room}: {err}"))
     }
+}
 
-    /// The server's log so far, for failure messages.
-    pub fn log(&self) -> String {
-        eprintln!("server log at {}", self._dir.0.display());
-        std::fs::read_to_string(self._dir.0.join("server.log")).unwrap_or_default()
-    }
+fn spawn(binary: &PathBuf, dir: &TempDir) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.0.join("server.log"))
+        .unwrap();
+    Command::new(binary)
+        .arg("--config")
+        .arg(dir.0.join("livekit.yaml"))
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()))
 }
 
 impl Drop for TestServer {
