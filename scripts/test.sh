@@ -6,8 +6,9 @@
 #
 # 1. Debian packages, only those missing (iproute2, util-linux, procps, python3-venv).
 # 2. livekit-server (scripts/setup-livekit-server.sh, built from the Go module proxy) and the
-#    Python SDK venv (scripts/setup-python.sh); exports DTBRIDGE_LIVEKIT_SERVER and
-#    DTBRIDGE_PYTHON (preset values are kept and their setup skipped).
+#    Python SDK venv (scripts/setup-python.sh), the ROS 2 wheels (scripts/setup-ros2.sh);
+#    exports DTBRIDGE_LIVEKIT_SERVER, DTBRIDGE_PYTHON and DTBRIDGE_ROS2_PYTHON (preset values
+#    are kept and their setup skipped).
 # 3. cargo fmt --check, cargo clippy --all-targets -D warnings, cargo build --all-targets
 #    (with network, for crates.io), CARGO_TARGET_DIR outside the checkout.
 # 4. cargo test --all-targets --offline inside scripts/netns-run.sh: a private network
@@ -98,6 +99,14 @@ fi
 export DTBRIDGE_PYTHON
 log "$DTBRIDGE_PYTHON"
 
+step "ROS 2 (rclpy from the PyPI wheels, for reference CDR bytes)"
+if [[ -z "${DTBRIDGE_ROS2_PYTHON:-}" ]]; then
+  DTBRIDGE_ROS2_PYTHON="$(DTBRIDGE_BASE_PYTHON="$base_python" bash "$HERE/setup-ros2.sh" | tail -n1)"
+fi
+[[ -x "$DTBRIDGE_ROS2_PYTHON" ]] || die "no ROS 2 venv python at $DTBRIDGE_ROS2_PYTHON"
+export DTBRIDGE_ROS2_PYTHON
+log "$DTBRIDGE_ROS2_PYTHON"
+
 # ---------------------------------------------------------------- 3. Rust: lint and build
 step "cargo fmt --check"
 cargo fmt --check || die "cargo fmt --check (run cargo fmt)"
@@ -118,8 +127,16 @@ for arg in "$@"; do
 done
 # --no-fail-fast: every test binary runs, so one report shows every failure.
 step "cargo test ${targets[*]} --offline --no-fail-fast $* (inside scripts/netns-run.sh)"
+results="$(mktemp "${TMPDIR:-/tmp}/dtbridge-test.XXXXXX")"
+trap 'rm -f "$results"' EXIT
 rc=0
 CARGO_NET_OFFLINE=true bash "$HERE/netns-run.sh" \
-  cargo test "${targets[@]}" --offline --no-fail-fast "$@" || rc=$?
+  cargo test "${targets[@]}" --offline --no-fail-fast "$@" | tee "$results" || rc=$?
+# One closing line for the whole run (cargo's last "test result" is that of one binary only,
+# often one with no tests).
+awk '/^test result:/ { for (i = 1; i < NF; i++) {
+       if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i;
+       if ($(i + 1) ~ /^ignored/) s += $i } }
+     END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' "$results"
 ((rc == 0)) || die "cargo test exited with $rc"
 log "all passed in $((SECONDS - T0))s"

@@ -1,6 +1,7 @@
 //! The command line: parses arguments, sets up logging, and runs the chosen command.
 
 use crate::bench::{self, Case, TransportBench};
+use crate::daemon::{self, DaemonError};
 use crate::livekit::{ENV_API_KEY, ENV_API_SECRET, ENV_URL, RoomError};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -24,6 +25,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Publish the configured sources on data tracks until SIGINT or SIGTERM.
+    Run {
+        /// The configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Validate a configuration and print the routing plan.
+    Check {
+        /// The configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Measure performance.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -79,6 +92,8 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Run { config } => run(&config).await,
+            Command::Check { config } => check(&config),
             Command::Bench(BenchCommand::Transport(args)) => bench_transport(args).await,
         }
     });
@@ -91,6 +106,40 @@ pub fn main() -> ExitCode {
     }
 }
 
+async fn run(config: &std::path::Path) -> anyhow::Result<()> {
+    let prepared = daemon::prepare(config)?;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping");
+        stop_tx.send_replace(true);
+    });
+    Ok(daemon::run(prepared, stop).await?)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+fn check(config: &std::path::Path) -> anyhow::Result<()> {
+    let prepared = daemon::prepare(config)?;
+    print!("{}", prepared.plan.table());
+    for error in &prepared.failed {
+        println!("source failed: {error}");
+    }
+    if !prepared.failed.is_empty() {
+        anyhow::bail!("{} source(s) cannot be opened", prepared.failed.len());
+    }
+    println!("{}: ok", config.display());
+    Ok(())
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("dtbridge=info,warn"));
@@ -99,6 +148,14 @@ fn init_logging() {
 
 /// Picks the exit status from the error's cause: configuration, connection, or anything else.
 fn exit_status(err: &anyhow::Error) -> u8 {
+    if let Some(daemon) = err.chain().find_map(|cause| cause.downcast_ref::<DaemonError>()) {
+        return match daemon {
+            DaemonError::Config(_) => EXIT_CONFIG,
+            DaemonError::Connect(RoomError::Config(_)) => EXIT_CONFIG,
+            DaemonError::Connect(_) => EXIT_CONNECT,
+            DaemonError::Runtime(_) => EXIT_RUNTIME,
+        };
+    }
     match err.chain().find_map(|cause| cause.downcast_ref::<RoomError>()) {
         Some(RoomError::Config(_)) => EXIT_CONFIG,
         Some(RoomError::Auth { .. } | RoomError::Connect { .. } | RoomError::Timeout { .. }) => {

@@ -6,4 +6,9 @@
 
 pub mod bench;
 pub mod cli;
+pub mod codec;
+pub mod config;
+pub mod daemon;
 pub mod livekit;
+pub mod pipeline;
+pub mod source;

@@ -65,13 +65,7 @@ fn python(test: &str) -> Option<PathBuf> {
     if path.is_file() {
         Some(path)
     } else {
-        skip(
-            test,
-            &format!(
-                "no Python SDK venv at {} (scripts/setup-python.sh)",
-                path.display()
-            ),
-        );
+        skip(test, &format!("no Python SDK venv at {} (scripts/setup-python.sh)", path.display()));
         None
     }
 }
@@ -131,32 +125,29 @@ impl Peer {
         let keep = stderr.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = err_lines.next_line().await {
-                let mut keep = keep.lock().unwrap();
+                let mut keep = keep.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 if keep.len() == 200 {
                     keep.remove(0);
                 }
                 keep.push(line);
             }
         });
-        Peer {
-            name: identity.into(),
-            child,
-            stdin,
-            stdout,
-            stderr,
-            seen: Vec::new(),
-        }
+        Peer { name: identity.into(), child, stdin, stdout, stderr, seen: Vec::new() }
     }
 
     /// Panics with what the peer printed.
     fn fail(&self, what: &str) -> ! {
         let tail = |lines: &[String]| lines[lines.len().saturating_sub(30)..].join("\n    ");
+        let stderr = tail(&self.stderr_lines()); // not while holding the lock: Drop needs it
         panic!(
-            "{}: {what}\n  stdout (last lines):\n    {}\n  stderr (last lines):\n    {}",
+            "{}: {what}\n  stdout (last lines):\n    {}\n  stderr (last lines):\n    {stderr}",
             self.name,
             tail(&self.seen),
-            tail(&self.stderr.lock().unwrap()),
         );
+    }
+
+    fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// The next JSON line, or `None` if none came within `within`.
@@ -220,11 +211,7 @@ impl Drop for Peer {
         if let Ok(None) = self.child.try_wait() {
             _ = self.child.start_kill();
             if std::thread::panicking() {
-                eprintln!(
-                    "killed {}; its stderr:\n{}",
-                    self.name,
-                    self.stderr.lock().unwrap().join("\n")
-                );
+                eprintln!("killed {}; its stderr:\n{}", self.name, self.stderr_lines().join("\n"));
             }
         }
     }
@@ -270,9 +257,7 @@ async fn rust_publisher_to_python_subscriber() {
     let mut probes = 0;
     loop {
         if Instant::now() > probe_deadline {
-            py.fail(&format!(
-                "none of {probes} probe frames arrived within 20 s"
-            ));
+            py.fail(&format!("none of {probes} probe frames arrived within 20 s"));
         }
         probes += 1;
         match local.try_push(&b"probe"[..], Some(probes)) {
@@ -315,10 +300,7 @@ async fn rust_publisher_to_python_subscriber() {
     assert_eq!(done["valid"], COUNT, "{done}");
     assert!(done.get("error").is_none(), "{done}");
     let status = py.wait_exit(Duration::from_secs(15)).await;
-    assert!(
-        status.success(),
-        "lk_peer.py subscribe exited with {status}"
-    );
+    assert!(status.success(), "lk_peer.py subscribe exited with {status}");
 
     let stats = rust.transport_stats();
     eprintln!(
@@ -330,9 +312,7 @@ async fn rust_publisher_to_python_subscriber() {
 
 /// Waits for Python's report of frame `i` and checks it.
 async fn check_reported(py: &mut Peer, i: usize) {
-    let line = py
-        .expect("frame", &["probe"], Duration::from_secs(10))
-        .await;
+    let line = py.expect("frame", &["probe"], Duration::from_secs(10)).await;
     let expected = frame(i);
     let what = format!("frame {i} (lost, or out of order): {line}");
     assert_eq!(line["ts"], TS_BASE + i as u64, "{what}");
@@ -374,19 +354,14 @@ async fn python_publisher_to_rust_subscriber() {
         .unwrap_or_else(|_| py.fail("the track was not seen within 20 s"));
     assert_eq!(remote.publisher_identity(), "py-pub");
     let options = DataTrackSubscribeOptions::default().with_buffer_size(256);
-    let mut stream = remote
-        .subscribe_with_options(options)
-        .await
-        .expect("subscribe");
+    let mut stream = remote.subscribe_with_options(options).await.expect("subscribe");
 
     // Probe until one arrives.
     let probe_deadline = Instant::now() + Duration::from_secs(20);
     let mut probes = 0;
     loop {
         if Instant::now() > probe_deadline {
-            py.fail(&format!(
-                "none of {probes} probe frames arrived within 20 s"
-            ));
+            py.fail(&format!("none of {probes} probe frames arrived within 20 s"));
         }
         probes += 1;
         py.send("probe").await;
@@ -417,24 +392,14 @@ async fn python_publisher_to_rust_subscriber() {
             continue; // a late probe
         }
         let (got, expected) = (got.payload(), frame(i));
-        assert_eq!(
-            ts,
-            Some(TS_BASE + i as u64),
-            "frame {i}: lost, or out of order"
-        );
+        assert_eq!(ts, Some(TS_BASE + i as u64), "frame {i}: lost, or out of order");
         assert_eq!(got.len(), expected.len(), "frame {i}: length");
-        assert_eq!(
-            sha256(&got),
-            sha256(&expected),
-            "frame {i}: payload differs"
-        );
+        assert_eq!(sha256(&got), sha256(&expected), "frame {i}: payload differs");
         i += 1;
     }
     let transfer = t0.elapsed();
 
-    let done = py
-        .expect("done", &["probe_sent"], Duration::from_secs(10))
-        .await;
+    let done = py.expect("done", &["probe_sent"], Duration::from_secs(10)).await;
     assert_eq!(done["pushed"], COUNT, "{done}");
     py.send("quit").await;
     let status = py.wait_exit(Duration::from_secs(15)).await;
@@ -443,10 +408,7 @@ async fn python_publisher_to_rust_subscriber() {
     // Nothing beyond the 200 frames (a duplicate would show here).
     if let Ok(Some(extra)) = tokio::time::timeout(Duration::from_millis(300), stream.next()).await {
         let ts = extra.user_timestamp();
-        assert!(
-            ts.is_some_and(|ts| ts < TS_BASE),
-            "unexpected frame after the last: {ts:?}"
-        );
+        assert!(ts.is_some_and(|ts| ts < TS_BASE), "unexpected frame after the last: {ts:?}");
     }
     let stats = rust.transport_stats();
     eprintln!(

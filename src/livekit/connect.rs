@@ -96,8 +96,19 @@ impl ConnectOptions {
     /// Options from `LIVEKIT_URL` and either `LIVEKIT_TOKEN` or `LIVEKIT_API_KEY` +
     /// `LIVEKIT_API_SECRET` (a token is then minted for `room` and `identity`).
     pub fn from_env(room: &str, identity: &str) -> Result<Self, RoomError> {
+        Self::from_env_with_url(None, room, identity)
+    }
+
+    /// [`Self::from_env`], with `url` (when given) taking the place of `LIVEKIT_URL`.
+    pub fn from_env_with_url(
+        url: Option<String>,
+        room: &str,
+        identity: &str,
+    ) -> Result<Self, RoomError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let url = var(ENV_URL).ok_or_else(|| RoomError::Config(format!("{ENV_URL} is not set")))?;
+        let url = url
+            .or_else(|| var(ENV_URL))
+            .ok_or_else(|| RoomError::Config(format!("no server URL: set {ENV_URL}")))?;
         let credentials = match (var(ENV_TOKEN), var(ENV_API_KEY), var(ENV_API_SECRET)) {
             (Some(token), _, _) => Credentials::Token(token),
             (None, Some(key), Some(secret)) => Credentials::ApiKey {

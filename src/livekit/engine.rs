@@ -56,13 +56,12 @@ impl Engine {
         transport: Arc<dyn Transport>,
         mut join: proto::JoinResponse,
         transport_events: TransportEvents,
-    ) -> (Arc<Engine>, RoomEvents) {
+    ) -> Result<(Arc<Engine>, RoomEvents), RoomError> {
         let (local_manager, local, local_out) =
             local::Manager::new(local::ManagerOptions { encryption_provider: None });
         let (remote_manager, remote, remote_out) =
             remote::Manager::new(remote::ManagerOptions { decryption_provider: None });
         tokio::spawn(local_manager.run());
-        tokio::spawn(remote_manager.run());
 
         let identity = join.participant.as_ref().map(|p| p.identity.clone()).unwrap_or_default();
         let room_name = join.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
@@ -87,18 +86,16 @@ impl Engine {
             remote_tracks.clone(),
             events_tx.clone(),
         ));
-        tokio::spawn(
-            Inbound {
-                identity: identity.clone(),
-                local: local.clone(),
-                remote: remote.clone(),
-                counters: transport.counters().clone(),
-                requests: requests.clone(),
-                remote_tracks,
-                events: events_tx.clone(),
-            }
-            .run(transport_events),
-        );
+        let inbound = Inbound {
+            identity: identity.clone(),
+            local: local.clone(),
+            remote: remote.clone(),
+            counters: transport.counters().clone(),
+            requests: requests.clone(),
+            remote_tracks,
+            events: events_tx.clone(),
+        };
+        receive_thread(remote_manager, inbound, transport_events)?;
 
         let engine = Engine {
             identity,
@@ -109,7 +106,7 @@ impl Engine {
             left: AtomicBool::new(false),
             events: events_tx,
         };
-        (Arc::new(engine), events_rx)
+        Ok((Arc::new(engine), events_rx))
     }
 
     pub fn identity(&self) -> &str {
@@ -267,6 +264,36 @@ impl Requests {
             }
         }
     }
+}
+
+/// Runs the remote data track manager and the inbound loop on a thread of their own with a
+/// single-threaded runtime.
+///
+/// The manager hands each packet to its track's reassembly task through a 16-packet queue and
+/// drops what does not fit, without telling anyone. On one thread, the inbound loop's yield
+/// after each packet lets the manager and then the reassembly task run before the next packet
+/// is handed over, whatever the load on the rest of the process; on a shared multi-threaded
+/// runtime the order depends on scheduling, and a burst from a large frame can be cut.
+fn receive_thread(
+    manager: remote::Manager,
+    inbound: Inbound,
+    events: TransportEvents,
+) -> Result<(), RoomError> {
+    let failed = |err: std::io::Error| {
+        RoomError::Internal(format!("cannot start the receive thread: {err}"))
+    };
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(failed)?;
+    std::thread::Builder::new()
+        .name("dtbridge-receive".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                tokio::spawn(manager.run());
+                inbound.run(events).await;
+            })
+        })
+        .map_err(failed)?;
+    Ok(())
 }
 
 /// The engine's inbound side: everything the transport delivers.

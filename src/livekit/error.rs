@@ -74,6 +74,10 @@ pub enum RoomError {
     #[error("room disconnected: {0}")]
     Disconnected(String),
 
+    /// The operating system refused a resource the room needs (a thread, a socket).
+    #[error("{0}")]
+    Internal(String),
+
     /// The server answered a request with an error not covered above.
     #[error("the server refused the request: {0}")]
     Refused(String),

@@ -104,7 +104,7 @@ impl LoopbackHub {
         };
         let transport =
             LoopbackTransport { hub: self.clone(), identity: identity.to_string(), counters };
-        let (engine, events) = Engine::start(Arc::new(transport), join, events_rx);
+        let (engine, events) = Engine::start(Arc::new(transport), join, events_rx)?;
         Ok((Room { engine }, events))
     }
 }

@@ -89,16 +89,8 @@ impl Room {
                     what: format!("joining the room at {}", options.url),
                     after: timeout,
                 })??;
-        Ok(Self::start(transport, join, transport_events))
-    }
-
-    fn start(
-        transport: Arc<dyn transport::Transport>,
-        join: livekit_protocol::JoinResponse,
-        transport_events: transport::TransportEvents,
-    ) -> (Room, RoomEvents) {
-        let (engine, events) = Engine::start(transport, join, transport_events);
-        (Room { engine }, events)
+        let (engine, events) = Engine::start(transport, join, transport_events)?;
+        Ok((Room { engine }, events))
     }
 
     /// This participant's identity.

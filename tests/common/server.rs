@@ -52,7 +52,10 @@ pub fn skip(test: &str, why: &str) {
     if required() {
         panic!("{test}: {why} (CI=true: nothing may be skipped)");
     }
-    eprintln!(
+    // Straight to stderr: the test harness hides eprintln! output of passing tests.
+    use std::io::Write as _;
+    _ = writeln!(
+        std::io::stderr(),
         "\n*** SKIPPED {test}: {why} ***\n    run `bash scripts/test.sh` to set everything up\n"
     );
 }

@@ -1,0 +1,276 @@
+//! Configuration: one TOML file, then `DTBRIDGE_`-prefixed environment overrides, read with the
+//! `config` crate into typed structs. Every error names the file and the key path; an unknown
+//! key suggests the closest known one. The reference is `docs/config.md`.
+
+use crate::livekit::{ConnectOptions, RoomError};
+use crate::source::mcap::McapSourceConfig;
+use crate::source::synthetic::SyntheticConfig;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// Where to connect.
+    #[serde(default)]
+    pub livekit: LiveKitConfig,
+    /// Where samples come from.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// Which topics become which tracks.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[livekit]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveKitConfig {
+    /// `server` or `loopback`; by default `server` when a URL is known.
+    pub backend: Option<Backend>,
+    /// Server URL; `LIVEKIT_URL` otherwise.
+    pub url: Option<String>,
+    /// Room to join.
+    pub room: Option<String>,
+    /// Participant identity.
+    pub identity: Option<String>,
+    /// Give up joining after this many seconds.
+    pub connect_timeout_s: Option<f64>,
+}
+
+/// Which room implementation to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A LiveKit server.
+    Server,
+    /// The in-process loopback room.
+    Loopback,
+}
+
+/// Where to connect, resolved against the environment.
+#[derive(Debug, Clone)]
+pub enum Connection {
+    /// A LiveKit server.
+    Server(ConnectOptions),
+    /// The in-process loopback room with this room name and identity.
+    Loopback {
+        /// Room name.
+        room: String,
+        /// Participant identity.
+        identity: String,
+    },
+}
+
+impl LiveKitConfig {
+    /// The connection to make; `default_identity` is the command's (`robot`, `operator`).
+    pub fn connection(&self, default_identity: &str) -> Result<Connection, RoomError> {
+        let room = self.room.clone().unwrap_or_else(|| "dtbridge".into());
+        let identity = self.identity.clone().unwrap_or_else(|| default_identity.into());
+        let env_url = std::env::var(crate::livekit::ENV_URL).ok().filter(|u| !u.is_empty());
+        let has_url = self.url.is_some() || env_url.is_some();
+        let backend =
+            self.backend.unwrap_or(if has_url { Backend::Server } else { Backend::Loopback });
+        match backend {
+            Backend::Loopback => Ok(Connection::Loopback { room, identity }),
+            Backend::Server => {
+                let mut options =
+                    ConnectOptions::from_env_with_url(self.url.clone(), &room, &identity)?;
+                if let Some(secs) = self.connect_timeout_s {
+                    options.connect_timeout = Duration::from_secs_f64(secs);
+                }
+                Ok(Connection::Server(options))
+            }
+        }
+    }
+}
+
+/// `[[sources]]`: one entry per source, by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SourceConfig {
+    /// A synthetic camera and telemetry.
+    Synthetic(SyntheticConfig),
+    /// An MCAP replay.
+    Mcap(McapSourceConfig),
+}
+
+impl SourceConfig {
+    /// The configured name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Synthetic(c) => &c.name,
+            Self::Mcap(c) => &c.name,
+        }
+    }
+}
+
+/// `[[routes]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Exact topic name or glob.
+    pub topic: String,
+    /// Track name template.
+    #[serde(default = "default_track")]
+    pub track: String,
+    /// Frame compression.
+    #[serde(default)]
+    pub compression: Compression,
+    /// zstd level.
+    pub zstd_level: Option<i32>,
+    /// Re-encode raw images.
+    pub image_format: Option<ImageFormat>,
+    /// JPEG quality.
+    pub jpeg_quality: Option<i64>,
+    /// Decimate to at most this rate.
+    pub max_rate_hz: Option<f64>,
+    /// Frames waiting per track before the oldest is dropped.
+    #[serde(default = "default_queue_depth")]
+    pub queue_depth: usize,
+    /// `false` ignores matching topics.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_track() -> String {
+    "{topic}".into()
+}
+
+fn default_queue_depth() -> usize {
+    2
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Frame compression of a route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Frames as serialized.
+    #[default]
+    None,
+    /// zstd; the frame encoding becomes `<base>+zstd`.
+    Zstd,
+}
+
+/// Image re-encoding of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// JPEG (lossy).
+    Jpeg,
+    /// PNG (lossless).
+    Png,
+}
+
+/// A configuration error: the file, the key path, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}{message}")]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// The key path (`routes[1].zstd_level`), with `: ` appended, or empty.
+    pub key: String,
+    /// What is wrong, and a hint where one helps.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error at `key` (empty for the whole file).
+    pub fn new(file: &Path, key: impl AsRef<str>, message: impl Into<String>) -> Self {
+        let key = key.as_ref();
+        Self {
+            file: file.display().to_string(),
+            key: if key.is_empty() { String::new() } else { format!("{key}: ") },
+            message: message.into(),
+        }
+    }
+}
+
+/// A loaded configuration and where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The file.
+    pub path: PathBuf,
+    /// Its contents with the environment overrides applied.
+    pub config: BridgeConfig,
+}
+
+impl Loaded {
+    /// The directory relative paths in the file are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// An error at `key` of this file.
+    pub fn error(&self, key: impl AsRef<str>, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(&self.path, key, message)
+    }
+}
+
+/// Reads `path`, applies `DTBRIDGE_*` overrides, and deserializes.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    if !path.is_file() {
+        return Err(ConfigError::new(path, "", "no such file"));
+    }
+    let built = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("DTBRIDGE")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()
+        .map_err(|err| ConfigError::new(path, "", syntax_message(&err)))?;
+    let config: BridgeConfig = serde_path_to_error::deserialize(built).map_err(|err| {
+        let key = err.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        ConfigError::new(path, key, with_suggestion(&err.inner().to_string()))
+    })?;
+    Ok(Loaded { path: path.to_path_buf(), config })
+}
+
+/// The parse error without the file name, which [`ConfigError`] adds.
+fn syntax_message(err: &config::ConfigError) -> String {
+    let text = err.to_string();
+    format!("not valid TOML: {}", text.trim())
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`", adds the closest known field.
+fn with_suggestion(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_string();
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let best = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|known| (strsim::jaro_winkler(unknown, known), known))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((score, known)) if score > 0.8 => format!("{message} (did you mean `{known}`?)"),
+        _ => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_the_closest_field() {
+        let message = "unknown field `compresion`, expected one of `topic`, `compression`";
+        assert!(with_suggestion(message).ends_with("(did you mean `compression`?)"));
+        let far = "unknown field `zzz`, expected one of `topic`, `compression`";
+        assert_eq!(with_suggestion(far), far);
+    }
+}

@@ -1,0 +1,206 @@
+//! `dtbridge run` and `dtbridge check`: load the configuration, resolve the routing plan, and
+//! (for `run`) connect, publish, and keep going until told to stop.
+
+use crate::config::{self, Connection, Loaded};
+use crate::livekit::{LoopbackHub, Room, RoomError, RoomEvent, RoomEvents};
+use crate::pipeline::{Pipeline, Plan, Router, TrackStats};
+use crate::source::{self, Source, TopicInfo};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Why the daemon stopped early; each kind has its own exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The room could not be joined.
+    #[error(transparent)]
+    Connect(RoomError),
+    /// Something failed while running.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// A checked configuration: its sources (those that could be opened) and the plan.
+pub struct Prepared {
+    /// The file.
+    pub loaded: Loaded,
+    /// The compiled routes.
+    pub router: Router,
+    /// Sources that are ready to run.
+    pub sources: Vec<Box<dyn Source>>,
+    /// Sources that failed to open, with the error.
+    pub failed: Vec<String>,
+    /// The routing of every known topic.
+    pub plan: Plan,
+}
+
+/// Loads and checks a configuration. A source that cannot be opened (a missing replay file)
+/// is reported in [`Prepared::failed`] and left out; everything else invalid is an error.
+pub fn prepare(path: &Path) -> Result<Prepared, DaemonError> {
+    let loaded = config::load(path)?;
+    if let Some(secs) = loaded.config.livekit.connect_timeout_s
+        && !(secs.is_finite() && secs > 0.0)
+    {
+        return Err(loaded
+            .error("livekit.connect_timeout_s", format!("{secs}: must be > 0"))
+            .into());
+    }
+    let router = Router::new(&loaded)?;
+    let built = source::build(&loaded.config.sources, loaded.base_dir())
+        .map_err(|(key, message)| loaded.error(key, message))?;
+    let mut sources = Vec::new();
+    let mut failed = Vec::new();
+    let mut topics: Vec<(String, TopicInfo)> = Vec::new();
+    for source in built {
+        match source.topics() {
+            Ok(list) => {
+                topics.extend(list.into_iter().map(|topic| (source.name().to_string(), topic)));
+                sources.push(source);
+            }
+            Err(err) => failed.push(err.to_string()),
+        }
+    }
+    let plan = Plan::resolve(&loaded, &router, &topics)?;
+    Ok(Prepared { loaded, router, sources, failed, plan })
+}
+
+/// Joins the configured room.
+pub async fn connect(connection: Connection) -> Result<(Room, RoomEvents), RoomError> {
+    match connection {
+        Connection::Server(options) => Room::connect(options).await,
+        Connection::Loopback { room, identity } => LoopbackHub::new(room).join(&identity),
+    }
+}
+
+/// How often the stats line is printed.
+const STATS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Joins the configured room and publishes until `stop` becomes true.
+pub async fn run(prepared: Prepared, stop: watch::Receiver<bool>) -> Result<(), DaemonError> {
+    let connection =
+        prepared.loaded.config.livekit.connection("robot").map_err(DaemonError::Connect)?;
+    let (room, events) = connect(connection).await.map_err(DaemonError::Connect)?;
+    tracing::info!("joined room '{}' as '{}'", room.name(), room.identity());
+    publish(prepared, room, events, stop).await
+}
+
+/// Publishes the prepared sources in `room` until `stop` becomes true, printing a stats line
+/// every few seconds and a summary at the end; then leaves the room.
+pub async fn publish(
+    prepared: Prepared,
+    room: Room,
+    mut events: RoomEvents,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
+    let Prepared { loaded: _, router, sources, failed, plan } = prepared;
+    for error in &failed {
+        tracing::error!("{error}; the other sources keep running");
+    }
+
+    let (pipeline, inlet) = Pipeline::start(room.clone(), router, &plan).await;
+    let (stop_sources, sources_stopped) = watch::channel(false);
+    let source_tasks: Vec<_> = sources
+        .into_iter()
+        .map(|source| {
+            let (inlet, stopped) = (inlet.clone(), sources_stopped.clone());
+            tokio::spawn(async move {
+                if let Err(err) = source.run(inlet, stopped).await {
+                    tracing::error!("{err}; the other sources keep running");
+                }
+            })
+        })
+        .collect();
+    drop(inlet);
+
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval(STATS_INTERVAL);
+    ticker.tick().await;
+    let mut previous: Vec<TrackStats> = Vec::new();
+    let mut last = Instant::now();
+    loop {
+        tokio::select! {
+            _ = crate::source::stopped(&mut stop) => break,
+            _ = ticker.tick() => {
+                let now = Instant::now();
+                print_stats(&pipeline, &mut previous, now - last);
+                last = now;
+            }
+            event = events.recv() => match event {
+                Some(RoomEvent::Reconnecting { reason }) => tracing::warn!("connection lost ({reason}); reconnecting"),
+                Some(RoomEvent::Reconnected) => tracing::info!("reconnected; tracks published again"),
+                Some(RoomEvent::Disconnected { reason }) => {
+                    stop_sources.send_replace(true);
+                    pipeline.shutdown().await;
+                    return Err(DaemonError::Runtime(format!("the room ended: {reason}")));
+                }
+                Some(_) => {}
+                None => break,
+            },
+        }
+    }
+    stop_sources.send_replace(true);
+    for task in source_tasks {
+        _ = task.await;
+    }
+    let workers = pipeline.workers();
+    let unrouted = pipeline.unrouted();
+    pipeline.shutdown().await;
+    room.leave().await;
+    eprintln!("{}", summary(&workers, unrouted, started.elapsed()));
+    Ok(())
+}
+
+fn print_stats(pipeline: &Pipeline, previous: &mut Vec<TrackStats>, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64().max(1e-3);
+    let mut parts = Vec::new();
+    for (i, worker) in pipeline.workers().iter().enumerate() {
+        let now = worker.counters.snapshot();
+        let before = previous.get(i).copied().unwrap_or_default();
+        let drops =
+            (now.dropped_queue + now.dropped_send) - (before.dropped_queue + before.dropped_send);
+        parts.push(format!(
+            "{} {:.1} fps {:.2}->{:.2} MB/s drops {}",
+            worker.plan.track,
+            (now.frames - before.frames) as f64 / secs,
+            (now.bytes_in - before.bytes_in) as f64 / secs / 1e6,
+            (now.bytes_out - before.bytes_out) as f64 / secs / 1e6,
+            drops
+        ));
+        if i < previous.len() {
+            previous[i] = now;
+        } else {
+            previous.push(now);
+        }
+    }
+    eprintln!("stats: {}", parts.join(" | "));
+}
+
+fn summary(
+    workers: &[std::sync::Arc<crate::pipeline::WorkerInfo>],
+    unrouted: u64,
+    elapsed: Duration,
+) -> String {
+    let mut out = format!("summary after {:.1} s:\n", elapsed.as_secs_f64());
+    for worker in workers {
+        let s = worker.counters.snapshot();
+        let ratio = if s.bytes_out > 0 { s.bytes_in as f64 / s.bytes_out as f64 } else { 0.0 };
+        out.push_str(&format!(
+            "  {} <- {}: {} frames, {:.1} MB in, {:.1} MB out (x{:.2}), dropped {} (queue {}, send {}), decimated {}\n",
+            worker.plan.track,
+            worker.plan.topic,
+            s.frames,
+            s.bytes_in as f64 / 1e6,
+            s.bytes_out as f64 / 1e6,
+            ratio,
+            s.dropped_queue + s.dropped_send,
+            s.dropped_queue,
+            s.dropped_send,
+            s.decimated
+        ));
+    }
+    out.push_str(&format!("  samples on topics without a route: {unrouted}"));
+    out
+}

@@ -1,0 +1,497 @@
+//! The `mcap` source: plays a ROS 2 MCAP file's channels as live topics, in log-time order,
+//! in real time or as fast as the router accepts, once or in a loop, carrying each channel's
+//! schema (`ros2msg` definition) through to the subscribers.
+//!
+//! The file is memory-mapped. A file with a summary and chunk indexes (what rosbag2 and the
+//! MCAP writers produce) is read through the index, in log-time order even where chunks
+//! overlap; one without (written unchunked, or without summary records) is read front to back,
+//! in file order. A file that does not end with the MCAP magic (its writer was killed) is
+//! refused with a hint to `mcap recover` it. A corrupt record further in ends playback with an
+//! error after every message before it was delivered.
+//!
+//! A sample's `stamp_ns` is the message record's publish time, or its log time where the
+//! publish time is 0; real-time pacing follows log times. Topic filters use [`glob_match`].
+
+use super::{MessageType, Payload, Sample, SampleSender, Shutdown, Source, SourceError, TopicInfo};
+use ::mcap::read::ChannelAccumulator;
+use ::mcap::records::{MessageHeader, Record};
+use ::mcap::sans_io::indexed_reader::{IndexedReadEvent, IndexedReader, IndexedReaderOptions};
+use ::mcap::sans_io::{
+    LinearReadEvent, LinearReader, LinearReaderOptions, MessageReadEvent, MessageReader,
+};
+use ::mcap::{Channel, MAGIC, McapError, Summary, parse_record};
+use bytes::Bytes;
+use memmap2::Mmap;
+use serde::Deserialize;
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Samples read ahead of the one being paced or sent.
+const READ_AHEAD: usize = 16;
+/// Largest record or chunk (compressed or not) the readers will allocate for; a larger length
+/// means a corrupt file.
+const MAX_RECORD_BYTES: usize = 1 << 30;
+
+/// `[[sources]] type = "mcap"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McapSourceConfig {
+    /// Source name.
+    pub name: String,
+    /// The MCAP file; a relative path is relative to the config file's directory.
+    pub path: PathBuf,
+    /// Keep the recorded gaps between messages (by log time); `false` plays as fast as the
+    /// router accepts.
+    #[serde(default = "default_true")]
+    pub realtime: bool,
+    /// Start over at the end of the file, until shutdown.
+    #[serde(default, rename = "loop")]
+    pub looping: bool,
+    /// Topics to play, as globs (`*` within a `/`-separated segment, `**` across segments);
+    /// empty plays every channel.
+    #[serde(default)]
+    pub topics: Vec<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A configured MCAP replay source.
+#[derive(Debug)]
+pub struct McapSource {
+    config: McapSourceConfig,
+    path: PathBuf,
+}
+
+impl McapSource {
+    /// A source for `config`, resolving a relative `path` against `base_dir` (the directory of
+    /// the config file). Nothing is opened until [`Source::topics`] or [`Source::run`].
+    pub fn new(config: McapSourceConfig, base_dir: &Path) -> McapSource {
+        let path = base_dir.join(&config.path);
+        McapSource { config, path }
+    }
+
+    /// The file this source plays.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, message: String) -> SourceError {
+        SourceError { source_name: self.config.name.clone(), message }
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for McapSource {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn topics(&self) -> Result<Vec<TopicInfo>, SourceError> {
+        let recording =
+            Recording::open(&self.path, &self.config.topics).map_err(|m| self.error(m))?;
+        Ok(recording.topics)
+    }
+
+    /// Plays the file. Each sample's `stamp_ns` is the message's publish time (rosbag2 records
+    /// the publisher's send time there where the middleware reports it: the closest the MCAP
+    /// record has to a header stamp), or its log time where the publish time is 0. Real-time
+    /// pacing follows log times, each due at a fixed offset from the first message of its pass,
+    /// so that sleeps do not drift.
+    async fn run(
+        self: Box<Self>,
+        out: SampleSender,
+        mut shutdown: Shutdown,
+    ) -> Result<(), SourceError> {
+        let (tx, mut rx) = mpsc::channel(READ_AHEAD);
+        let (path, patterns, looping) =
+            (self.path.clone(), self.config.topics.clone(), self.config.looping);
+        // Reading maps pages and decompresses chunks: blocking work, kept off the runtime. The
+        // reader stops at its next send once `rx` is dropped.
+        let reader = tokio::task::spawn_blocking(move || read(&path, &patterns, looping, &tx));
+        // Pass number, and when and at which log time it started.
+        let mut origin: Option<(u64, Instant, u64)> = None;
+        loop {
+            let item = tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                item = rx.recv() => item,
+            };
+            let Some(item) = item else {
+                return match reader.await {
+                    Ok(()) => Ok(()),
+                    Err(err) => {
+                        Err(self.error(format!("reading {} failed: {err}", self.path.display())))
+                    }
+                };
+            };
+            let Played { pass, log_time, sample } = item.map_err(|m| self.error(m))?;
+            if self.config.realtime {
+                let (_, start, first) = match origin {
+                    Some(o) if o.0 == pass => o,
+                    _ => *origin.insert((pass, Instant::now(), log_time)),
+                };
+                let due = start + Duration::from_nanos(log_time.saturating_sub(first));
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                    () = tokio::time::sleep_until(due) => {}
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                sent = out.send(sample) => if sent.is_err() {
+                    // The router is gone: the daemon is stopping.
+                    return Ok(());
+                },
+            }
+        }
+    }
+}
+
+/// One message read from the file, in pass `pass` (0, then 1, ... when looping).
+struct Played {
+    pass: u64,
+    log_time: u64,
+    sample: Sample,
+}
+
+type Sink = mpsc::Sender<Result<Played, String>>;
+
+/// Reads the file into `tx` until the end (or forever with `looping`), an error, or until the
+/// receiver is dropped.
+fn read(path: &Path, patterns: &[String], looping: bool, tx: &Sink) {
+    let recording = match Recording::open(path, patterns) {
+        Ok(recording) => recording,
+        Err(message) => {
+            let _ = tx.blocking_send(Err(message));
+            return;
+        }
+    };
+    for pass in 0.. {
+        match recording.play(pass, tx) {
+            Ok(Some(0)) if looping => {
+                tracing::warn!("{}: no messages on the selected topics", path.display());
+                return;
+            }
+            Ok(Some(_)) if looping => {}
+            Ok(_) => return,
+            Err(message) => {
+                let _ = tx.blocking_send(Err(message));
+                return;
+            }
+        }
+    }
+}
+
+/// A selected channel, as its samples carry it.
+struct Out {
+    topic: Arc<str>,
+    message_type: Arc<MessageType>,
+    encoding: Arc<str>,
+}
+
+/// An opened, checked MCAP file and its selected channels.
+struct Recording {
+    path: PathBuf,
+    map: Mmap,
+    /// The summary, where it indexes every chunk and channel (`None`: read front to back).
+    index: Option<Summary>,
+    channels: HashMap<u16, Out>,
+    topics: Vec<TopicInfo>,
+}
+
+impl Recording {
+    /// Maps and checks the file and selects the channels matching `patterns`. Errors name the
+    /// file and what is wrong with it.
+    fn open(path: &Path, patterns: &[String]) -> Result<Recording, String> {
+        let shown = path.display();
+        let file = File::open(path).map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => format!("MCAP file {shown} not found"),
+            _ => format!("cannot open MCAP file {shown}: {err}"),
+        })?;
+        // SAFETY: the map is only read, and stays valid while `Recording` lives. If another
+        // process truncates the file while it plays, reads past the new end fault (SIGBUS);
+        // replaying a file that is still being written is not supported.
+        let map =
+            unsafe { Mmap::map(&file) }.map_err(|err| format!("cannot map {shown}: {err}"))?;
+        if map.is_empty() {
+            return Err(format!("{shown} is empty, not an MCAP file"));
+        }
+        if !map.starts_with(MAGIC) {
+            return Err(format!(
+                "{shown} is not an MCAP file (it does not start with the MCAP magic)"
+            ));
+        }
+        if map.len() < 2 * MAGIC.len() || !map.ends_with(MAGIC) {
+            return Err(format!(
+                "{shown} is truncated: it does not end with the MCAP magic (was its writer stopped \
+                 before closing it?); `mcap recover {shown} -o fixed.mcap` rebuilds a readable copy"
+            ));
+        }
+        let summary = Summary::read(&map)
+            .map_err(|err| format!("{shown} is corrupt: cannot read its summary section: {err}"))?;
+        let (index, mut channels) = match summary {
+            Some(s) if !s.channels.is_empty() && !s.chunk_indexes.is_empty() => {
+                let channels = s.channels.values().cloned().collect();
+                (Some(s), channels)
+            }
+            Some(s) if !s.channels.is_empty() => (None, s.channels.values().cloned().collect()),
+            _ => match scan_channels(&map) {
+                (channels, None) => (None, channels),
+                (channels, Some(err)) if channels.is_empty() => {
+                    return Err(format!("{shown} is corrupt: {err}"));
+                }
+                // Play up to the damage, where `play` reports it.
+                (channels, Some(_)) => (None, channels),
+            },
+        };
+        channels.sort_by(|a, b| (&a.topic, a.id).cmp(&(&b.topic, b.id)));
+
+        let selected: Vec<_> = channels.iter().filter(|c| selects(patterns, &c.topic)).collect();
+        if selected.is_empty() {
+            return Err(no_match(&shown.to_string(), patterns, &channels));
+        }
+        for pattern in patterns {
+            if !channels.iter().any(|c| glob_match(pattern, &c.topic)) {
+                tracing::warn!("{shown}: topic pattern '{pattern}' matches no channel");
+            }
+        }
+        let mut outs = HashMap::new();
+        let mut topics = Vec::new();
+        for channel in selected {
+            let Some(schema) = &channel.schema else {
+                return Err(format!(
+                    "{shown}: channel '{}' has no schema; leave it out with `topics`",
+                    channel.topic
+                ));
+            };
+            let definition = String::from_utf8(schema.data.to_vec()).map_err(|err| {
+                format!(
+                    "{shown}: the schema '{}' of channel '{}' is not UTF-8 text ({err})",
+                    schema.name, channel.topic
+                )
+            })?;
+            let message_type = Arc::new(MessageType {
+                name: schema.name.clone(),
+                schema_encoding: schema.encoding.clone(),
+                definition,
+            });
+            let info = TopicInfo {
+                topic: channel.topic.clone(),
+                message_type: message_type.clone(),
+                encoding: channel.message_encoding.clone(),
+            };
+            if !topics.contains(&info) {
+                topics.push(info);
+            }
+            let out = Out {
+                topic: channel.topic.as_str().into(),
+                message_type,
+                encoding: channel.message_encoding.as_str().into(),
+            };
+            outs.insert(channel.id, out);
+        }
+        Ok(Recording { path: path.to_owned(), map, index, channels: outs, topics })
+    }
+
+    /// Sends one pass over the file to `tx`: `Some(messages sent)`, or `None` once the
+    /// receiver is gone.
+    fn play(&self, pass: u64, tx: &Sink) -> Result<Option<u64>, String> {
+        let mut sent = 0u64;
+        let mut emit = |header: &MessageHeader, data: &[u8]| -> bool {
+            let Some(out) = self.channels.get(&header.channel_id) else { return true };
+            let sample = Sample {
+                topic: out.topic.clone(),
+                message_type: out.message_type.clone(),
+                encoding: out.encoding.clone(),
+                payload: Payload::Encoded(Bytes::copy_from_slice(data)),
+                stamp_ns: if header.publish_time != 0 {
+                    header.publish_time
+                } else {
+                    header.log_time
+                },
+            };
+            sent += 1;
+            tx.blocking_send(Ok(Played { pass, log_time: header.log_time, sample })).is_ok()
+        };
+        let corrupt =
+            |err: McapError, at: String| format!("{} is corrupt{at}: {err}", self.path.display());
+        match &self.index {
+            Some(summary) => {
+                let mut options = IndexedReaderOptions::new()
+                    .include_topics(self.channels.values().map(|out| out.topic.to_string()));
+                options.record_length_limit = Some(MAX_RECORD_BYTES);
+                let mut reader = IndexedReader::new_with_options(summary, options)
+                    .map_err(|err| corrupt(err, " (chunk index)".into()))?;
+                let mut chunk_at = 0;
+                while let Some(event) = reader.next_event() {
+                    match event
+                        .map_err(|err| corrupt(err, format!(" in the chunk at byte {chunk_at}")))?
+                    {
+                        IndexedReadEvent::ReadChunkRequest { offset, length } => {
+                            chunk_at = offset;
+                            let data = usize::try_from(offset)
+                                .ok()
+                                .and_then(|start| self.map.get(start..start.checked_add(length)?))
+                                .ok_or_else(|| {
+                                    format!(
+                                        "{} is corrupt: its index points past the end, at byte {offset}",
+                                        self.path.display()
+                                    )
+                                })?;
+                            reader.insert_chunk_record_data(offset, data).map_err(|err| {
+                                corrupt(err, format!(" in the chunk at byte {offset}"))
+                            })?;
+                        }
+                        IndexedReadEvent::Message { header, data } => {
+                            if !emit(&header, data) {
+                                return Ok(None);
+                            }
+                        }
+                    }
+                }
+            }
+            None => {
+                let mut reader = MessageReader::new_with_options(linear_options());
+                let mut rest: &[u8] = &self.map;
+                while let Some(event) = reader.next_event() {
+                    let at = self.map.len() - rest.len();
+                    match event.map_err(|err| corrupt(err, format!(" before byte {at}")))? {
+                        MessageReadEvent::ReadRequest(need) => {
+                            let n = need.min(rest.len());
+                            reader.insert(n).copy_from_slice(&rest[..n]);
+                            reader.notify_read(n);
+                            rest = &rest[n..];
+                        }
+                        MessageReadEvent::Message(message) => {
+                            let header = MessageHeader {
+                                channel_id: message.channel.id,
+                                sequence: message.sequence,
+                                log_time: message.log_time,
+                                publish_time: message.publish_time,
+                            };
+                            if !emit(&header, &message.data) {
+                                return Ok(None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Some(sent))
+    }
+}
+
+/// The front-to-back readers' options: bounded record lengths (a corrupt length must not
+/// allocate or overflow), chunk CRCs checked.
+fn linear_options() -> LinearReaderOptions {
+    LinearReaderOptions::default()
+        .with_record_length_limit(MAX_RECORD_BYTES)
+        .with_validate_chunk_crcs(true)
+}
+
+/// Every channel of a file without a usable summary, by reading it front to back: those
+/// defined before the first error, and that error.
+fn scan_channels(map: &[u8]) -> (Vec<Arc<Channel<'static>>>, Option<McapError>) {
+    let mut channels = ChannelAccumulator::default();
+    let mut ids = BTreeSet::new();
+    let mut reader = LinearReader::new_with_options(linear_options());
+    let mut rest = map;
+    let mut scan = || -> Result<(), McapError> {
+        while let Some(event) = reader.next_event() {
+            match event? {
+                LinearReadEvent::ReadRequest(need) => {
+                    let n = need.min(rest.len());
+                    reader.insert(n).copy_from_slice(&rest[..n]);
+                    reader.notify_read(n);
+                    rest = &rest[n..];
+                }
+                LinearReadEvent::Record { opcode, data } => match parse_record(opcode, data)? {
+                    Record::Schema { header, data } => {
+                        channels.add_schema(header, data.into_owned().into())?
+                    }
+                    Record::Channel(channel) => {
+                        ids.insert(channel.id);
+                        channels.add_channel(channel)?;
+                    }
+                    _ => {}
+                },
+            }
+        }
+        Ok(())
+    };
+    let error = scan().err();
+    (ids.into_iter().filter_map(|id| channels.get(id)).collect(), error)
+}
+
+/// The error for a filter that selects nothing, listing what there is.
+fn no_match(shown: &str, patterns: &[String], channels: &[Arc<Channel<'static>>]) -> String {
+    if channels.is_empty() {
+        return format!("{shown} has no channels");
+    }
+    let available: Vec<String> = channels
+        .iter()
+        .map(|c| match &c.schema {
+            Some(schema) => format!("{} ({})", c.topic, schema.name),
+            None => c.topic.clone(),
+        })
+        .collect();
+    format!(
+        "no channel of {shown} matches topics {patterns:?}; its topics are: {}",
+        available.join(", ")
+    )
+}
+
+/// Whether `topic` is selected by `patterns` (all topics when there are none).
+fn selects(patterns: &[String], topic: &str) -> bool {
+    patterns.is_empty() || patterns.iter().any(|p| glob_match(p, topic))
+}
+
+/// Matches a topic against a glob: `*` matches within one `/`-separated segment, `**` across
+/// segments (and `/**/` also matches a single `/`); every other character matches itself.
+pub fn glob_match(pattern: &str, topic: &str) -> bool {
+    fn matches(p: &[u8], t: &[u8]) -> bool {
+        match p {
+            [] => t.is_empty(),
+            [b'*', b'*', rest @ ..] => {
+                // `**/` may also stand for no segment at all.
+                (rest.first() == Some(&b'/') && matches(&rest[1..], t))
+                    || (0..=t.len()).any(|i| matches(rest, &t[i..]))
+            }
+            [b'*', rest @ ..] => {
+                let segment = t.iter().position(|&c| c == b'/').unwrap_or(t.len());
+                (0..=segment).any(|i| matches(rest, &t[i..]))
+            }
+            [c, rest @ ..] => t.first() == Some(c) && matches(rest, &t[1..]),
+        }
+    }
+    matches(pattern.as_bytes(), topic.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("/camera/color/image_raw", "/camera/color/image_raw"));
+        assert!(!glob_match("/camera/color/image_raw", "/camera/color/image_raw2"));
+        assert!(glob_match("/camera/*/image_raw", "/camera/depth/image_raw"));
+        assert!(!glob_match("/camera/*", "/camera/depth/image_raw"));
+        assert!(glob_match("/camera/**", "/camera/depth/image_raw"));
+        assert!(glob_match("/**/camera_info", "/camera/depth/camera_info"));
+        assert!(glob_match("/robot/**/image", "/robot/image"));
+        assert!(glob_match("**", "/anything/at/all"));
+        assert!(glob_match("/cam*", "/camera"));
+        assert!(!glob_match("/cam*", "/camera/x"));
+        assert!(glob_match("*", ""));
+    }
+}
