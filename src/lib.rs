@@ -1,8 +1,9 @@
 //! dtbridge: robot data (ROS 2 topics, RealSense frames) on LiveKit data tracks, recorded to MCAP.
 //!
-//! Data flows one way: source -> route -> track -> (network) -> recorder -> MCAP.
-//! This crate holds the LiveKit data track client ([`livekit`]), the benchmarks ([`bench`]) and
-//! the command line ([`cli`]).
+//! Data flows one way: [`source`] -> [`pipeline`] (route: rate limit, encode, compress) ->
+//! track ([`livekit`]) -> (network) -> recorder -> MCAP. [`config`] reads the TOML file,
+//! [`codec`] holds the ROS 2 messages and compression, [`daemon`] runs `dtbridge run`,
+//! [`mod@bench`] the benchmarks and [`cli`] the command line.
 
 pub mod bench;
 pub mod cli;
@@ -12,3 +13,4 @@ pub mod daemon;
 pub mod livekit;
 pub mod pipeline;
 pub mod source;
+pub mod topic;

@@ -8,7 +8,7 @@ use crate::codec::ros::CompressedImage;
 use crate::config::{Compression, ConfigError, ImageFormat, Loaded, RouteConfig};
 use crate::livekit::MAX_TRACK_NAME_CHARS;
 use crate::source::{MessageType, TopicInfo};
-use globset::{Glob, GlobMatcher};
+use crate::topic::glob_match;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -64,29 +64,17 @@ pub enum Resolution {
 /// The compiled routes of a configuration.
 #[derive(Debug, Clone)]
 pub struct Router {
-    routes: Vec<(RouteConfig, GlobMatcher)>,
+    routes: Vec<RouteConfig>,
 }
 
 impl Router {
-    /// Compiles and checks the routes; errors name `routes[i].key`.
+    /// Checks the routes; errors name `routes[i].key`.
     pub fn new(loaded: &Loaded) -> Result<Router, ConfigError> {
-        let routes = loaded
-            .config
-            .routes
-            .iter()
-            .enumerate()
-            .map(|(i, route)| {
-                let error = |key: &str, message: String| {
-                    loaded.error(format!("routes[{i}].{key}"), message)
-                };
-                check_route(route).map_err(|(key, message)| error(key, message))?;
-                let matcher = Glob::new(&route.topic)
-                    .map_err(|err| error("topic", format!("not a valid pattern: {err}")))?
-                    .compile_matcher();
-                Ok((route.clone(), matcher))
-            })
-            .collect::<Result<_, ConfigError>>()?;
-        Ok(Router { routes })
+        for (i, route) in loaded.config.routes.iter().enumerate() {
+            check_route(route)
+                .map_err(|(key, message)| loaded.error(format!("routes[{i}].{key}"), message))?;
+        }
+        Ok(Router { routes: loaded.config.routes.clone() })
     }
 
     /// Resolves one topic against the first matching route.
@@ -95,8 +83,11 @@ impl Router {
         source: &str,
         topic: &TopicInfo,
     ) -> Result<Resolution, (usize, String, String)> {
-        let Some((index, (route, _))) =
-            self.routes.iter().enumerate().find(|(_, (_, m))| m.is_match(&topic.topic))
+        let Some((index, route)) = self
+            .routes
+            .iter()
+            .enumerate()
+            .find(|(_, route)| glob_match(&route.topic, &topic.topic))
         else {
             return Ok(Resolution::Ignored("no route matches".into()));
         };
