@@ -22,12 +22,16 @@ pub struct SyntheticConfig {
     /// Topic prefix.
     #[serde(default = "default_namespace")]
     pub namespace: String,
-    /// Image width in pixels.
+    /// Image width in pixels (depth, and color unless `color_width` is set).
     #[serde(default = "default_width")]
     pub width: u32,
-    /// Image height in pixels.
+    /// Image height in pixels (depth, and color unless `color_height` is set).
     #[serde(default = "default_height")]
     pub height: u32,
+    /// Color image width, when it differs from depth (a RealSense: 1280 with depth at 848).
+    pub color_width: Option<u32>,
+    /// Color image height, when it differs from depth.
+    pub color_height: Option<u32>,
     /// Frames per second.
     #[serde(default = "default_fps")]
     pub fps: f64,
@@ -65,8 +69,10 @@ impl SyntheticConfig {
     /// Checks the values serde cannot, naming the key relative to this source's table.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |key: &str, message: String| Err((key.to_string(), message));
-        if self.width == 0 || self.height == 0 || self.width > 8192 || self.height > 8192 {
-            return bad("width", format!("{}x{} is not 1..=8192 each", self.width, self.height));
+        for (key, (w, h)) in [("width", self.depth_size()), ("color_width", self.color_size())] {
+            if !(1..=8192).contains(&w) || !(1..=8192).contains(&h) {
+                return bad(key, format!("{w}x{h} is not 1..=8192 each"));
+            }
         }
         if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 1000.0) {
             return bad("fps", format!("{} is not in (0, 1000]", self.fps));
@@ -78,6 +84,16 @@ impl SyntheticConfig {
             return bad("namespace", format!("'{}' must start with '/'", self.namespace));
         }
         Ok(())
+    }
+
+    /// Depth image size.
+    pub fn depth_size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// Color image size.
+    pub fn color_size(&self) -> (u32, u32) {
+        (self.color_width.unwrap_or(self.width), self.color_height.unwrap_or(self.height))
     }
 
     fn topic(&self, suffix: &str) -> String {
@@ -198,16 +214,18 @@ async fn camera_loop(
             let mut samples = Vec::new();
             if c.depth {
                 let header = header(stamp_ns, "camera_depth_optical_frame");
-                let image = Payload::Image(Arc::new(depth_image(&c, frame, header.clone())));
+                let (w, h) = c.depth_size();
+                let image = Payload::Image(Arc::new(depth_image(w, h, frame, header.clone())));
                 samples.push(sample(&types, c.topic("depth/image_rect_raw"), image, stamp_ns));
-                let info = encoded(&camera_info(&c, header));
+                let info = encoded(&camera_info(w, h, header));
                 samples.push(sample(&types, c.topic("depth/camera_info"), info, stamp_ns));
             }
             if c.color {
                 let header = header(stamp_ns, "camera_color_optical_frame");
-                let image = Payload::Image(Arc::new(color_image(&c, frame, header.clone())));
+                let (w, h) = c.color_size();
+                let image = Payload::Image(Arc::new(color_image(w, h, frame, header.clone())));
                 samples.push(sample(&types, c.topic("color/image_raw"), image, stamp_ns));
-                let info = encoded(&camera_info(&c, header));
+                let info = encoded(&camera_info(w, h, header));
                 samples.push(sample(&types, c.topic("color/camera_info"), info, stamp_ns));
             }
             samples
@@ -259,8 +277,8 @@ fn encoded(message: &impl RosMessage) -> Payload {
 
 /// Depth in millimetres: a plane receding from 0.5 m to 4 m across the image with a wave
 /// that travels one pixel per frame, and the frame number drawn at 0.3 m.
-pub fn depth_image(c: &SyntheticConfig, frame: u64, header: Header) -> Image {
-    let (w, h) = (c.width as usize, c.height as usize);
+pub fn depth_image(width: u32, height: u32, frame: u64, header: Header) -> Image {
+    let (w, h) = (width as usize, height as usize);
     let mut mm = vec![0u16; w * h];
     for y in 0..h {
         for x in 0..w {
@@ -273,18 +291,18 @@ pub fn depth_image(c: &SyntheticConfig, frame: u64, header: Header) -> Image {
     let data = mm.iter().flat_map(|v| v.to_le_bytes()).collect();
     Image {
         header,
-        height: c.height,
-        width: c.width,
+        height,
+        width,
         encoding: "16UC1".into(),
         is_bigendian: 0,
-        step: c.width * 2,
+        step: width * 2,
         data,
     }
 }
 
 /// Color: gradients that shift with the frame number, the number drawn in white.
-pub fn color_image(c: &SyntheticConfig, frame: u64, header: Header) -> Image {
-    let (w, h) = (c.width as usize, c.height as usize);
+pub fn color_image(width: u32, height: u32, frame: u64, header: Header) -> Image {
+    let (w, h) = (width as usize, height as usize);
     let mut data = vec![0u8; w * h * 3];
     let shift = (frame * 4) as usize;
     for y in 0..h {
@@ -298,24 +316,24 @@ pub fn color_image(c: &SyntheticConfig, frame: u64, header: Header) -> Image {
     draw_number(frame, w, h, |x, y| data[(y * w + x) * 3..][..3].copy_from_slice(&[255; 3]));
     Image {
         header,
-        height: c.height,
-        width: c.width,
+        height,
+        width,
         encoding: "rgb8".into(),
         is_bigendian: 0,
-        step: c.width * 3,
+        step: width * 3,
         data,
     }
 }
 
 /// A pinhole camera with a 70 degree horizontal field of view, no distortion.
-pub fn camera_info(c: &SyntheticConfig, header: Header) -> CameraInfo {
-    let (w, h) = (c.width as f64, c.height as f64);
+pub fn camera_info(width: u32, height: u32, header: Header) -> CameraInfo {
+    let (w, h) = (width as f64, height as f64);
     let f = w / (2.0 * (35f64).to_radians().tan());
     let (cx, cy) = (w / 2.0, h / 2.0);
     CameraInfo {
         header,
-        height: c.height,
-        width: c.width,
+        height,
+        width,
         distortion_model: "plumb_bob".into(),
         d: vec![0.0; 5],
         k: [f, 0.0, cx, 0.0, f, cy, 0.0, 0.0, 1.0],
@@ -397,15 +415,14 @@ mod tests {
 
     #[test]
     fn frames_are_deterministic_and_numbered() {
-        let c = config();
-        let a = depth_image(&c, 7, Header::default());
-        let b = depth_image(&c, 7, Header::default());
+        let a = depth_image(64, 48, 7, Header::default());
+        let b = depth_image(64, 48, 7, Header::default());
         assert_eq!(a, b);
-        assert_ne!(a.data, depth_image(&c, 8, Header::default()).data);
+        assert_ne!(a.data, depth_image(64, 48, 8, Header::default()).data);
         assert_eq!(a.data.len(), 64 * 48 * 2);
         // The digit's pixels are at 0.3 m.
         assert!(a.data.chunks(2).any(|px| u16::from_le_bytes([px[0], px[1]]) == 300));
-        let color = color_image(&c, 7, Header::default());
+        let color = color_image(64, 48, 7, Header::default());
         assert_eq!(color.data.len() as u32, color.step * color.height);
     }
 
