@@ -10,18 +10,27 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The whole file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct BridgeConfig {
     /// Where to connect.
-    #[serde(default)]
     pub livekit: LiveKitConfig,
     /// Where samples come from.
-    #[serde(default)]
     pub sources: Vec<SourceConfig>,
     /// Which topics become which tracks.
-    #[serde(default)]
     pub routes: Vec<RouteConfig>,
+}
+
+/// The file as read: each source stays untyped until its `type` picks the struct, so that
+/// errors inside a source can name their key (serde loses the path in tagged enums).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    livekit: LiveKitConfig,
+    #[serde(default)]
+    sources: Vec<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    routes: Vec<RouteConfig>,
 }
 
 /// `[livekit]`.
@@ -88,8 +97,7 @@ impl LiveKitConfig {
 }
 
 /// `[[sources]]`: one entry per source, by `type`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[derive(Debug, Clone)]
 pub enum SourceConfig {
     /// A synthetic camera and telemetry.
     Synthetic(SyntheticConfig),
@@ -97,7 +105,43 @@ pub enum SourceConfig {
     Mcap(McapSourceConfig),
 }
 
+/// The source types, as written in `type = "..."`.
+const SOURCE_TYPES: [&str; 2] = ["synthetic", "mcap"];
+
 impl SourceConfig {
+    /// Reads one `[[sources]]` table; errors are `(key within the table, message)`.
+    fn from_table(
+        mut table: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<SourceConfig, (String, String)> {
+        let kind = match table.remove("type") {
+            Some(serde_json::Value::String(kind)) => kind,
+            Some(other) => return Err(("type".into(), format!("{other} is not a string"))),
+            None => {
+                let known = SOURCE_TYPES.join("\", \"");
+                return Err(("type".into(), format!("missing; one of \"{known}\"")));
+            }
+        };
+        let value = serde_json::Value::Object(table);
+        fn typed<T: serde::de::DeserializeOwned>(
+            value: serde_json::Value,
+        ) -> Result<T, (String, String)> {
+            serde_path_to_error::deserialize(value)
+                .map_err(|err| (err.path().to_string(), with_suggestion(&err.inner().to_string())))
+        }
+        match kind.as_str() {
+            "synthetic" => typed(value).map(SourceConfig::Synthetic),
+            "mcap" => typed(value).map(SourceConfig::Mcap),
+            other => {
+                let mut message =
+                    format!("unknown source type \"{other}\"; known: {}", SOURCE_TYPES.join(", "));
+                if let Some(known) = closest(other, SOURCE_TYPES) {
+                    message.push_str(&format!(" (did you mean \"{known}\"?)"));
+                }
+                Err(("type".into(), message))
+            }
+        }
+    }
+
     /// The configured name.
     pub fn name(&self) -> &str {
         match self {
@@ -228,11 +272,23 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         )
         .build()
         .map_err(|err| ConfigError::new(path, "", syntax_message(&err)))?;
-    let config: BridgeConfig = serde_path_to_error::deserialize(built).map_err(|err| {
+    let raw: RawConfig = serde_path_to_error::deserialize(built).map_err(|err| {
         let key = err.path().to_string();
         let key = if key == "." { String::new() } else { key };
         ConfigError::new(path, key, with_suggestion(&err.inner().to_string()))
     })?;
+    let sources = raw
+        .sources
+        .into_iter()
+        .enumerate()
+        .map(|(i, table)| {
+            SourceConfig::from_table(table).map_err(|(key, message)| {
+                let key = if key == "." { String::new() } else { format!(".{key}") };
+                ConfigError::new(path, format!("sources[{i}]{key}"), message)
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let config = BridgeConfig { livekit: raw.livekit, sources, routes: raw.routes };
     Ok(Loaded { path: path.to_path_buf(), config })
 }
 
@@ -250,16 +306,20 @@ fn with_suggestion(message: &str) -> String {
     let Some((unknown, expected)) = rest.split_once('`') else {
         return message.to_string();
     };
-    let best = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|known| (strsim::jaro_winkler(unknown, known), known))
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    match best {
-        Some((score, known)) if score > 0.8 => format!("{message} (did you mean `{known}`?)"),
-        _ => message.to_string(),
+    match closest(unknown, expected.split('`').skip(1).step_by(2)) {
+        Some(known) => format!("{message} (did you mean `{known}`?)"),
+        None => message.to_string(),
     }
+}
+
+/// The candidate most like `word`, if any is close enough to be a likely typo.
+fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|known| (strsim::jaro_winkler(word, known), known))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score > 0.8)
+        .map(|(_, known)| known)
 }
 
 #[cfg(test)]

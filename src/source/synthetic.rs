@@ -314,15 +314,7 @@ pub fn color_image(width: u32, height: u32, frame: u64, header: Header) -> Image
         }
     }
     draw_number(frame, w, h, |x, y| data[(y * w + x) * 3..][..3].copy_from_slice(&[255; 3]));
-    Image {
-        header,
-        height,
-        width,
-        encoding: "rgb8".into(),
-        is_bigendian: 0,
-        step: width * 3,
-        data,
-    }
+    Image { header, height, width, encoding: "rgb8".into(), is_bigendian: 0, step: width * 3, data }
 }
 
 /// A pinhole camera with a 70 degree horizontal field of view, no distortion.

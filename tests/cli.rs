@@ -1,0 +1,183 @@
+//! `dtbridge check` and `dtbridge run` on bad input: one clear message naming the file and the
+//! key, and the configuration exit status; never a panic.
+
+mod common;
+
+use common::server::TempDir;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SOURCE: &str = "[[sources]]\ntype = \"synthetic\"\nname = \"cam\"\nnamespace = \"/cam\"\n";
+
+fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.0.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn dtbridge(args: &[&str], config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dtbridge"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .env_remove("LIVEKIT_URL")
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap()
+}
+
+/// Runs `dtbridge check` on `text` and returns its one error line.
+fn config_error(text: &str) -> String {
+    let dir = TempDir::new();
+    let path = write(&dir, "bad.toml", text);
+    let output = dtbridge(&["check"], &path);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(2), "exit status for config errors; stderr:\n{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one message:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(errors[0].contains("bad.toml"), "names the file: {}", errors[0]);
+    errors[0].to_string()
+}
+
+#[test]
+fn malformed_toml() {
+    let error = config_error("[[sources]\ntype = ");
+    assert!(error.contains("not valid TOML"), "{error}");
+}
+
+#[test]
+fn unknown_key_suggests_the_right_one() {
+    let error =
+        config_error(&format!("{SOURCE}[[routes]]\ntopic = \"/cam/imu\"\ncompresion = \"zstd\"\n"));
+    assert!(error.contains("routes[0]"), "{error}");
+    assert!(error.contains("did you mean `compression`"), "{error}");
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let error = config_error("[[sources]]\ntype = \"synthetic\"\nname = \"cam\"\nfps = \"fast\"\n");
+    assert!(error.contains("sources[0].fps"), "{error}");
+}
+
+#[test]
+fn unknown_source_type() {
+    let error = config_error("[[sources]]\ntype = \"lidar\"\nname = \"x\"\n");
+    assert!(error.contains("lidar"), "{error}");
+}
+
+#[test]
+fn two_routes_producing_one_track() {
+    let error = config_error(&format!(
+        "{SOURCE}[[routes]]\ntopic = \"/cam/imu\"\ntrack = \"same\"\n[[routes]]\ntopic = \"/cam/depth/camera_info\"\ntrack = \"same\"\n"
+    ));
+    assert!(error.contains("both produce track 'same'"), "{error}");
+}
+
+#[test]
+fn track_name_over_256_characters() {
+    let error = config_error(&format!(
+        "{SOURCE}[[routes]]\ntopic = \"/cam/imu\"\ntrack = \"{}\"\n",
+        "t".repeat(300)
+    ));
+    assert!(error.contains("routes[0].track") && error.contains("300 characters"), "{error}");
+}
+
+#[test]
+fn rate_must_be_positive() {
+    for rate in ["0", "-5"] {
+        let error = config_error(&format!(
+            "{SOURCE}[[routes]]\ntopic = \"/cam/imu\"\nmax_rate_hz = {rate}\n"
+        ));
+        assert!(error.contains("routes[0].max_rate_hz"), "{error}");
+    }
+}
+
+#[test]
+fn zstd_level_out_of_range() {
+    let error = config_error(&format!(
+        "{SOURCE}[[routes]]\ntopic = \"/cam/imu\"\ncompression = \"zstd\"\nzstd_level = 40\n"
+    ));
+    assert!(error.contains("routes[0].zstd_level") && error.contains("1 to 22"), "{error}");
+}
+
+#[test]
+fn image_option_on_a_non_image_topic() {
+    let error = config_error(&format!(
+        "{SOURCE}[[routes]]\ntopic = \"/cam/depth/camera_info\"\nimage_format = \"jpeg\"\n"
+    ));
+    assert!(error.contains("routes[0].image_format"), "{error}");
+    assert!(error.contains("sensor_msgs/msg/CameraInfo"), "{error}");
+}
+
+#[test]
+fn jpeg_quality_out_of_range() {
+    let error = config_error(&format!(
+        "{SOURCE}[[routes]]\ntopic = \"/cam/color/image_raw\"\nimage_format = \"jpeg\"\njpeg_quality = 0\n"
+    ));
+    assert!(error.contains("routes[0].jpeg_quality"), "{error}");
+}
+
+#[test]
+fn missing_config_file() {
+    let dir = TempDir::new();
+    let output = dtbridge(&["check"], &dir.0.join("nope.toml"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nope.toml: no such file"));
+}
+
+#[test]
+fn check_prints_the_plan() {
+    let dir = TempDir::new();
+    let path = write(
+        &dir,
+        "good.toml",
+        &format!(
+            "{SOURCE}[[routes]]\ntopic = \"/cam/depth/image_rect_raw\"\ncompression = \"zstd\"\n[[routes]]\ntopic = \"/cam/color/image_raw\"\nimage_format = \"jpeg\"\n"
+        ),
+    );
+    let output = dtbridge(&["check"], &path);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains(
+        "cam:/cam/depth/image_rect_raw -> /cam/depth/image_rect_raw | sensor_msgs/msg/Image | cdr+zstd | zstd 3"
+    ), "{stdout}");
+    assert!(stdout.contains("| sensor_msgs/msg/CompressedImage | cdr | jpeg q80"), "{stdout}");
+    assert!(stdout.contains("cam:/cam/imu ignored: no route matches"), "{stdout}");
+}
+
+#[test]
+fn run_reports_a_missing_replay_file_and_keeps_the_other_sources() {
+    let dir = TempDir::new();
+    let path = write(
+        &dir,
+        "run.toml",
+        &format!(
+            "{SOURCE}imu_hz = 100\n[[sources]]\ntype = \"mcap\"\nname = \"replay\"\npath = \"missing.mcap\"\n[[routes]]\ntopic = \"/cam/imu\"\n"
+        ),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_dtbridge"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .env_remove("LIVEKIT_URL")
+        .env("RUST_LOG", "dtbridge=info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // SIGTERM: the daemon unpublishes, leaves, prints its summary and exits 0.
+    let status = Command::new("kill").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("source 'replay'") && stderr.contains("missing.mcap"), "{stderr}");
+    let frames = stderr
+        .lines()
+        .find(|l| l.contains("/cam/imu <- /cam/imu"))
+        .and_then(|l| l.split(": ").nth(1))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no summary line for /cam/imu:\n{stderr}"));
+    assert!(frames > 50, "the synthetic source kept publishing: {frames} frames\n{stderr}");
+}
