@@ -181,3 +181,18 @@ fn run_reports_a_missing_replay_file_and_keeps_the_other_sources() {
         .unwrap_or_else(|| panic!("no summary line for /cam/imu:\n{stderr}"));
     assert!(frames > 50, "the synthetic source kept publishing: {frames} frames\n{stderr}");
 }
+
+#[test]
+fn environment_overrides_apply_and_are_checked() {
+    let dir = TempDir::new();
+    let path = write(&dir, "env.toml", &format!("{SOURCE}[[routes]]\ntopic = \"/cam/imu\"\n"));
+    let output = Command::new(env!("CARGO_BIN_EXE_dtbridge"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .env("DTBRIDGE_LIVEKIT__CONNECT_TIMEOUT_S", "-1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("livekit.connect_timeout_s"), "{stderr}");
+}
