@@ -18,6 +18,67 @@ pub struct BridgeConfig {
     pub sources: Vec<SourceConfig>,
     /// Which topics become which tracks.
     pub routes: Vec<RouteConfig>,
+    /// The operator side: what `dtbridge record` records and where.
+    pub record: RecordConfig,
+}
+
+/// `[record]`: what `dtbridge record` subscribes to and where it writes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordConfig {
+    /// Directory the MCAP files go to (relative to the config file).
+    #[serde(default = "default_output_dir")]
+    pub output_dir: PathBuf,
+    /// File name template: `{date}`, `{room}`, `{identity}`, `{index}`.
+    #[serde(default = "default_file_template")]
+    pub file_template: String,
+    /// Topic template: `{track}`, `{publisher}`.
+    #[serde(default = "default_topic_template")]
+    pub topic_template: String,
+    /// Publisher identities to record (globs).
+    #[serde(default = "default_all")]
+    pub participants: Vec<String>,
+    /// Track names to record (globs).
+    #[serde(default = "default_all")]
+    pub tracks: Vec<String>,
+    /// Start a new file after this many megabytes.
+    pub max_file_mb: Option<f64>,
+    /// Start a new file after this many minutes.
+    pub max_file_minutes: Option<f64>,
+    /// Frames buffered per subscription before the oldest is dropped.
+    #[serde(default = "default_buffer_frames")]
+    pub buffer_frames: usize,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        Self {
+            output_dir: default_output_dir(),
+            file_template: default_file_template(),
+            topic_template: default_topic_template(),
+            participants: default_all(),
+            tracks: default_all(),
+            max_file_mb: None,
+            max_file_minutes: None,
+            buffer_frames: default_buffer_frames(),
+        }
+    }
+}
+
+fn default_output_dir() -> PathBuf {
+    "recordings".into()
+}
+fn default_file_template() -> String {
+    "{date}_{room}_{identity}_{index}.mcap".into()
+}
+fn default_topic_template() -> String {
+    "{track}".into()
+}
+fn default_all() -> Vec<String> {
+    vec!["**".into()]
+}
+fn default_buffer_frames() -> usize {
+    64
 }
 
 /// The file as read: each source stays untyped until its `type` picks the struct, so that
@@ -31,6 +92,8 @@ struct RawConfig {
     sources: Vec<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     routes: Vec<RouteConfig>,
+    #[serde(default)]
+    record: RecordConfig,
 }
 
 /// `[livekit]`.
@@ -268,7 +331,8 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
             config::Environment::with_prefix("DTBRIDGE")
                 .prefix_separator("_")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(Some(overrides())),
         )
         .build()
         .map_err(|err| ConfigError::new(path, "", syntax_message(&err)))?;
@@ -288,8 +352,18 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
             })
         })
         .collect::<Result<_, _>>()?;
-    let config = BridgeConfig { livekit: raw.livekit, sources, routes: raw.routes };
+    let config =
+        BridgeConfig { livekit: raw.livekit, sources, routes: raw.routes, record: raw.record };
     Ok(Loaded { path: path.to_path_buf(), config })
+}
+
+/// The `DTBRIDGE_` variables that address a key in a table (`DTBRIDGE_LIVEKIT__ROOM`). Every
+/// top-level key is a table or a list, so a variable without `__` is not an override but some
+/// other tool's setting (`DTBRIDGE_CACHE`, ...) and is left alone.
+fn overrides() -> config::Map<String, String> {
+    std::env::vars()
+        .filter(|(name, _)| name.starts_with("DTBRIDGE_") && name.contains("__"))
+        .collect()
 }
 
 /// The parse error without the file name, which [`ConfigError`] adds.

@@ -196,3 +196,16 @@ fn environment_overrides_apply_and_are_checked() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("livekit.connect_timeout_s"), "{stderr}");
 }
+
+#[test]
+fn other_dtbridge_variables_are_not_overrides() {
+    let dir = TempDir::new();
+    let path = write(&dir, "vars.toml", &format!("{SOURCE}[[routes]]\ntopic = \"/cam/imu\"\n"));
+    let output = Command::new(env!("CARGO_BIN_EXE_dtbridge"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .env("DTBRIDGE_SOMETHING_ELSE", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}

@@ -8,8 +8,6 @@
 //! the script zeroes the padding bytes it finds by walking the message's rosidl type
 //! information; every other byte must be identical, and rclpy must decode our bytes back to the
 //! message it built.
-//!
-//! Timings (not a test): `cargo test --release --test codec -- --ignored --nocapture`.
 
 use dtbridge::codec::compress::{
     ZstdCompressor, strip_zstd_encoding, validate_zstd_level, zstd_compress, zstd_decompress,
@@ -999,76 +997,3 @@ fn image_encoding_errors() {
 }
 
 // ------------------------------------------------------------------ timings
-
-fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[runs / 2]
-}
-
-/// Not a test: `cargo test --release --test codec -- --ignored --nocapture timings`.
-#[test]
-#[ignore = "timing measurement; run in release mode"]
-fn timings() {
-    let (w, h) = (848, 480);
-    let noise = pattern(w as usize * h as usize, 9);
-    let mut data = depth(w, h);
-    for (px, n) in data.chunks_exact_mut(2).zip(noise) {
-        let v = u16::from_le_bytes([px[0], px[1]]) + u16::from(n & 15);
-        px.copy_from_slice(&v.to_le_bytes());
-    }
-    let depth_image = raw("16UC1", w, h, w * 2, data);
-    let cdr_bytes = depth_image.to_cdr();
-    let ser = median_ms(50, || {
-        std::hint::black_box(depth_image.to_cdr());
-    });
-    let de = median_ms(50, || {
-        std::hint::black_box(Image::from_cdr(&cdr_bytes).expect("decode"));
-    });
-    println!(
-        "848x480 16UC1: CDR {} B, serialize {ser:.3} ms, deserialize {de:.3} ms",
-        cdr_bytes.len()
-    );
-    for level in [1, 3] {
-        let mut compressor = ZstdCompressor::new(level).expect("level");
-        let packed = compressor.compress(&cdr_bytes).expect("compress");
-        let reused = median_ms(30, || {
-            std::hint::black_box(compressor.compress(&cdr_bytes).expect("compress"));
-        });
-        let fresh = median_ms(30, || {
-            std::hint::black_box(zstd_compress(&cdr_bytes, level).expect("compress"));
-        });
-        let unpack = median_ms(30, || {
-            std::hint::black_box(zstd_decompress(&packed, 4 << 20).expect("decompress"));
-        });
-        println!(
-            "  zstd {level}: {} B, {reused:.2} ms (ZstdCompressor) / {fresh:.2} ms (zstd_compress), decompress {unpack:.2} ms",
-            packed.len()
-        );
-    }
-    let png = median_ms(10, || {
-        std::hint::black_box(encode_png(&depth_image, PngCompression::Fast).expect("png"));
-    });
-    println!(
-        "  PNG fast: {png:.1} ms, {} B",
-        encode_png(&depth_image, PngCompression::Fast).expect("png").data.len()
-    );
-
-    let (w, h) = (1280, 720);
-    let mut rgb = gradient(w, h, 3);
-    for (v, n) in rgb.iter_mut().zip(pattern(w as usize * h as usize * 3, 5)) {
-        *v = v.wrapping_add(n & 7);
-    }
-    let color = raw("rgb8", w, h, w * 3, rgb);
-    let jpeg = median_ms(10, || {
-        std::hint::black_box(encode_jpeg(&color, 80).expect("jpeg"));
-    });
-    let size = encode_jpeg(&color, 80).expect("jpeg").data.len();
-    println!("1280x720 rgb8 JPEG q80: {jpeg:.1} ms, {size} B");
-}
