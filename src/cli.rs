@@ -1,5 +1,6 @@
 //! The command line: parses arguments, sets up logging, and runs the chosen command.
 
+use crate::bench::run::RunBench;
 use crate::bench::{self, Case, TransportBench};
 use crate::daemon::{self, DaemonError};
 use crate::livekit::{ENV_API_KEY, ENV_API_SECRET, ENV_URL, RoomError};
@@ -37,6 +38,31 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Record the room's data tracks to MCAP until SIGINT or SIGTERM.
+    Record {
+        /// The configuration file (its `[livekit]` and `[record]` sections).
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Run the synthetic robot and the recorder in one process, no server needed, and write
+    /// an MCAP file to open in Foxglove.
+    Demo {
+        /// Seconds to record.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// The file to write.
+        #[arg(long, default_value = "demo.mcap")]
+        output: PathBuf,
+    },
+    /// Rewrite an unfinished MCAP file (recorder killed, power lost) into a complete,
+    /// indexed one.
+    Repair {
+        /// The damaged file.
+        input: PathBuf,
+        /// Where to write the repaired file (default: INPUT with `.repaired.mcap`).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Measure performance.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -47,6 +73,23 @@ enum BenchCommand {
     /// Throughput, loss and latency of data tracks through a LiveKit server, side by side with
     /// the official Python SDK as publisher.
     Transport(TransportArgs),
+    /// Per-frame cost of the publish pipeline's encoder (CDR, zstd, JPEG, PNG) on
+    /// RealSense-sized frames, in-process, next to a plain copy of the frame.
+    Codec {
+        /// Frames measured per operation (medians over them).
+        #[arg(long, default_value_t = 100)]
+        runs: usize,
+    },
+    /// `dtbridge run` end to end through a LiveKit server (LIVEKIT_URL, LIVEKIT_API_KEY,
+    /// LIVEKIT_API_SECRET): received rate, latency and CPU per track.
+    Run {
+        /// Seconds of the measuring window (after a 3 s warm-up).
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// The `dtbridge run` configuration; the bench joins its room.
+        #[arg(long, default_value = "config/bench-realsense.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -94,7 +137,14 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run { config } => run(&config).await,
             Command::Check { config } => check(&config),
+            Command::Record { config } => record(&config).await,
+            Command::Demo { seconds, output } => demo(seconds, &output).await,
+            Command::Repair { input, output } => repair(&input, output),
             Command::Bench(BenchCommand::Transport(args)) => bench_transport(args).await,
+            Command::Bench(BenchCommand::Codec { runs }) => bench_codec(runs),
+            Command::Bench(BenchCommand::Run { seconds, config }) => {
+                bench_run(seconds, config).await
+            }
         }
     });
     match result {
@@ -108,13 +158,51 @@ pub fn main() -> ExitCode {
 
 async fn run(config: &std::path::Path) -> anyhow::Result<()> {
     let prepared = daemon::prepare(config)?;
+    daemon::run(prepared, stop_on_signal()).await?;
+    Ok(())
+}
+
+async fn record(config: &std::path::Path) -> anyhow::Result<()> {
+    let loaded = crate::config::load(config).map_err(DaemonError::from)?;
+    let report = crate::record::run(loaded, stop_on_signal()).await?;
+    for file in &report.summary.files {
+        eprintln!(
+            "wrote {}: {} messages, {:.1} MB ({:?})",
+            file.path.display(),
+            file.messages,
+            file.bytes as f64 / 1e6,
+            file.status
+        );
+    }
+    eprintln!("frames dropped because the writer was behind: {}", report.dropped_behind);
+    Ok(())
+}
+
+async fn demo(seconds: f64, output: &std::path::Path) -> anyhow::Result<()> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        anyhow::bail!("--seconds must be positive, got {seconds}");
+    }
+    println!("{}", crate::demo::run(seconds, output).await?);
+    Ok(())
+}
+
+fn repair(input: &std::path::Path, output: Option<PathBuf>) -> anyhow::Result<()> {
+    let output = output.unwrap_or_else(|| input.with_extension("repaired.mcap"));
+    let report = crate::recorder::repair(input, &output)?;
+    println!("{report:?}");
+    println!("wrote {}", output.display());
+    Ok(())
+}
+
+/// A stop flag raised by SIGINT or SIGTERM.
+fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("stopping");
         stop_tx.send_replace(true);
     });
-    Ok(daemon::run(prepared, stop).await?)
+    stop
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -181,5 +269,22 @@ async fn bench_transport(args: TransportArgs) -> anyhow::Result<()> {
     };
     let report = bench.run().await?;
     println!("{}", report.to_markdown());
+    Ok(())
+}
+
+fn bench_codec(runs: usize) -> anyhow::Result<()> {
+    if runs == 0 {
+        anyhow::bail!("--runs must be at least 1");
+    }
+    println!("{}", bench::codec::run(runs)?.to_markdown());
+    Ok(())
+}
+
+async fn bench_run(seconds: f64, config: PathBuf) -> anyhow::Result<()> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        anyhow::bail!("--seconds must be positive, got {seconds}");
+    }
+    let bench = RunBench { config, window: Duration::from_secs_f64(seconds) };
+    println!("{}", bench.run().await?.to_markdown());
     Ok(())
 }

@@ -322,11 +322,21 @@ impl Loaded {
 
 /// Reads `path`, applies `DTBRIDGE_*` overrides, and deserializes.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    if !path.is_file() {
-        return Err(ConfigError::new(path, "", "no such file"));
-    }
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        let message = match err.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_string(),
+            _ => format!("cannot read: {err}"),
+        };
+        ConfigError::new(path, "", message)
+    })?;
+    load_str(&text, path)
+}
+
+/// Like [`load`], for a configuration already in memory; `path` names it in errors and is
+/// where relative paths in it resolve from.
+pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
     let built = config::Config::builder()
-        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
         .add_source(
             config::Environment::with_prefix("DTBRIDGE")
                 .prefix_separator("_")

@@ -40,7 +40,11 @@ pub struct Prepared {
 /// Loads and checks a configuration. A source that cannot be opened (a missing replay file)
 /// is reported in [`Prepared::failed`] and left out; everything else invalid is an error.
 pub fn prepare(path: &Path) -> Result<Prepared, DaemonError> {
-    let loaded = config::load(path)?;
+    prepare_loaded(config::load(path)?)
+}
+
+/// [`prepare`] for a configuration already loaded.
+pub fn prepare_loaded(loaded: Loaded) -> Result<Prepared, DaemonError> {
     if let Some(secs) = loaded.config.livekit.connect_timeout_s
         && !(secs.is_finite() && secs > 0.0)
     {
@@ -78,8 +82,20 @@ pub async fn connect(connection: Connection) -> Result<(Room, RoomEvents), RoomE
 /// How often the stats line is printed.
 const STATS_INTERVAL: Duration = Duration::from_secs(5);
 
+/// What a publishing session did, per track.
+#[derive(Debug, Clone)]
+pub struct PublishReport {
+    /// Each track's plan and final counters.
+    pub tracks: Vec<(crate::pipeline::TrackPlan, TrackStats)>,
+    /// Samples on topics without a route.
+    pub unrouted: u64,
+}
+
 /// Joins the configured room and publishes until `stop` becomes true.
-pub async fn run(prepared: Prepared, stop: watch::Receiver<bool>) -> Result<(), DaemonError> {
+pub async fn run(
+    prepared: Prepared,
+    stop: watch::Receiver<bool>,
+) -> Result<PublishReport, DaemonError> {
     let connection =
         prepared.loaded.config.livekit.connection("robot").map_err(DaemonError::Connect)?;
     let (room, events) = connect(connection).await.map_err(DaemonError::Connect)?;
@@ -94,7 +110,7 @@ pub async fn publish(
     room: Room,
     mut events: RoomEvents,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), DaemonError> {
+) -> Result<PublishReport, DaemonError> {
     let Prepared { loaded: _, router, sources, failed, plan } = prepared;
     for error in &failed {
         tracing::error!("{error}; the other sources keep running");
@@ -150,7 +166,8 @@ pub async fn publish(
     pipeline.shutdown().await;
     room.leave().await;
     eprintln!("{}", summary(&workers, unrouted, started.elapsed()));
-    Ok(())
+    let tracks = workers.iter().map(|w| (w.plan.clone(), w.counters.snapshot())).collect();
+    Ok(PublishReport { tracks, unrouted })
 }
 
 fn print_stats(pipeline: &Pipeline, previous: &mut Vec<TrackStats>, elapsed: Duration) {

@@ -6,6 +6,7 @@
 //! little-endian u64, the layout `tests/peers/lk_peer.py bench-publish` uses; the subscriber
 //! runs on the same machine, so latency is its receive time minus that send time.
 
+use super::{now_us, percentile};
 use crate::livekit::{
     ConnectOptions, Credentials, DataTrackSubscribeOptions, Grants, PushError, Room, RoomEvent,
     RoomEvents, TrackOptions,
@@ -14,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
@@ -353,17 +354,6 @@ impl PythonPeer {
     }
 }
 
-fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
-
 /// Reads a `/proc/self/status` field in MB (0 where unavailable).
 fn rss_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -450,13 +440,5 @@ mod tests {
         assert!("8@10".parse::<Case>().is_err());
         assert!("1024@0".parse::<Case>().is_err());
         assert!("1024".parse::<Case>().is_err());
-    }
-
-    #[test]
-    fn percentiles_of_sorted_samples() {
-        let samples: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&samples, 0.5), 51.0);
-        assert_eq!(percentile(&samples, 0.99), 99.0);
-        assert!(percentile(&[], 0.5).is_nan());
     }
 }

@@ -1,0 +1,303 @@
+//! `dtbridge bench run`: `dtbridge run` end to end through a LiveKit server.
+//!
+//! The bench joins the configured room as a subscriber, starts `dtbridge run -c CONFIG` (this
+//! same executable) as a child process, subscribes to every track of the config's plan, lets
+//! the stream settle, and then measures over a fixed window, per track: frames received, their
+//! rate and size, and latency (receive time minus the frame's user timestamp, the sample time
+//! in UNIX milliseconds, so the latency includes the source's own work after taking that time);
+//! and the CPU time of the child, of this process and of the whole machine over the window.
+
+use super::{now_us, percentile};
+use crate::config::Connection;
+use crate::daemon;
+use crate::livekit::{Credentials, DataTrackSubscribeOptions, Room, RoomEvent};
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long the stream runs before the measuring window opens.
+const WARMUP: Duration = Duration::from_secs(3);
+/// Linux reports process CPU times in ticks of 1/100 s (`USER_HZ`).
+const USER_HZ: f64 = 100.0;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunBench {
+    /// The `dtbridge run` configuration; its `[livekit] room` is the room the bench joins.
+    pub config: PathBuf,
+    /// The measuring window.
+    pub window: Duration,
+}
+
+/// One track's measurement.
+#[derive(Debug, Clone)]
+pub struct TrackResult {
+    /// Track name.
+    pub track: String,
+    /// Frames received in the window.
+    pub frames: usize,
+    /// Frames per second.
+    pub fps: f64,
+    /// Megabytes (10^6 bytes) per second.
+    pub mb_per_s: f64,
+    /// Mean frame size in kilobytes (10^3 bytes).
+    pub mean_kb: f64,
+    /// Median latency in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile latency in milliseconds.
+    pub p99_ms: f64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The measuring window in seconds.
+    pub seconds: f64,
+    /// Per track, in plan order.
+    pub tracks: Vec<TrackResult>,
+    /// CPU time of `dtbridge run` over the window, in % of one core.
+    pub publisher_cpu: f64,
+    /// CPU time of this process (the subscriber), in % of one core.
+    pub subscriber_cpu: f64,
+    /// Busy time of the whole machine, in % of all cores.
+    pub machine_busy: f64,
+    /// Number of cores.
+    pub cores: usize,
+}
+
+/// A received frame: when (since the bench started), its latency and size.
+type Received = (Instant, f64, usize);
+
+impl RunBench {
+    /// Runs the child, measures, and stops the child with SIGTERM.
+    pub async fn run(&self) -> Result<RunReport> {
+        let prepared = daemon::prepare(&self.config)?;
+        let tracks: Vec<String> = prepared.plan.tracks.iter().map(|t| t.track.clone()).collect();
+        let Connection::Server(mut options) = prepared.loaded.config.livekit.connection("robot")?
+        else {
+            bail!("bench run needs a LiveKit server: set LIVEKIT_URL");
+        };
+        let Credentials::ApiKey { identity, room, .. } = &mut options.credentials else {
+            bail!("bench run mints its own token: set LIVEKIT_API_KEY and LIVEKIT_API_SECRET");
+        };
+        *identity = "bench-subscriber".into();
+        let room_name = room.clone();
+        let (room, mut events) =
+            Room::connect(options).await.context("the subscriber cannot join")?;
+
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("run")
+            .arg("-c")
+            .arg(&self.config)
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start `dtbridge run`")?;
+        let pid = child.id().context("the child exited at once")?;
+
+        let (stop, stopped) = watch::channel(false);
+        let mut collectors: Vec<Option<JoinHandle<Vec<Received>>>> =
+            tracks.iter().map(|_| None).collect();
+        let subscribed = tokio::time::timeout(Duration::from_secs(30), async {
+            while collectors.iter().any(Option::is_none) {
+                let event = tokio::select! {
+                    event = events.recv() => event.context("the subscriber left the room")?,
+                    status = child.wait() => bail!("`dtbridge run` exited: {}", status?),
+                };
+                let RoomEvent::TrackPublished(track) = event else { continue };
+                let Some(i) = tracks.iter().position(|name| name == track.info().name()) else {
+                    continue;
+                };
+                let options = DataTrackSubscribeOptions::default().with_buffer_size(64);
+                let stream = track.subscribe_with_options(options).await?;
+                collectors[i] = Some(tokio::spawn(collect(stream, stopped.clone())));
+            }
+            anyhow::Ok(())
+        })
+        .await;
+        match subscribed {
+            Ok(result) => result?,
+            Err(_) => bail!(
+                "the tracks of {} were not all published in room '{room_name}' within 30 s",
+                self.config.display()
+            ),
+        }
+
+        tokio::time::sleep(WARMUP).await;
+        let cpu_before = CpuTimes::now(pid)?;
+        let start = Instant::now();
+        tokio::time::sleep(self.window).await;
+        let cpu_after = CpuTimes::now(pid)?;
+        let end = Instant::now();
+        if let Some(status) = child.try_wait()? {
+            bail!("`dtbridge run` exited during the measurement: {status}");
+        }
+
+        // The child first: its tracks go away while still subscribed.
+        stop_child(&mut child, pid).await;
+        stop.send_replace(true);
+        let seconds = (end - start).as_secs_f64();
+        let mut results = Vec::new();
+        for (track, collector) in tracks.into_iter().zip(collectors) {
+            let received = collector.context("a track was never subscribed")?.await?;
+            results.push(summarize(track, &received, start, end));
+        }
+        room.leave().await;
+        let machine_total = cpu_after.machine_total - cpu_before.machine_total;
+        Ok(RunReport {
+            seconds,
+            tracks: results,
+            publisher_cpu: (cpu_after.publisher - cpu_before.publisher) / seconds * 100.0,
+            subscriber_cpu: (cpu_after.subscriber - cpu_before.subscriber) / seconds * 100.0,
+            machine_busy: (cpu_after.machine_busy - cpu_before.machine_busy)
+                / machine_total.max(1.0)
+                * 100.0,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        })
+    }
+}
+
+/// Records every frame of a subscription until `stopped`.
+async fn collect(
+    mut stream: crate::livekit::DataTrackStream,
+    mut stopped: watch::Receiver<bool>,
+) -> Vec<Received> {
+    let mut received = Vec::new();
+    loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let Some(frame) = frame else { break };
+                let Some(stamp_ms) = frame.user_timestamp() else { continue };
+                let latency = now_us() as f64 / 1e3 - stamp_ms as f64;
+                received.push((Instant::now(), latency, frame.payload().len()));
+            }
+            _ = crate::source::stopped(&mut stopped) => break,
+        }
+    }
+    received
+}
+
+/// The frames received within `[start, end)`.
+fn summarize(track: String, received: &[Received], start: Instant, end: Instant) -> TrackResult {
+    let window: Vec<_> = received.iter().filter(|(at, ..)| *at >= start && *at < end).collect();
+    let secs = (end - start).as_secs_f64();
+    let bytes: usize = window.iter().map(|(.., len)| len).sum();
+    let mut latencies: Vec<f64> = window.iter().map(|(_, latency, _)| *latency).collect();
+    latencies.sort_by(f64::total_cmp);
+    TrackResult {
+        track,
+        frames: window.len(),
+        fps: window.len() as f64 / secs,
+        mb_per_s: bytes as f64 / secs / 1e6,
+        mean_kb: bytes as f64 / window.len().max(1) as f64 / 1e3,
+        p50_ms: percentile(&latencies, 0.5),
+        p99_ms: percentile(&latencies, 0.99),
+    }
+}
+
+/// SIGTERM, so the child prints its summary; SIGKILL if it has not exited after 10 s.
+async fn stop_child(child: &mut tokio::process::Child, pid: u32) {
+    let terminated = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+    if terminated.is_err()
+        || tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err()
+    {
+        _ = child.kill().await;
+    }
+}
+
+/// CPU time counters at one moment.
+struct CpuTimes {
+    /// The child's user + system seconds.
+    publisher: f64,
+    /// This process's.
+    subscriber: f64,
+    /// Ticks all cores were busy, from `/proc/stat`.
+    machine_busy: f64,
+    /// Ticks all cores were busy or idle.
+    machine_total: f64,
+}
+
+impl CpuTimes {
+    fn now(child: u32) -> Result<CpuTimes> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let cpu = stat.lines().next().context("empty /proc/stat")?;
+        let ticks: Vec<f64> =
+            cpu.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal (guest time is already in user).
+        let machine_total: f64 = ticks.iter().take(8).sum();
+        let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+        Ok(CpuTimes {
+            publisher: process_cpu_seconds(child)?,
+            subscriber: process_cpu_seconds(std::process::id())?,
+            machine_busy: machine_total - idle,
+            machine_total,
+        })
+    }
+}
+
+/// User plus system CPU time of a process (all its threads), in seconds.
+fn process_cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesized command name start at field 3 (state); utime and stime
+    // are fields 14 and 15.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').context("malformed stat")?.1.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        Ok(fields.get(i - 3).context("short stat")?.parse::<u64>()? as f64)
+    };
+    Ok((ticks(14)? + ticks(15)?) / USER_HZ)
+}
+
+impl RunReport {
+    /// The report as a Markdown table, as pasted into BENCHMARKS.md.
+    pub fn to_markdown(&self) -> String {
+        let mut out = format!(
+            "Window {:.1} s.\n\n\
+             | track | frames | fps | MB/s | KB/frame | latency p50 ms | p99 ms |\n\
+             |---|---|---|---|---|---|---|\n",
+            self.seconds
+        );
+        for t in &self.tracks {
+            out.push_str(&format!(
+                "| {} | {} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} |\n",
+                t.track, t.frames, t.fps, t.mb_per_s, t.mean_kb, t.p50_ms, t.p99_ms
+            ));
+        }
+        out.push_str(&format!(
+            "\nCPU over the window: `dtbridge run` {:.0}% of one core, the subscriber {:.0}%, \
+             the machine {:.0}% of {} cores busy.\n",
+            self.publisher_cpu, self.subscriber_cpu, self.machine_busy, self.cores
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summarizes_the_window_only() {
+        let start = Instant::now();
+        let end = start + Duration::from_secs(2);
+        let received: Vec<Received> =
+            (0..30).map(|i| (start + Duration::from_millis(100 * i), i as f64, 1000)).collect();
+        let t = summarize("t".into(), &received, start, end);
+        assert_eq!(t.frames, 20);
+        assert_eq!(t.fps, 10.0);
+        assert_eq!(t.mb_per_s, 0.01);
+        assert_eq!(t.mean_kb, 1.0);
+        assert_eq!(t.p50_ms, 10.0);
+        assert_eq!(t.p99_ms, 19.0);
+    }
+
+    #[test]
+    fn reads_cpu_times() {
+        let times = CpuTimes::now(std::process::id()).unwrap();
+        assert!(times.publisher >= 0.0 && times.subscriber >= 0.0);
+        assert!(times.machine_total > times.machine_busy && times.machine_busy > 0.0);
+    }
+}

@@ -1,0 +1,300 @@
+//! `dtbridge record`: joins the room as the operator, subscribes to the data tracks that match
+//! the `[record]` patterns (including tracks published later, and tracks republished after a
+//! publisher reconnects) and writes them to MCAP with [`crate::recorder`].
+//!
+//! Receiving stays on the async runtime; the MCAP writer runs on a thread of its own, fed
+//! through a bounded queue: when the disk is slower than the network, frames are dropped and
+//! counted instead of piling up in memory.
+
+use crate::config::{Loaded, RecordConfig};
+use crate::daemon::{self, DaemonError};
+use crate::livekit::{DataTrackSubscribeOptions, RemoteDataTrack, Room, RoomEvent, RoomEvents};
+use crate::recorder::{
+    Recorder, RecorderConfig, RecorderError, RecorderStats, RecordingSummary, TrackId, TrackMeta,
+    frame_encoding_name, schema_encoding_name,
+};
+use crate::topic::glob_match;
+use futures::StreamExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{oneshot, watch};
+
+/// Frames waiting for the writer thread, across all tracks.
+const WRITER_QUEUE_FRAMES: usize = 64;
+/// How often the writer thread flushes, rotates and reports when idle.
+const WRITER_TICK: Duration = Duration::from_millis(250);
+/// How often the progress line is printed.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+/// Latency samples kept for the percentiles.
+const LATENCY_SAMPLES: usize = 100_000;
+
+/// What the writer thread is asked to do.
+enum Command {
+    Track(Box<TrackMeta>, oneshot::Sender<TrackId>),
+    Frame { track: TrackId, payload: bytes::Bytes, receive_ns: u64, user_timestamp_ms: Option<u64> },
+}
+
+/// Everything a recording session reports at the end.
+#[derive(Debug)]
+pub struct RecordReport {
+    /// The writer's summary (files, frames and bytes per topic, problems).
+    pub summary: RecordingSummary,
+    /// Frames dropped because the writer was behind.
+    pub dropped_behind: u64,
+    /// End-to-end latency (receive time minus the frame's timestamp), p50 and p99 in ms.
+    pub latency_ms: Option<(f64, f64)>,
+}
+
+/// Records the room in the configuration until `stop` becomes true.
+pub async fn run(loaded: Loaded, stop: watch::Receiver<bool>) -> Result<RecordReport, DaemonError> {
+    let connection = loaded.config.livekit.connection("operator").map_err(DaemonError::Connect)?;
+    let recorder = recorder_config(&loaded, &connection_names(&connection))?;
+    let (room, events) = daemon::connect(connection).await.map_err(DaemonError::Connect)?;
+    tracing::info!("joined room '{}' as '{}'", room.name(), room.identity());
+    record(room, events, recorder, loaded.config.record.clone(), stop).await
+}
+
+fn connection_names(connection: &crate::config::Connection) -> (String, String) {
+    match connection {
+        crate::config::Connection::Server(options) => match &options.credentials {
+            crate::livekit::Credentials::ApiKey { room, identity, .. } => {
+                (room.clone(), identity.clone())
+            }
+            crate::livekit::Credentials::Token(_) => ("room".into(), "operator".into()),
+        },
+        crate::config::Connection::Loopback { room, identity } => (room.clone(), identity.clone()),
+    }
+}
+
+/// The writer's configuration from `[record]`, checked.
+pub fn recorder_config(
+    loaded: &Loaded,
+    (room, identity): &(String, String),
+) -> Result<RecorderConfig, DaemonError> {
+    let record = &loaded.config.record;
+    let positive = |key: &str, value: Option<f64>| match value {
+        Some(v) if !(v.is_finite() && v > 0.0) => {
+            Err(loaded.error(format!("record.{key}"), format!("{v}: must be > 0")))
+        }
+        _ => Ok(value),
+    };
+    let max_mb = positive("max_file_mb", record.max_file_mb)?;
+    let max_minutes = positive("max_file_minutes", record.max_file_minutes)?;
+    if record.buffer_frames == 0 {
+        return Err(loaded.error("record.buffer_frames", "must be at least 1").into());
+    }
+    let mut config = RecorderConfig::new(
+        loaded.base_dir().join(&record.output_dir),
+        room.clone(),
+        identity.clone(),
+    );
+    config.file_template = record.file_template.clone();
+    config.topic_template = record.topic_template.clone();
+    config.max_file_bytes = max_mb.map(|mb| (mb * 1e6) as u64);
+    config.max_file_duration = max_minutes.map(|m| Duration::from_secs_f64(m * 60.0));
+    Ok(config)
+}
+
+/// Records `room` until `stop`, then finalizes the file and leaves.
+pub async fn record(
+    room: Room,
+    mut events: RoomEvents,
+    recorder: RecorderConfig,
+    patterns: RecordConfig,
+    mut stop: watch::Receiver<bool>,
+) -> Result<RecordReport, DaemonError> {
+    let recorder = Recorder::open(recorder).map_err(|err| DaemonError::Runtime(err.to_string()))?;
+    let (commands, inbox) = std::sync::mpsc::sync_channel(WRITER_QUEUE_FRAMES);
+    let (stats_tx, stats) = watch::channel(RecorderStats::default());
+    let writer = std::thread::Builder::new()
+        .name("dtbridge-mcap".into())
+        .spawn(move || write_loop(recorder, inbox, stats_tx))
+        .map_err(|err| DaemonError::Runtime(format!("cannot start the writer thread: {err}")))?;
+
+    let dropped_behind = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let mut readers = Vec::new();
+    let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
+    progress.tick().await;
+    loop {
+        tokio::select! {
+            _ = crate::source::stopped(&mut stop) => break,
+            _ = progress.tick() => print_progress(&stats.borrow(), dropped_behind.load(Ordering::Relaxed)),
+            event = events.recv() => match event {
+                Some(RoomEvent::TrackPublished(track)) => {
+                    if !wanted(&patterns, &track) {
+                        continue;
+                    }
+                    let meta = track_meta(&room, &track).await;
+                    let (reply, track_id) = oneshot::channel();
+                    // Waits for room in the queue: a track must not be lost to a full queue.
+                    let queue = commands.clone();
+                    let queued =
+                        tokio::task::spawn_blocking(move || queue.send(Command::Track(Box::new(meta), reply)));
+                    if !matches!(queued.await, Ok(Ok(()))) {
+                        break;
+                    }
+                    let Ok(track_id) = track_id.await else { break };
+                    readers.push(tokio::spawn(read_track(
+                        track,
+                        track_id,
+                        patterns.buffer_frames,
+                        commands.clone(),
+                        dropped_behind.clone(),
+                        latencies.clone(),
+                    )));
+                }
+                Some(RoomEvent::Reconnecting { reason }) => tracing::warn!("connection lost ({reason}); reconnecting"),
+                Some(RoomEvent::Reconnected) => tracing::info!("reconnected"),
+                Some(RoomEvent::Disconnected { reason }) => {
+                    tracing::error!("the room ended: {reason}; finishing the recording");
+                    break;
+                }
+                Some(RoomEvent::TrackUnpublished { .. }) => {}
+                None => break,
+            },
+        }
+    }
+    for reader in readers {
+        reader.abort();
+    }
+    drop(commands);
+    let summary = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|err| DaemonError::Runtime(err.to_string()))?
+        .map_err(|_| DaemonError::Runtime("the MCAP writer thread panicked".into()))?
+        .map_err(|err| DaemonError::Runtime(err.to_string()))?;
+    room.leave().await;
+    let mut latencies = std::mem::take(&mut *crate::livekit::lock(&latencies));
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    let latency_ms = (!latencies.is_empty()).then(|| (percentile(0.5), percentile(0.99)));
+    Ok(RecordReport { summary, dropped_behind: dropped_behind.load(Ordering::Relaxed), latency_ms })
+}
+
+fn wanted(patterns: &RecordConfig, track: &RemoteDataTrack) -> bool {
+    patterns.participants.iter().any(|p| glob_match(p, track.publisher_identity()))
+        && patterns.tracks.iter().any(|p| glob_match(p, track.info().name()))
+}
+
+/// The track's metadata with its schema text; a schema that cannot be fetched is recorded as
+/// missing (the recorder counts it) rather than holding up the recording.
+async fn track_meta(room: &Room, track: &RemoteDataTrack) -> TrackMeta {
+    let info = track.info();
+    let schema_text = match info.schema() {
+        Some(_) => match room.schema_definition(track).await {
+            Ok(text) => Some(text),
+            Err(err) => {
+                tracing::warn!("track '{}': {err}; recording it without its schema", info.name());
+                None
+            }
+        },
+        None => None,
+    };
+    TrackMeta {
+        publisher: track.publisher_identity().to_string(),
+        track: info.name().to_string(),
+        schema_name: info.schema().map(|s| s.name().to_string()),
+        schema_encoding: info.schema().and_then(|s| schema_encoding_name(s.encoding())),
+        schema_text,
+        frame_encoding: info.frame_encoding().and_then(frame_encoding_name),
+    }
+}
+
+async fn read_track(
+    track: RemoteDataTrack,
+    track_id: TrackId,
+    buffer_frames: usize,
+    commands: SyncSender<Command>,
+    dropped_behind: Arc<AtomicU64>,
+    latencies: Arc<Mutex<Vec<f64>>>,
+) {
+    let options = DataTrackSubscribeOptions::default().with_buffer_size(buffer_frames);
+    let mut frames = match track.subscribe_with_options(options).await {
+        Ok(frames) => frames,
+        Err(err) => {
+            tracing::error!("cannot subscribe to '{}': {err}", track.info().name());
+            return;
+        }
+    };
+    while let Some(frame) = frames.next().await {
+        let receive_ns = now_ns();
+        let user_timestamp_ms = frame.user_timestamp();
+        if let Some(ts) = user_timestamp_ms {
+            let mut samples = crate::livekit::lock(&latencies);
+            if samples.len() < LATENCY_SAMPLES {
+                samples.push((receive_ns as f64 / 1e6) - ts as f64);
+            }
+        }
+        let command = Command::Frame {
+            track: track_id,
+            payload: frame.payload(),
+            receive_ns,
+            user_timestamp_ms,
+        };
+        match commands.try_send(command) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                dropped_behind.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
+
+/// The writer thread: frames in, MCAP out, a stats snapshot after every command or tick. A
+/// failing file (a full disk) is sealed by the recorder, which tries a new one a little later;
+/// the recording goes on.
+fn write_loop(
+    mut recorder: Recorder,
+    inbox: Receiver<Command>,
+    stats: watch::Sender<RecorderStats>,
+) -> Result<RecordingSummary, RecorderError> {
+    let mut failures = 0u64;
+    loop {
+        let outcome = match inbox.recv_timeout(WRITER_TICK) {
+            Ok(Command::Track(meta, reply)) => {
+                _ = reply.send(recorder.add_track(*meta));
+                Ok(())
+            }
+            Ok(Command::Frame { track, payload, receive_ns, user_timestamp_ms }) => {
+                recorder.write(track, &payload, receive_ns, user_timestamp_ms)
+            }
+            Err(RecvTimeoutError::Timeout) => Ok(()),
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if let Err(err) = outcome.and_then(|()| recorder.tick()) {
+            failures += 1;
+            if failures == 1 || failures.is_multiple_of(100) {
+                tracing::error!("recording: {err} ({failures} write failures so far)");
+            }
+        }
+        stats.send_replace(recorder.stats());
+    }
+    recorder.finish()
+}
+
+fn print_progress(stats: &RecorderStats, dropped_behind: u64) {
+    let topics: Vec<String> = stats
+        .tracks
+        .iter()
+        .map(|t| {
+            let topic = t.topic.as_deref().unwrap_or(&t.track);
+            format!("{topic} {} frames {:.1} MB", t.frames, t.bytes as f64 / 1e6)
+        })
+        .collect();
+    let dropped = stats.dropped.decompress + stats.dropped.unknown_track + stats.dropped.io;
+    eprintln!(
+        "recording {}: {:.1} MB | {} | dropped {} (writer behind {dropped_behind})",
+        stats.file.as_ref().map_or("-".into(), |f| f.display().to_string()),
+        stats.file_bytes as f64 / 1e6,
+        topics.join(" | "),
+        dropped + dropped_behind
+    );
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
