@@ -1,0 +1,199 @@
+//! The operator side end to end: `dtbridge run` and `dtbridge record` as two processes through
+//! a real livekit-server, and `dtbridge demo` with no server. Every recorded file is read back
+//! by independent readers (the PyPI `mcap` + `mcap-ros2-support` and `rosbags` packages via
+//! `tests/peers/read_mcap.py`) and checked against what was sent.
+
+mod common;
+
+use common::server::{API_KEY, API_SECRET, TempDir, TestServer, skip};
+use dtbridge::codec::RosMessage;
+use dtbridge::codec::ros::{CameraInfo, Image};
+use dtbridge::source::synthetic::{camera_info, depth_image};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The venv python with the readers, or `None` after a loud skip (a failure in CI).
+fn python(test: &str) -> Option<PathBuf> {
+    let path = std::env::var("DTBRIDGE_PYTHON").map(PathBuf::from).unwrap_or_else(|_| {
+        let cache = std::env::var("DTBRIDGE_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/dtbridge")
+        });
+        cache.join("venv/bin/python")
+    });
+    if path.exists() {
+        Some(path)
+    } else {
+        skip(test, "the Python venv with mcap/rosbags is missing (scripts/setup-python.sh)");
+        None
+    }
+}
+
+/// What the independent readers see in `file`.
+fn read_with_python(python: &Path, file: &Path) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/read_mcap.py");
+    let output = Command::new(python).arg(script).arg(file).output().unwrap();
+    assert!(output.status.success(), "read_mcap.py: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON from read_mcap.py")
+}
+
+/// Every message decodes with both readers and the file is a ROS 2 profile file.
+fn assert_readable(seen: &Value, topics: &[&str]) {
+    assert_eq!(seen["profile"], "ros2", "profile");
+    let messages = seen["messages"].as_array().expect("messages");
+    for topic in topics {
+        assert!(messages.iter().any(|m| m["topic"] == *topic), "no message on {topic}");
+    }
+    for message in messages {
+        assert!(message.get("decode_error").is_none(), "mcap-ros2-support: {message}");
+        assert!(message.get("decoded").is_some(), "not decoded: {message}");
+    }
+    let rosbags = &seen["rosbags"];
+    assert!(rosbags.get("error").is_none(), "rosbags: {rosbags}");
+    assert_eq!(
+        rosbags["messages"].as_array().map(Vec::len),
+        Some(messages.len()),
+        "rosbags reads every message"
+    );
+}
+
+/// The messages of `topic` in `file`, read with the `mcap` crate: (publish time, data).
+fn messages(file: &Path, topic: &str) -> Vec<(u64, Vec<u8>)> {
+    let bytes = std::fs::read(file).unwrap();
+    mcap::MessageStream::new(&bytes)
+        .unwrap()
+        .map(|m| m.unwrap())
+        .filter(|m| m.channel.topic == topic)
+        .map(|m| (m.publish_time, m.data.to_vec()))
+        .collect()
+}
+
+struct Process(Child);
+
+impl Process {
+    fn spawn(args: &[&str], config: &Path, server: &TestServer) -> Process {
+        let child = Command::new(env!("CARGO_BIN_EXE_dtbridge"))
+            .args(args)
+            .arg("-c")
+            .arg(config)
+            .env("LIVEKIT_URL", server.url())
+            .env("LIVEKIT_API_KEY", API_KEY)
+            .env("LIVEKIT_API_SECRET", API_SECRET)
+            .env("RUST_LOG", "dtbridge=info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Process(child)
+    }
+
+    /// SIGTERM, then the exit status and stderr.
+    fn stop(mut self) -> (bool, String) {
+        Command::new("kill").arg(self.0.id().to_string()).status().unwrap();
+        let child = std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap());
+        let output = child.wait_with_output().unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stderr).to_string())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        _ = self.0.kill();
+        _ = self.0.wait();
+    }
+}
+
+/// The only `.mcap` file in `dir`.
+fn recorded_file(dir: &Path) -> PathBuf {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mcap"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+#[test]
+fn run_and_record_through_livekit_server() {
+    let test = "run_and_record_through_livekit_server";
+    let Some(python) = python(test) else { return };
+    let Some(server) = TestServer::start(test) else { return };
+    let dir = TempDir::new();
+    let robot = dir.0.join("robot.toml");
+    std::fs::write(
+        &robot,
+        "[livekit]\nroom = \"field\"\nidentity = \"robot\"\n\n\
+         [[sources]]\ntype = \"synthetic\"\nname = \"camera\"\nnamespace = \"/cam\"\n\
+         width = 64\nheight = 48\nfps = 10\nimu_hz = 0\ncolor = false\n\n\
+         [[routes]]\ntopic = \"/cam/depth/image_rect_raw\"\ncompression = \"zstd\"\n\n\
+         [[routes]]\ntopic = \"/cam/**\"\n",
+    )
+    .unwrap();
+    let operator = dir.0.join("operator.toml");
+    std::fs::write(
+        &operator,
+        "[livekit]\nroom = \"field\"\nidentity = \"operator\"\n\n[record]\noutput_dir = \"out\"\n",
+    )
+    .unwrap();
+
+    let recorder = Process::spawn(&["record"], &operator, &server);
+    std::thread::sleep(Duration::from_secs(1));
+    let publisher = Process::spawn(&["run"], &robot, &server);
+    std::thread::sleep(Duration::from_secs(4));
+    let (ok, log) = publisher.stop();
+    assert!(ok, "dtbridge run: {log}");
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, log) = recorder.stop();
+    assert!(ok, "dtbridge record: {log}");
+
+    let file = recorded_file(&dir.0.join("out"));
+    let seen = read_with_python(&python, &file);
+    assert_readable(&seen, &["/cam/depth/image_rect_raw", "/cam/depth/camera_info"]);
+
+    // Pixels: every recorded depth image is one of the synthetic frames, byte for byte (it was
+    // zstd-compressed on the way and is stored decompressed), and its publish time is its
+    // header stamp.
+    let depth = messages(&file, "/cam/depth/image_rect_raw");
+    assert!(depth.len() >= 20, "{} depth frames", depth.len());
+    for (publish_time, data) in &depth {
+        let image = Image::from_cdr(data).expect("an Image");
+        let frame = (0..200)
+            .find(|&n| depth_image(64, 48, n, image.header.clone()).data == image.data)
+            .expect("the pixels of one of the synthetic frames");
+        assert!(frame < 200);
+        let stamp_ms = image.header.stamp.to_nanos() as u64 / 1_000_000;
+        assert_eq!(*publish_time, stamp_ms * 1_000_000, "publish time = header stamp (ms)");
+    }
+    for (_, data) in messages(&file, "/cam/depth/camera_info") {
+        let info = CameraInfo::from_cdr(&data).expect("a CameraInfo");
+        assert_eq!(info, camera_info(64, 48, info.header.clone()));
+    }
+}
+
+#[test]
+fn demo_writes_a_file_the_independent_readers_open() {
+    let test = "demo_writes_a_file_the_independent_readers_open";
+    let Some(python) = python(test) else { return };
+    let dir = TempDir::new();
+    let file = dir.0.join("demo.mcap");
+    let output = Command::new(env!("CARGO_BIN_EXE_dtbridge"))
+        .args(["demo", "--seconds", "2", "--output"])
+        .arg(&file)
+        .env_remove("LIVEKIT_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("open it in Foxglove"), "{stdout}");
+    let seen = read_with_python(&python, &file);
+    assert_readable(
+        &seen,
+        &[
+            "/camera/camera/depth/image_rect_raw",
+            "/camera/camera/color/image_raw",
+            "/camera/camera/color/camera_info",
+            "/camera/camera/imu",
+        ],
+    );
+}
