@@ -197,3 +197,61 @@ fn demo_writes_a_file_the_independent_readers_open() {
         ],
     );
 }
+
+#[test]
+fn a_killed_recorder_leaves_a_file_repair_recovers() {
+    let test = "a_killed_recorder_leaves_a_file_repair_recovers";
+    let Some(server) = TestServer::start(test) else { return };
+    let dir = TempDir::new();
+    let robot = dir.0.join("robot.toml");
+    std::fs::write(
+        &robot,
+        "[livekit]\nroom = \"kill\"\nidentity = \"robot\"\n\n\
+         [[sources]]\ntype = \"synthetic\"\nname = \"imu\"\nnamespace = \"/robot\"\n\
+         depth = false\ncolor = false\nimu_hz = 50\n\n[[routes]]\ntopic = \"/robot/imu\"\n",
+    )
+    .unwrap();
+    let operator = dir.0.join("operator.toml");
+    std::fs::write(
+        &operator,
+        "[livekit]\nroom = \"kill\"\nidentity = \"operator\"\n\n[record]\noutput_dir = \"out\"\n",
+    )
+    .unwrap();
+    let mut recorder = Process::spawn(&["record"], &operator, &server);
+    std::thread::sleep(Duration::from_secs(1));
+    let publisher = Process::spawn(&["run"], &robot, &server);
+    std::thread::sleep(Duration::from_secs(4));
+    // SIGKILL: no chance to finish the file.
+    recorder.0.kill().unwrap();
+    let killed_at_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as u64;
+    recorder.0.wait().unwrap();
+    let (ok, log) = publisher.stop();
+    assert!(ok, "dtbridge run: {log}");
+
+    let damaged = recorded_file(&dir.0.join("out"));
+    let repaired = dir.0.join("repaired.mcap");
+    let output = Command::new(env!("CARGO_BIN_EXE_dtbridge"))
+        .arg("repair")
+        .arg(&damaged)
+        .arg("-o")
+        .arg(&repaired)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let imu = messages(&repaired, "/robot/imu");
+    assert!(imu.len() > 100, "{} IMU messages recovered", imu.len());
+    // Frames a second or more before the kill were in flushed chunks.
+    let newest_ms = imu.iter().map(|(t, _)| t / 1_000_000).max().unwrap();
+    assert!(
+        newest_ms + 1_000 >= killed_at_ms,
+        "the newest recovered frame is {} ms older than the kill",
+        killed_at_ms - newest_ms
+    );
+    // Recovered frames are complete: consecutive 20 ms apart, no gaps beyond a few frames.
+    let mut stamps: Vec<u64> = imu.iter().map(|(t, _)| t / 1_000_000).collect();
+    stamps.sort();
+    let gaps = stamps.windows(2).filter(|w| w[1] - w[0] > 100).count();
+    assert_eq!(gaps, 0, "gaps in the recovered frames: {stamps:?}");
+}
