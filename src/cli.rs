@@ -80,6 +80,16 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         runs: usize,
     },
+    /// Recorder throughput to MCAP with zstd chunks on one core, and the latency it adds,
+    /// next to plain file writes of the same bytes.
+    Recorder {
+        /// Frames per run.
+        #[arg(long, default_value_t = 2000)]
+        frames: usize,
+        /// Runs (medians over them).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// `dtbridge run` end to end through a LiveKit server (LIVEKIT_URL, LIVEKIT_API_KEY,
     /// LIVEKIT_API_SECRET): received rate, latency and CPU per track.
     Run {
@@ -142,6 +152,11 @@ pub fn main() -> ExitCode {
             Command::Repair { input, output } => repair(&input, output),
             Command::Bench(BenchCommand::Transport(args)) => bench_transport(args).await,
             Command::Bench(BenchCommand::Codec { runs }) => bench_codec(runs),
+            Command::Bench(BenchCommand::Recorder { frames, runs }) => {
+                let report = crate::bench::recorder::run(frames, runs)?;
+                println!("{}", report.to_markdown());
+                Ok(())
+            }
             Command::Bench(BenchCommand::Run { seconds, config }) => {
                 bench_run(seconds, config).await
             }

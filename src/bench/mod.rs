@@ -5,8 +5,10 @@
 //!   crate's publisher side by side with the official Python SDK's.
 //! - [`codec`]: what the publish pipeline's encoder costs per camera frame, in-process.
 //! - [`run`]: `dtbridge run` end to end through a LiveKit server: received rate, latency, CPU.
+//! - [`recorder`]: how fast the recorder writes frames to MCAP, and the latency it adds.
 
 pub mod codec;
+pub mod recorder;
 pub mod run;
 pub mod transport;
 
