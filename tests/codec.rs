@@ -9,6 +9,8 @@
 //! information; every other byte must be identical, and rclpy must decode our bytes back to the
 //! message it built.
 
+mod common;
+
 use dtbridge::codec::compress::{
     ZstdCompressor, strip_zstd_encoding, validate_zstd_level, zstd_compress, zstd_decompress,
     zstd_encoding,
@@ -302,39 +304,9 @@ fn all_samples() -> Vec<(&'static str, Value, Vec<u8>)> {
 
 // ------------------------------------------------------------------ the ROS 2 reference
 
-fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn skip(test: &str, why: &str) {
-    if required() {
-        panic!("{test}: {why} (CI=true: nothing may be skipped)");
-    }
-    eprintln!(
-        "\n*** SKIPPED {test}: {why} ***\n    run `bash scripts/setup-ros2.sh` (or set DTBRIDGE_ROS2_PYTHON)\n"
-    );
-}
-
 /// The ROS 2 venv python, or `None` after a loud skip.
 fn ros2_python(test: &str) -> Option<PathBuf> {
-    let path = match std::env::var("DTBRIDGE_ROS2_PYTHON") {
-        Ok(path) if !path.is_empty() => PathBuf::from(path),
-        _ => std::env::var("DTBRIDGE_CACHE")
-            .ok()
-            .filter(|dir| !dir.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                    .join(".cache/dtbridge")
-            })
-            .join("ros2-venv/bin/python"),
-    };
-    if path.is_file() {
-        Some(path)
-    } else {
-        skip(test, &format!("no ROS 2 venv python at {}", path.display()));
-        None
-    }
+    common::venv_python(test, "DTBRIDGE_ROS2_PYTHON", "ros2-venv", "scripts/setup-ros2.sh")
 }
 
 /// Runs ros2_reference.py on `request` and returns its JSON answer.

@@ -50,26 +50,6 @@ fn frame(i: usize) -> Vec<u8> {
     payload(i as u64, size(i), SEED)
 }
 
-/// The venv python, or `None` after a loud skip.
-fn python(test: &str) -> Option<PathBuf> {
-    let path = match std::env::var("DTBRIDGE_PYTHON") {
-        Ok(path) if !path.is_empty() => PathBuf::from(path),
-        _ => std::env::var("DTBRIDGE_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| {
-                PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                    .join(".cache/dtbridge")
-            })
-            .join("venv/bin/python"),
-    };
-    if path.is_file() {
-        Some(path)
-    } else {
-        skip(test, &format!("no Python SDK venv at {} (scripts/setup-python.sh)", path.display()));
-        None
-    }
-}
-
 /// Everything the test needs, or `None` after a loud skip.
 fn prerequisites(test: &str) -> Option<PathBuf> {
     let ip = test_ip();
@@ -83,7 +63,7 @@ fn prerequisites(test: &str) -> Option<PathBuf> {
         );
         return None;
     }
-    python(test)
+    common::venv_python(test, "DTBRIDGE_PYTHON", "venv", "scripts/setup-python.sh")
 }
 
 /// A running lk_peer.py: JSON lines from its stdout, commands to its stdin, stderr kept for

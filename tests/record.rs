@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::server::{API_KEY, API_SECRET, TempDir, TestServer, skip};
+use common::server::{API_KEY, API_SECRET, TempDir, TestServer};
 use dtbridge::codec::RosMessage;
 use dtbridge::codec::ros::{CameraInfo, Image};
 use dtbridge::source::synthetic::{camera_info, depth_image};
@@ -16,18 +16,7 @@ use std::time::Duration;
 
 /// The venv python with the readers, or `None` after a loud skip (a failure in CI).
 fn python(test: &str) -> Option<PathBuf> {
-    let path = std::env::var("DTBRIDGE_PYTHON").map(PathBuf::from).unwrap_or_else(|_| {
-        let cache = std::env::var("DTBRIDGE_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/dtbridge")
-        });
-        cache.join("venv/bin/python")
-    });
-    if path.exists() {
-        Some(path)
-    } else {
-        skip(test, "the Python venv with mcap/rosbags is missing (scripts/setup-python.sh)");
-        None
-    }
+    common::venv_python(test, "DTBRIDGE_PYTHON", "venv", "scripts/setup-python.sh")
 }
 
 /// What the independent readers see in `file`.

@@ -8,6 +8,9 @@
 //! else `${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}/venv/bin/python`). Without it the Python
 //! half skips loudly, and fails with `CI=true`.
 
+mod common;
+
+use common::server::skip;
 use dtbridge::codec::RosMessage;
 use dtbridge::codec::compress::zstd_compress;
 use dtbridge::codec::ros::{CameraInfo, Header, Image, Time};
@@ -191,38 +194,8 @@ fn read_complete(path: &Path) -> Read {
 
 // ------------------------------------------------------------------ Python readers
 
-fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn skip(test: &str, why: &str) {
-    if required() {
-        panic!("{test}: {why} (CI=true: nothing may be skipped)");
-    }
-    // The harness hides eprintln! of passing tests; write to the real stderr.
-    _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED {test}: {why} ***\n    run `bash scripts/setup-python.sh`\n"
-    );
-}
-
 fn python(test: &str) -> Option<PathBuf> {
-    let path = match std::env::var("DTBRIDGE_PYTHON") {
-        Ok(path) if !path.is_empty() => PathBuf::from(path),
-        _ => std::env::var("DTBRIDGE_CACHE")
-            .ok()
-            .filter(|dir| !dir.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                    .join(".cache/dtbridge")
-            })
-            .join("venv/bin/python"),
-    };
-    if !path.is_file() {
-        skip(test, &format!("no Python venv at {} (Python MCAP readers not run)", path.display()));
-        return None;
-    }
+    let path = common::venv_python(test, "DTBRIDGE_PYTHON", "venv", "scripts/setup-python.sh")?;
     let probe = Command::new(&path)
         .args(["-c", "import mcap, mcap_ros2, rosbags"])
         .output()

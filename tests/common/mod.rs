@@ -12,7 +12,32 @@ use dtbridge::livekit::{
 };
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// Where the setup scripts keep what they build: `DTBRIDGE_CACHE`, else `~/.cache/dtbridge`.
+pub fn cache_dir() -> PathBuf {
+    match std::env::var("DTBRIDGE_CACHE") {
+        Ok(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+            .join(".cache/dtbridge"),
+    }
+}
+
+/// The python of a venv a setup script made: `$env_var`, else `<cache>/<venv>/bin/python`.
+/// `None` after a loud skip (a failure in CI) naming the script that makes it.
+pub fn venv_python(test: &str, env_var: &str, venv: &str, setup: &str) -> Option<PathBuf> {
+    let path = match std::env::var(env_var) {
+        Ok(path) if !path.is_empty() => PathBuf::from(path),
+        _ => cache_dir().join(venv).join("bin/python"),
+    };
+    if path.is_file() {
+        Some(path)
+    } else {
+        server::skip(test, &format!("no venv python at {} ({setup})", path.display()));
+        None
+    }
+}
 
 /// Byte `j` of test frame `i`: the same formula as `tests/peers/lk_peer.py`.
 pub fn payload(i: u64, len: usize, seed: u64) -> Vec<u8> {

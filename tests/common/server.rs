@@ -27,10 +27,7 @@ fn server_binary() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("DTBRIDGE_LIVEKIT_SERVER") {
         return Some(PathBuf::from(path));
     }
-    let cache = std::env::var("DTBRIDGE_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-            .join(".cache/dtbridge")
-    });
+    let cache = super::cache_dir();
     let mut built: Vec<PathBuf> = std::fs::read_dir(cache)
         .ok()?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
