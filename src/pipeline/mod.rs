@@ -116,9 +116,8 @@ impl LatestQueue {
 
 /// A published (or publishing) track.
 struct Worker {
-    plan: TrackPlan,
+    info: Arc<WorkerInfo>,
     queue: Arc<LatestQueue>,
-    counters: Arc<TrackCounters>,
     task: JoinHandle<()>,
 }
 
@@ -214,10 +213,11 @@ impl Routing {
             match route {
                 Some(index) => {
                     let worker = &self.workers[index];
-                    TrackCounters::add(&worker.counters.samples, 1);
-                    TrackCounters::add(&worker.counters.bytes_in, sample_len(&sample) as u64);
+                    let counters = &worker.info.counters;
+                    TrackCounters::add(&counters.samples, 1);
+                    TrackCounters::add(&counters.bytes_in, sample_len(&sample) as u64);
                     if worker.queue.push(sample) {
-                        TrackCounters::add(&worker.counters.dropped_queue, 1);
+                        TrackCounters::add(&counters.dropped_queue, 1);
                     }
                 }
                 None => {
@@ -237,7 +237,7 @@ impl Routing {
         };
         let index = match self.router.resolve("", &topic) {
             Ok(Resolution::Track(plan)) => {
-                let taken = self.workers.iter().any(|w| w.plan.track == plan.track);
+                let taken = self.workers.iter().any(|w| w.info.plan.track == plan.track);
                 if taken {
                     tracing::error!(
                         "topic '{}' would go to track '{}', which another topic already uses; ignoring it",
@@ -278,9 +278,9 @@ impl Routing {
             self.stopped.clone(),
             ready,
         ));
-        crate::livekit::lock(&self.infos)
-            .push(Arc::new(WorkerInfo { plan: plan.clone(), counters: counters.clone() }));
-        self.workers.push(Worker { plan, queue, counters, task });
+        let info = Arc::new(WorkerInfo { plan, counters });
+        crate::livekit::lock(&self.infos).push(info.clone());
+        self.workers.push(Worker { info, queue, task });
         (self.workers.len() - 1, published)
     }
 }
