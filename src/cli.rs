@@ -74,7 +74,7 @@ enum BenchCommand {
     /// the official Python SDK as publisher.
     Transport(TransportArgs),
     /// Per-frame cost of the publish pipeline's encoder (CDR, zstd, JPEG, PNG) on
-    /// RealSense-sized frames, in-process, next to a plain copy of the frame.
+    /// RealSense-sized frames, in-process, next to a `memcpy` of the frame.
     Codec {
         /// Frames measured per operation (medians over them).
         #[arg(long, default_value_t = 100)]

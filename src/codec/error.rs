@@ -106,6 +106,10 @@ pub enum CodecError {
     /// The `image` crate's encoder failed.
     #[error("image encoder: {0}")]
     Image(#[from] ::image::ImageError),
+
+    /// The JPEG encoder failed.
+    #[error("JPEG encoding failed: {0}")]
+    Jpeg(#[from] jpeg_encoder::EncodingError),
 }
 
 impl serde::ser::Error for CodecError {

@@ -13,7 +13,6 @@
 
 use super::CodecError;
 use super::ros::{CompressedImage, Image};
-use ::image::codecs::jpeg::JpegEncoder;
 use ::image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use ::image::{ExtendedColorType, ImageEncoder};
 use std::borrow::Cow;
@@ -71,8 +70,8 @@ pub fn encode_jpeg(image: &Image, quality: u8) -> Result<CompressedImage, CodecE
         return Err(CodecError::JpegQuality(quality));
     }
     let (color, suffix) = match image.encoding.as_str() {
-        "rgb8" | "bgr8" => (ExtendedColorType::Rgb8, "bgr8"),
-        "mono8" => (ExtendedColorType::L8, ""),
+        "rgb8" | "bgr8" => (jpeg_encoder::ColorType::Rgb, "bgr8"),
+        "mono8" => (jpeg_encoder::ColorType::Luma, ""),
         _ => {
             return Err(CodecError::UnsupportedEncoding {
                 encoding: image.encoding.clone(),
@@ -82,13 +81,22 @@ pub fn encode_jpeg(image: &Image, quality: u8) -> Result<CompressedImage, CodecE
         }
     };
     let pixels = packed_pixels(image)?;
+    let (Ok(width), Ok(height)) = (u16::try_from(image.width), u16::try_from(image.height)) else {
+        return Err(CodecError::ImageGeometry {
+            width: image.width,
+            height: image.height,
+            step: image.step,
+            bytes_per_pixel: bytes_per_pixel(&image.encoding).unwrap_or_default(),
+            problem: "JPEG allows at most 65535 pixels per side".into(),
+        });
+    };
     let mut data = Vec::with_capacity(pixels.len() / 8);
-    JpegEncoder::new_with_quality(&mut data, quality).encode(
-        &pixels,
-        image.width,
-        image.height,
-        color,
-    )?;
+    // jpeg-encoder rather than the `image` crate's encoder: SIMD colour conversion and DCT,
+    // and 4:2:0 chroma subsampling as cameras and libjpeg use; a 1280x720 frame took 41 ms
+    // with the `image` crate on the benchmark machine, too slow for 30 fps (BENCHMARKS.md).
+    let mut encoder = jpeg_encoder::Encoder::new(&mut data, quality);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    encoder.encode(&pixels, width, height, color)?;
     Ok(CompressedImage {
         header: image.header.clone(),
         format: format!("{}; jpeg compressed {suffix}", image.encoding),

@@ -325,6 +325,10 @@ async fn open_session(
 #[async_trait::async_trait]
 impl Transport for ServerTransport {
     async fn send_signal(&self, message: Request) {
+        if matches!(message, Request::Leave(_)) {
+            // The server closes the connection after a leave: that is no loss to recover from.
+            self.closing.send_replace(true);
+        }
         self.session().signal.send(message).await
     }
 
