@@ -87,7 +87,7 @@ impl TestServer {
         // packet when the subscriber's send buffer holds more than 100 ms at the recent
         // bitrate, so the first multi-megabyte frame after an idle moment is dropped by
         // design. These tests check the client's integrity and order, so they turn that
-        // policy off; the benchmark (scripts/bench-transport.sh) runs with server defaults.
+        // policy off; the benchmark (scripts/bench.sh transport) runs with server defaults.
         let config = format!(
             "port: {port}\n\
              bind_addresses: [\"{ip}\"]\n\
