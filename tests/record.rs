@@ -103,6 +103,39 @@ fn recorded_file(dir: &Path) -> PathBuf {
     files[0].clone()
 }
 
+/// A ROS 2 MCAP file with ten `std_msgs/msg/String` messages on `/chatter`, 100 ms apart;
+/// returns the messages.
+fn write_chatter_mcap(path: &Path) -> Vec<Vec<u8>> {
+    let mut writer =
+        mcap::WriteOptions::new().profile("ros2").create(std::io::Cursor::new(Vec::new())).unwrap();
+    let schema = writer.add_schema("std_msgs/msg/String", "ros2msg", b"string data\n").unwrap();
+    let channel =
+        writer.add_channel(schema, "/chatter", "cdr", &std::collections::BTreeMap::new()).unwrap();
+    let messages: Vec<Vec<u8>> = (0..10u32)
+        .map(|i| {
+            let text = format!("hello {i}");
+            let mut cdr = vec![0, 1, 0, 0];
+            cdr.extend_from_slice(&(text.len() as u32 + 1).to_le_bytes());
+            cdr.extend_from_slice(text.as_bytes());
+            cdr.push(0);
+            cdr
+        })
+        .collect();
+    for (i, data) in messages.iter().enumerate() {
+        let time = 1_700_000_000_000_000_000 + i as u64 * 100_000_000;
+        let header = mcap::records::MessageHeader {
+            channel_id: channel,
+            sequence: i as u32,
+            log_time: time,
+            publish_time: time,
+        };
+        writer.write_to_known_channel(&header, data).unwrap();
+    }
+    writer.finish().unwrap();
+    std::fs::write(path, writer.into_inner().into_inner()).unwrap();
+    messages
+}
+
 #[test]
 fn run_and_record_through_livekit_server() {
     let test = "run_and_record_through_livekit_server";
@@ -115,10 +148,12 @@ fn run_and_record_through_livekit_server() {
         "[livekit]\nroom = \"field\"\nidentity = \"robot\"\n\n\
          [[sources]]\ntype = \"synthetic\"\nname = \"camera\"\nnamespace = \"/cam\"\n\
          width = 64\nheight = 48\nfps = 10\nimu_hz = 0\ncolor = false\n\n\
+         [[sources]]\ntype = \"mcap\"\nname = \"replay\"\npath = \"chatter.mcap\"\nloop = true\n\n\
          [[routes]]\ntopic = \"/cam/depth/image_rect_raw\"\ncompression = \"zstd\"\n\n\
-         [[routes]]\ntopic = \"/cam/**\"\n",
+         [[routes]]\ntopic = \"/**\"\n",
     )
     .unwrap();
+    let chatter = write_chatter_mcap(&dir.0.join("chatter.mcap"));
     let operator = dir.0.join("operator.toml");
     std::fs::write(
         &operator,
@@ -138,7 +173,16 @@ fn run_and_record_through_livekit_server() {
 
     let file = recorded_file(&dir.0.join("out"));
     let seen = read_with_python(&python, &file);
-    assert_readable(&seen, &["/cam/depth/image_rect_raw", "/cam/depth/camera_info"]);
+    assert_readable(&seen, &["/cam/depth/image_rect_raw", "/cam/depth/camera_info", "/chatter"]);
+
+    // The replayed channel arrives as it is in the file, with its own schema.
+    let replayed = messages(&file, "/chatter");
+    assert!(replayed.len() >= 10, "{} replayed messages", replayed.len());
+    for (_, data) in &replayed {
+        assert!(chatter.contains(data), "a replayed message differs from the file's");
+    }
+    let channel = seen["channels"].as_array().unwrap().iter().find(|c| c["topic"] == "/chatter");
+    assert_eq!(channel.map(|c| c["schema_name"].clone()), Some("std_msgs/msg/String".into()));
 
     // Pixels: every recorded depth image is one of the synthetic frames, byte for byte (it was
     // zstd-compressed on the way and is stored decompressed), and its publish time is its
