@@ -2,6 +2,9 @@
 //! the `mcap` crate: byte-identical payloads in log-time order with their schemas, the topic
 //! filter, real-time pacing, looping, shutdown, and clear errors for bad files.
 
+mod common;
+
+use common::string_cdr;
 use dtbridge::codec::ros::{CameraInfo, Header, Image, Time};
 use dtbridge::codec::{MESSAGE_ENCODING, RosMessage, SCHEMA_ENCODING};
 use dtbridge::source::mcap::{McapSource, McapSourceConfig};
@@ -52,15 +55,6 @@ fn type_of(topic: &str) -> (&'static str, &'static str) {
         INFO => (CameraInfo::TYPE_NAME, CameraInfo::DEFINITION),
         _ => (STRING_TYPE, STRING_DEFINITION),
     }
-}
-
-/// `std_msgs/msg/String` in CDR: encapsulation header, length with the NUL, text, NUL.
-fn string_cdr(text: &str) -> Vec<u8> {
-    let mut out = vec![0, 1, 0, 0];
-    out.extend_from_slice(&(text.len() as u32 + 1).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
-    out.push(0);
-    out
 }
 
 fn header(stamp_ns: u64) -> Header {

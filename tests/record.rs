@@ -111,16 +111,8 @@ fn write_chatter_mcap(path: &Path) -> Vec<Vec<u8>> {
     let schema = writer.add_schema("std_msgs/msg/String", "ros2msg", b"string data\n").unwrap();
     let channel =
         writer.add_channel(schema, "/chatter", "cdr", &std::collections::BTreeMap::new()).unwrap();
-    let messages: Vec<Vec<u8>> = (0..10u32)
-        .map(|i| {
-            let text = format!("hello {i}");
-            let mut cdr = vec![0, 1, 0, 0];
-            cdr.extend_from_slice(&(text.len() as u32 + 1).to_le_bytes());
-            cdr.extend_from_slice(text.as_bytes());
-            cdr.push(0);
-            cdr
-        })
-        .collect();
+    let messages: Vec<Vec<u8>> =
+        (0..10u32).map(|i| common::string_cdr(&format!("hello {i}"))).collect();
     for (i, data) in messages.iter().enumerate() {
         let time = 1_700_000_000_000_000_000 + i as u64 * 100_000_000;
         let header = mcap::records::MessageHeader {

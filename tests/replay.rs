@@ -50,16 +50,7 @@ fn channels() -> Vec<Channel> {
             .to_cdr()
         })
         .collect();
-    let strings = (0..10u64)
-        .map(|i| {
-            let text = format!("message {i}");
-            let mut cdr = vec![0, 1, 0, 0];
-            cdr.extend_from_slice(&(text.len() as u32 + 1).to_le_bytes());
-            cdr.extend_from_slice(text.as_bytes());
-            cdr.push(0);
-            cdr
-        })
-        .collect();
+    let strings = (0..10u64).map(|i| common::string_cdr(&format!("message {i}"))).collect();
     vec![
         ("/camera/image_raw", Image::TYPE_NAME, Image::DEFINITION.to_string(), images),
         ("/camera/camera_info", CameraInfo::TYPE_NAME, CameraInfo::DEFINITION.to_string(), infos),

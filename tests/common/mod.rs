@@ -48,6 +48,15 @@ pub fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `std_msgs/msg/String` in CDR: encapsulation header, length with the NUL, text, NUL.
+pub fn string_cdr(text: &str) -> Vec<u8> {
+    let mut out = vec![0, 1, 0, 0];
+    out.extend_from_slice(&(text.len() as u32 + 1).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.push(0);
+    out
+}
+
 /// Frame sizes from 1 B to 1.9 MB, log-uniform so that every order of magnitude is covered,
 /// with both ends always present.
 pub fn mixed_sizes(count: usize) -> Vec<usize> {
