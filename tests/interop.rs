@@ -302,8 +302,10 @@ async fn check_reported(py: &mut Peer, i: usize) {
     assert_eq!(line["valid"], true, "{what}");
 }
 
-/// The Python SDK publishes, dtbridge subscribes: 200 frames paced by lk_peer.py (50
-/// frames/s and 500 kB/s), each checked by length, sha256 and user timestamp.
+/// The Python SDK publishes, dtbridge subscribes: 200 frames paced by lk_peer.py (20
+/// frames/s and 250 kB/s: the SDK's sender keeps one queued frame and evicts it when the next
+/// comes before the data channel drained, which at 50 frames/s on a loaded 2-core machine lost
+/// a frame now and then), each checked by length, sha256 and user timestamp.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_publisher_to_rust_subscriber() {
     const TEST: &str = "python_publisher_to_rust_subscriber";
@@ -324,7 +326,7 @@ async fn python_publisher_to_rust_subscriber() {
     #[rustfmt::skip]
     let mut py = Peer::spawn(&python, &server, room, "py-pub", &[
         "publish", "--track", track_name, "--count", &count, "--seed", &seed,
-        "--sizes", &sizes, "--rate", "50", "--byte-rate", "500000",
+        "--sizes", &sizes, "--rate", "20", "--byte-rate", "250000",
     ]);
     let published = py.expect("published", &[], Duration::from_secs(40)).await;
     assert_eq!(published["name"], track_name, "{published}");
@@ -427,7 +429,7 @@ async fn python_track_is_recorded_byte_for_byte() {
     #[rustfmt::skip]
     let mut py = Peer::spawn(&python, &server, room, "py-pub", &[
         "publish", "--track", track_name, "--count", &count, "--seed", &seed,
-        "--sizes", &sizes, "--rate", "50", "--byte-rate", "500000",
+        "--sizes", &sizes, "--rate", "20", "--byte-rate", "250000",
     ]);
     py.expect("published", &[], Duration::from_secs(40)).await;
     // The recorder subscribes when it sees the track; probe frames (timestamps below the
