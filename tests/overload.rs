@@ -45,6 +45,7 @@ impl Source for Flood {
         let (topic, message_type) = (Arc::<str>::from("/flood"), flood_type());
         while !*stop.borrow_and_update() {
             let sample = Sample {
+                source: "flood".into(),
                 topic: topic.clone(),
                 message_type: message_type.clone(),
                 encoding: "cdr".into(),

@@ -190,6 +190,7 @@ fn measure(
         cdr_bytes = cdr.len();
         let image = Arc::new(image);
         let sample = Sample {
+            source: "bench".into(),
             topic: "/bench".into(),
             message_type: MessageType::of::<Image>(),
             encoding: MESSAGE_ENCODING.into(),

@@ -158,7 +158,9 @@ impl Pipeline {
         let mut published = Vec::new();
         for track in &plan.tracks {
             let (index, ready) = routing.spawn_worker(track.clone());
-            routing.routes.insert(track.topic.as_str().into(), Some(index));
+            routing
+                .routes
+                .insert((track.source.as_str().into(), track.topic.as_str().into()), Some(index));
             published.push(ready);
         }
         futures::future::join_all(published).await;
@@ -191,8 +193,8 @@ impl Pipeline {
 struct Routing {
     room: Room,
     router: Router,
-    /// Topic -> index into `workers`, or `None` for topics not published.
-    routes: HashMap<Arc<str>, Option<usize>>,
+    /// (Source, topic) -> index into `workers`, or `None` for topics not published.
+    routes: HashMap<(Arc<str>, Arc<str>), Option<usize>>,
     workers: Vec<Worker>,
     infos: Arc<Mutex<Vec<Arc<WorkerInfo>>>>,
     unrouted: Arc<AtomicU64>,
@@ -206,9 +208,10 @@ impl Routing {
                 sample = samples.recv() => match sample { Some(s) => s, None => break },
                 _ = crate::source::stopped(&mut self.stopped) => break,
             };
-            let route = match self.routes.get(&sample.topic) {
+            let key = (sample.source.clone(), sample.topic.clone());
+            let route = match self.routes.get(&key) {
                 Some(route) => *route,
-                None => self.resolve_new(&sample),
+                None => self.resolve_new(key, &sample),
             };
             match route {
                 Some(index) => {
@@ -229,13 +232,13 @@ impl Routing {
     }
 
     /// A topic seen for the first time: route it, or remember that it is not published.
-    fn resolve_new(&mut self, sample: &Sample) -> Option<usize> {
+    fn resolve_new(&mut self, key: (Arc<str>, Arc<str>), sample: &Sample) -> Option<usize> {
         let topic = TopicInfo {
             topic: sample.topic.to_string(),
             message_type: sample.message_type.clone(),
             encoding: sample.encoding.to_string(),
         };
-        let index = match self.router.resolve("", &topic) {
+        let index = match self.router.resolve(&sample.source, &topic) {
             Ok(Resolution::Track(plan)) => {
                 let taken = self.workers.iter().any(|w| w.info.plan.track == plan.track);
                 if taken {
@@ -261,7 +264,7 @@ impl Routing {
                 None
             }
         };
-        self.routes.insert(sample.topic.clone(), index);
+        self.routes.insert(key, index);
         index
     }
 

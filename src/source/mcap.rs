@@ -95,8 +95,8 @@ impl Source for McapSource {
     }
 
     fn topics(&self) -> Result<Vec<TopicInfo>, SourceError> {
-        let recording =
-            Recording::open(&self.path, &self.config.topics).map_err(|m| self.error(m))?;
+        let recording = Recording::open(&self.path, &self.config.topics, &self.config.name)
+            .map_err(|m| self.error(m))?;
         Ok(recording.topics)
     }
 
@@ -111,11 +111,16 @@ impl Source for McapSource {
         mut shutdown: Shutdown,
     ) -> Result<(), SourceError> {
         let (tx, mut rx) = mpsc::channel(READ_AHEAD);
-        let (path, patterns, looping) =
-            (self.path.clone(), self.config.topics.clone(), self.config.looping);
+        let (path, patterns, looping, name) = (
+            self.path.clone(),
+            self.config.topics.clone(),
+            self.config.looping,
+            self.config.name.clone(),
+        );
         // Reading maps pages and decompresses chunks: blocking work, kept off the runtime. The
         // reader stops at its next send once `rx` is dropped.
-        let reader = tokio::task::spawn_blocking(move || read(&path, &patterns, looping, &tx));
+        let reader =
+            tokio::task::spawn_blocking(move || read(&path, &patterns, &name, looping, &tx));
         // Pass number, and when and at which log time it started.
         let mut origin: Option<(u64, Instant, u64)> = None;
         loop {
@@ -168,8 +173,8 @@ type Sink = mpsc::Sender<Result<Played, String>>;
 
 /// Reads the file into `tx` until the end (or forever with `looping`), an error, or until the
 /// receiver is dropped.
-fn read(path: &Path, patterns: &[String], looping: bool, tx: &Sink) {
-    let recording = match Recording::open(path, patterns) {
+fn read(path: &Path, patterns: &[String], source: &str, looping: bool, tx: &Sink) {
+    let recording = match Recording::open(path, patterns, source) {
         Ok(recording) => recording,
         Err(message) => {
             let _ = tx.blocking_send(Err(message));
@@ -194,6 +199,7 @@ fn read(path: &Path, patterns: &[String], looping: bool, tx: &Sink) {
 
 /// A selected channel, as its samples carry it.
 struct Out {
+    source: Arc<str>,
     topic: Arc<str>,
     message_type: Arc<MessageType>,
     encoding: Arc<str>,
@@ -212,7 +218,8 @@ struct Recording {
 impl Recording {
     /// Maps and checks the file and selects the channels matching `patterns`. Errors name the
     /// file and what is wrong with it.
-    fn open(path: &Path, patterns: &[String]) -> Result<Recording, String> {
+    fn open(path: &Path, patterns: &[String], source: &str) -> Result<Recording, String> {
+        let source: Arc<str> = source.into();
         let shown = path.display();
         let file = File::open(path).map_err(|err| match err.kind() {
             std::io::ErrorKind::NotFound => format!("MCAP file {shown} not found"),
@@ -294,6 +301,7 @@ impl Recording {
                 topics.push(info);
             }
             let out = Out {
+                source: source.clone(),
                 topic: channel.topic.as_str().into(),
                 message_type,
                 encoding: channel.message_encoding.as_str().into(),
@@ -310,6 +318,7 @@ impl Recording {
         let mut emit = |header: &MessageHeader, data: &[u8]| -> bool {
             let Some(out) = self.channels.get(&header.channel_id) else { return true };
             let sample = Sample {
+                source: out.source.clone(),
                 topic: out.topic.clone(),
                 message_type: out.message_type.clone(),
                 encoding: out.encoding.clone(),

@@ -50,6 +50,8 @@ pub enum Payload {
 /// One message on one topic.
 #[derive(Debug, Clone)]
 pub struct Sample {
+    /// The configured name of the source that produced it (the `{source}` of track templates).
+    pub source: Arc<str>,
     /// The topic it was published on.
     pub topic: Arc<str>,
     /// Its type.

@@ -166,12 +166,14 @@ impl Source for SyntheticSource {
 
 /// A sample of one of this source's topics.
 fn sample(
+    source: &str,
     types: &HashMap<String, Arc<MessageType>>,
     topic: String,
     payload: Payload,
     stamp_ns: u64,
 ) -> Sample {
     Sample {
+        source: source.into(),
         message_type: types[&topic].clone(),
         topic: topic.into(),
         encoding: MESSAGE_ENCODING.into(),
@@ -216,17 +218,23 @@ async fn camera_loop(
                 let header = header(stamp_ns, "camera_depth_optical_frame");
                 let (w, h) = c.depth_size();
                 let image = Payload::Image(Arc::new(depth_image(w, h, frame, header.clone())));
-                samples.push(sample(&types, c.topic("depth/image_rect_raw"), image, stamp_ns));
+                samples.push(sample(
+                    &c.name,
+                    &types,
+                    c.topic("depth/image_rect_raw"),
+                    image,
+                    stamp_ns,
+                ));
                 let info = encoded(&camera_info(w, h, header));
-                samples.push(sample(&types, c.topic("depth/camera_info"), info, stamp_ns));
+                samples.push(sample(&c.name, &types, c.topic("depth/camera_info"), info, stamp_ns));
             }
             if c.color {
                 let header = header(stamp_ns, "camera_color_optical_frame");
                 let (w, h) = c.color_size();
                 let image = Payload::Image(Arc::new(color_image(w, h, frame, header.clone())));
-                samples.push(sample(&types, c.topic("color/image_raw"), image, stamp_ns));
+                samples.push(sample(&c.name, &types, c.topic("color/image_raw"), image, stamp_ns));
                 let info = encoded(&camera_info(w, h, header));
-                samples.push(sample(&types, c.topic("color/camera_info"), info, stamp_ns));
+                samples.push(sample(&c.name, &types, c.topic("color/camera_info"), info, stamp_ns));
             }
             samples
         })
@@ -256,7 +264,7 @@ async fn imu_loop(
         }
         let stamp_ns = now_ns();
         let message = imu_message(n, header(stamp_ns, "camera_imu_optical_frame"));
-        let imu = sample(&types, c.topic("imu"), encoded(&message), stamp_ns);
+        let imu = sample(&c.name, &types, c.topic("imu"), encoded(&message), stamp_ns);
         if !send_all(&out, vec![imu]).await {
             return;
         }
