@@ -4,6 +4,7 @@
 
 use crate::livekit::{ConnectOptions, RoomError};
 use crate::source::mcap::McapSourceConfig;
+use crate::source::ros2::Ros2Config;
 use crate::source::synthetic::SyntheticConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -166,10 +167,12 @@ pub enum SourceConfig {
     Synthetic(SyntheticConfig),
     /// An MCAP replay.
     Mcap(McapSourceConfig),
+    /// ROS 2 topics.
+    Ros2(Ros2Config),
 }
 
 /// The source types, as written in `type = "..."`.
-const SOURCE_TYPES: [&str; 2] = ["synthetic", "mcap"];
+const SOURCE_TYPES: [&str; 3] = ["synthetic", "mcap", "ros2"];
 
 impl SourceConfig {
     /// Reads one `[[sources]]` table; errors are `(key within the table, message)`.
@@ -194,6 +197,7 @@ impl SourceConfig {
         match kind.as_str() {
             "synthetic" => typed(value).map(SourceConfig::Synthetic),
             "mcap" => typed(value).map(SourceConfig::Mcap),
+            "ros2" => typed(value).map(SourceConfig::Ros2),
             other => {
                 let mut message =
                     format!("unknown source type \"{other}\"; known: {}", SOURCE_TYPES.join(", "));
@@ -210,6 +214,7 @@ impl SourceConfig {
         match self {
             Self::Synthetic(c) => &c.name,
             Self::Mcap(c) => &c.name,
+            Self::Ros2(c) => &c.name,
         }
     }
 }
@@ -240,6 +245,42 @@ pub struct RouteConfig {
     /// `false` ignores matching topics.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// QoS of the subscription to matching ROS 2 topics, where it should not follow the
+    /// publishers.
+    #[serde(default)]
+    pub qos: QosOverride,
+}
+
+/// `[routes.qos]`: what a ROS 2 subscription asks for instead of matching its publishers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QosOverride {
+    /// Reliability.
+    pub reliability: Option<Reliability>,
+    /// Durability.
+    pub durability: Option<Durability>,
+    /// History depth (keep last N).
+    pub depth: Option<usize>,
+}
+
+/// ROS 2 QoS reliability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reliability {
+    /// Retransmit until received.
+    Reliable,
+    /// Send once; fresh data over complete data.
+    BestEffort,
+}
+
+/// ROS 2 QoS durability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Only messages published after the subscription exists.
+    Volatile,
+    /// Late subscribers also get the publisher's last messages ("latched").
+    TransientLocal,
 }
 
 fn default_track() -> String {

@@ -5,27 +5,16 @@
 
 mod common;
 
-use common::server::{API_KEY, API_SECRET, TempDir, TestServer};
+use common::process::{Process, recorded_file};
+use common::readers::{python, read_mcap};
+use common::server::{TempDir, TestServer};
 use dtbridge::codec::RosMessage;
 use dtbridge::codec::ros::{CameraInfo, Image};
 use dtbridge::source::synthetic::{camera_info, depth_image};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
-
-/// The venv python with the readers, or `None` after a loud skip (a failure in CI).
-fn python(test: &str) -> Option<PathBuf> {
-    common::venv_python(test, "DTBRIDGE_PYTHON", "venv", "scripts/setup-python.sh")
-}
-
-/// What the independent readers see in `file`.
-fn read_with_python(python: &Path, file: &Path) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/read_mcap.py");
-    let output = Command::new(python).arg(script).arg(file).output().unwrap();
-    assert!(output.status.success(), "read_mcap.py: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("JSON from read_mcap.py")
-}
 
 /// Every message decodes with both readers and the file is a ROS 2 profile file.
 fn assert_readable(seen: &Value, topics: &[&str]) {
@@ -56,51 +45,6 @@ fn messages(file: &Path, topic: &str) -> Vec<(u64, Vec<u8>)> {
         .filter(|m| m.channel.topic == topic)
         .map(|m| (m.publish_time, m.data.to_vec()))
         .collect()
-}
-
-struct Process(Child);
-
-impl Process {
-    fn spawn(args: &[&str], config: &Path, server: &TestServer) -> Process {
-        let child = Command::new(env!("CARGO_BIN_EXE_dtbridge"))
-            .args(args)
-            .arg("-c")
-            .arg(config)
-            .env("LIVEKIT_URL", server.url())
-            .env("LIVEKIT_API_KEY", API_KEY)
-            .env("LIVEKIT_API_SECRET", API_SECRET)
-            .env("RUST_LOG", "dtbridge=info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Process(child)
-    }
-
-    /// SIGTERM, then the exit status and stderr.
-    fn stop(mut self) -> (bool, String) {
-        Command::new("kill").arg(self.0.id().to_string()).status().unwrap();
-        let child = std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap());
-        let output = child.wait_with_output().unwrap();
-        (output.status.success(), String::from_utf8_lossy(&output.stderr).to_string())
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        _ = self.0.kill();
-        _ = self.0.wait();
-    }
-}
-
-/// The only `.mcap` file in `dir`.
-fn recorded_file(dir: &Path) -> PathBuf {
-    let files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "mcap"))
-        .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    files[0].clone()
 }
 
 /// A ROS 2 MCAP file with ten `std_msgs/msg/String` messages on `/chatter`, 100 ms apart;
@@ -164,7 +108,7 @@ fn run_and_record_through_livekit_server() {
     assert!(ok, "dtbridge record: {log}");
 
     let file = recorded_file(&dir.0.join("out"));
-    let seen = read_with_python(&python, &file);
+    let seen = read_mcap(&python, &file);
     assert_readable(&seen, &["/cam/depth/image_rect_raw", "/cam/depth/camera_info", "/chatter"]);
 
     // The replayed channel arrives as it is in the file, with its own schema.
@@ -211,7 +155,7 @@ fn demo_writes_a_file_the_independent_readers_open() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("open it in Foxglove"), "{stdout}");
-    let seen = read_with_python(&python, &file);
+    let seen = read_mcap(&python, &file);
     assert_readable(
         &seen,
         &[

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::server::skip;
+use common::readers::{python, read_mcap};
 use dtbridge::codec::RosMessage;
 use dtbridge::codec::compress::zstd_compress;
 use dtbridge::codec::ros::{CameraInfo, Header, Image, Time};
@@ -194,32 +194,6 @@ fn read_complete(path: &Path) -> Read {
 
 // ------------------------------------------------------------------ Python readers
 
-fn python(test: &str) -> Option<PathBuf> {
-    let path = common::venv_python(test, "DTBRIDGE_PYTHON", "venv", "scripts/setup-python.sh")?;
-    let probe = Command::new(&path)
-        .args(["-c", "import mcap, mcap_ros2, rosbags"])
-        .output()
-        .expect("run python");
-    if !probe.status.success() {
-        skip(test, &format!("{} lacks mcap/mcap-ros2-support/rosbags", path.display()));
-        return None;
-    }
-    Some(path)
-}
-
-/// What `read_mcap.py` prints for `file`.
-fn python_read(python: &Path, file: &Path) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/read_mcap.py");
-    let out = Command::new(python).arg(script).arg(file).output().expect("run read_mcap.py");
-    assert!(
-        out.status.success(),
-        "read_mcap.py {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("read_mcap.py prints JSON")
-}
-
 /// The Python view agrees with the Rust one: the same messages (topic, times, bytes) in
 /// the same order, a summary, and the same profile.
 fn assert_python_agrees(py: &Value, rust: &Read, file: &Path) {
@@ -311,7 +285,7 @@ fn ros2_tracks_make_a_ros2_profile_file_that_every_reader_decodes() {
     else {
         return;
     };
-    let py = python_read(&python, path);
+    let py = read_mcap(&python, path);
     assert_python_agrees(&py, &read, path);
     let metadata = py["metadata"].as_array().unwrap();
     assert_eq!(metadata[0]["metadata"]["room"], "lab");
@@ -464,7 +438,7 @@ fn bad_input_is_counted_and_the_rest_is_recorded() {
     assert_eq!(unique.len(), 2 + 4 + hostile.len(), "every track its own topic: {unique:?}");
 
     let Some(python) = python("bad_input_is_counted_and_the_rest_is_recorded") else { return };
-    let py = python_read(&python, path);
+    let py = read_mcap(&python, path);
     assert_python_agrees(&py, &read, path);
     let decoded = py["messages"].as_array().unwrap().iter().filter(|m| m["decoded"].is_object());
     assert_eq!(decoded.count(), 2 + 4 + hostile.len(), "the packed and CameraInfo messages decode");
@@ -524,7 +498,7 @@ fn the_profile_changes_in_place_when_a_non_ros_track_joins() {
     let Some(python) = python("the_profile_changes_in_place_when_a_non_ros_track_joins") else {
         return;
     };
-    assert_python_agrees(&python_read(&python, &path), &read, &path);
+    assert_python_agrees(&read_mcap(&python, &path), &read, &path);
 }
 
 // ------------------------------------------------------------------ rotation
@@ -565,7 +539,7 @@ fn rotation_by_size_never_overwrites_and_every_file_is_complete() {
             next += 1;
         }
         if let Some(python) = &python {
-            assert_python_agrees(&python_read(python, &file.path), &read, &file.path);
+            assert_python_agrees(&read_mcap(python, &file.path), &read, &file.path);
         }
     }
     assert_eq!(next, 100);
@@ -601,7 +575,7 @@ fn rotation_by_duration() {
             next += 1;
         }
         if let Some(python) = &python {
-            let py = python_read(python, &file.path);
+            let py = read_mcap(python, &file.path);
             assert_python_agrees(&py, &read, &file.path);
             assert!(py["rosbags"].get("error").is_none(), "{}", py["rosbags"]);
         }
@@ -794,11 +768,11 @@ fn crash_recovery_after_sigkill() {
     );
 
     let Some(python) = python("crash_recovery_after_sigkill") else { return };
-    let py = python_read(&python, &repaired);
+    let py = read_mcap(&python, &repaired);
     assert_python_agrees(&py, &read, &repaired);
     assert!(py["rosbags"].get("error").is_none(), "{}", py["rosbags"]);
     // The killed file itself is readable by a linear reader up to its last complete chunk.
-    let py_killed = python_read(&python, &killed);
+    let py_killed = read_mcap(&python, &killed);
     assert_eq!(py_killed["has_summary"], false);
     assert_eq!(py_killed["messages"].as_array().unwrap().len(), read.messages.len());
 }
@@ -909,7 +883,7 @@ fn a_full_disk_seals_the_file() {
         result["accepted"]
     );
     let Some(python) = python("a_full_disk_seals_the_file") else { return };
-    let py = python_read(&python, &path);
+    let py = read_mcap(&python, &path);
     assert_python_agrees(&py, &read, &path);
     assert!(py["rosbags"].get("error").is_none(), "{}", py["rosbags"]);
     assert_eq!(py["rosbags"]["messages"].as_array().unwrap().len(), read.messages.len());

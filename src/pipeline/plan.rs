@@ -77,18 +77,18 @@ impl Router {
         Ok(Router { routes: loaded.config.routes.clone() })
     }
 
+    /// The route deciding a topic's fate, with its index: the first one matching it.
+    pub fn route_for(&self, topic: &str) -> Option<(usize, &RouteConfig)> {
+        self.routes.iter().enumerate().find(|(_, route)| glob_match(&route.topic, topic))
+    }
+
     /// Resolves one topic against the first matching route.
     pub fn resolve(
         &self,
         source: &str,
         topic: &TopicInfo,
     ) -> Result<Resolution, (usize, String, String)> {
-        let Some((index, route)) = self
-            .routes
-            .iter()
-            .enumerate()
-            .find(|(_, route)| glob_match(&route.topic, &topic.topic))
-        else {
+        let Some((index, route)) = self.route_for(&topic.topic) else {
             return Ok(Resolution::Ignored("no route matches".into()));
         };
         if !route.enabled {
@@ -176,6 +176,9 @@ fn check_route(route: &RouteConfig) -> Result<(), (&'static str, String)> {
     }
     if route.queue_depth == 0 {
         return Err(("queue_depth", "must be at least 1".into()));
+    }
+    if route.qos.depth == Some(0) {
+        return Err(("qos.depth", "must be at least 1".into()));
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! announces the topics it knows up front and then delivers [`Sample`]s until shut down.
 
 pub mod mcap;
+pub mod ros2;
 pub mod synthetic;
 
 use crate::codec::ros::Image;
@@ -111,6 +112,7 @@ pub trait Source: Send {
 /// with the key relative to the file (`sources[1].fps`).
 pub fn build(
     configs: &[crate::config::SourceConfig],
+    router: &crate::pipeline::Router,
     base_dir: &std::path::Path,
 ) -> Result<Vec<Box<dyn Source>>, (String, String)> {
     use crate::config::SourceConfig;
@@ -130,10 +132,31 @@ pub fn build(
                     Box::new(synthetic::SyntheticSource::new(c.clone()))
                 }
                 SourceConfig::Mcap(c) => Box::new(mcap::McapSource::new(c.clone(), base_dir)),
+                SourceConfig::Ros2(c) => {
+                    c.validate()
+                        .map_err(|(key, message)| (format!("sources[{i}].{key}"), message))?;
+                    ros2_source(c, router).map_err(|m| (format!("sources[{i}].type"), m))?
+                }
             };
             Ok(source)
         })
         .collect()
+}
+
+#[cfg(feature = "ros2")]
+fn ros2_source(
+    config: &ros2::Ros2Config,
+    router: &crate::pipeline::Router,
+) -> Result<Box<dyn Source>, String> {
+    Ok(Box::new(ros2::Ros2Source::new(config.clone(), router.clone())))
+}
+
+#[cfg(not(feature = "ros2"))]
+fn ros2_source(
+    _: &ros2::Ros2Config,
+    _: &crate::pipeline::Router,
+) -> Result<Box<dyn Source>, String> {
+    Err(ros2::NOT_BUILT.into())
 }
 
 /// Resolves once `shutdown` is true (or its sender is gone).

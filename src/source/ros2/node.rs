@@ -1,0 +1,387 @@
+//! The running `ros2` source: one r2r node on a thread of its own (rcl calls block), which
+//! spins, drains every subscription after each spin (r2r's per-subscription buffer holds 10
+//! messages and drops silently when full), polls the graph, and re-sends latched messages.
+
+use super::Ros2Config;
+use super::definition::AmentIndex;
+use crate::config::{Durability, QosOverride, Reliability};
+use crate::pipeline::Router;
+use crate::source::{
+    MessageType, Payload, Sample, SampleSender, Shutdown, Source, SourceError, TopicInfo,
+};
+use bytes::Bytes;
+use futures::Stream;
+use r2r::QosProfile;
+use r2r::qos::{DurabilityPolicy, ReliabilityPolicy};
+use std::collections::{HashSet, VecDeque};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Longest a spin waits for DDS events; bounds how late discovery, re-sends and shutdown run.
+const SPIN_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// History depth of a subscription whose route does not set one.
+const DEFAULT_DEPTH: usize = 10;
+
+/// The message encoding of everything a ROS 2 node receives.
+const CDR: &str = "cdr";
+
+/// A configured `ros2` source.
+pub struct Ros2Source {
+    config: Ros2Config,
+    router: Router,
+}
+
+impl Ros2Source {
+    /// A source that subscribes to what `config` allows and `router` routes.
+    pub fn new(config: Ros2Config, router: Router) -> Ros2Source {
+        Ros2Source { config, router }
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for Ros2Source {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// None up front: topics are found in the graph while running.
+    fn topics(&self) -> Result<Vec<TopicInfo>, SourceError> {
+        Ok(Vec::new())
+    }
+
+    async fn run(
+        self: Box<Self>,
+        out: SampleSender,
+        shutdown: Shutdown,
+    ) -> Result<(), SourceError> {
+        let name = self.config.name.clone();
+        let (done, result) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new().name(format!("ros2-{name}")).spawn(move || {
+            _ = done.send(Bridge::start(self.config, self.router, out, shutdown).map(Bridge::run));
+        });
+        let error = |message: String| SourceError { source_name: name.clone(), message };
+        spawned.map_err(|err| error(format!("cannot start its thread: {err}")))?;
+        match result.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(error(message)),
+            Err(_) => Err(error("its thread ended without a result".into())),
+        }
+    }
+}
+
+/// A subscribed topic.
+struct Subscription {
+    topic: Arc<str>,
+    message_type: Arc<MessageType>,
+    messages: Pin<Box<dyn Stream<Item = Vec<u8>> + Send>>,
+    /// The last distinct messages, for a transient-local subscription.
+    latched: Option<VecDeque<Bytes>>,
+    /// Whether any publisher was seen at the last graph poll.
+    has_publishers: bool,
+}
+
+/// The node and what it bridges.
+struct Bridge {
+    config: Ros2Config,
+    router: Router,
+    out: SampleSender,
+    shutdown: Shutdown,
+    node: r2r::Node,
+    index: AmentIndex,
+    subscriptions: Vec<Subscription>,
+    /// Topics not bridged, reported once each.
+    passed_over: HashSet<String>,
+}
+
+impl Bridge {
+    fn start(
+        config: Ros2Config,
+        router: Router,
+        out: SampleSender,
+        shutdown: Shutdown,
+    ) -> Result<Bridge, String> {
+        if let Some(id) = config.domain_id {
+            set_domain_id(id)?;
+        }
+        let context =
+            r2r::Context::create().map_err(|err| format!("cannot initialize ROS 2: {err}"))?;
+        let node =
+            r2r::Node::create(context, &config.node_name, &config.namespace).map_err(|err| {
+                format!(
+                    "cannot create node '{}' in '{}': {err}",
+                    config.node_name, config.namespace
+                )
+            })?;
+        tracing::info!(
+            "ROS 2 node '{}' up (domain {}); looking for topics matching {:?}",
+            config.node_name,
+            std::env::var("ROS_DOMAIN_ID").unwrap_or_else(|_| "0".into()),
+            config.topics
+        );
+        Ok(Bridge {
+            config,
+            router,
+            out,
+            shutdown,
+            node,
+            index: AmentIndex::from_env(),
+            subscriptions: Vec::new(),
+            passed_over: HashSet::new(),
+        })
+    }
+
+    fn run(mut self) {
+        let discovery = Duration::from_secs_f64(self.config.discovery_interval_s);
+        let resend = (self.config.latched_resend_s > 0.0)
+            .then(|| Duration::from_secs_f64(self.config.latched_resend_s));
+        let mut next_discovery = Instant::now();
+        let mut next_resend = resend.map(|interval| Instant::now() + interval);
+        while !*self.shutdown.borrow() {
+            if Instant::now() >= next_discovery {
+                self.discover();
+                next_discovery = Instant::now() + discovery;
+            }
+            self.node.spin_once(SPIN_TIMEOUT);
+            if !self.drain() {
+                return;
+            }
+            if let (Some(interval), Some(due)) = (resend, next_resend)
+                && Instant::now() >= due
+            {
+                if !self.resend_latched() {
+                    return;
+                }
+                next_resend = Some(Instant::now() + interval);
+            }
+        }
+    }
+
+    /// Subscribes to new topics and notes vanished ones.
+    fn discover(&mut self) {
+        let topics = match self.node.get_topic_names_and_types() {
+            Ok(topics) => topics,
+            Err(err) => {
+                tracing::warn!("ROS 2 graph query failed: {err}; trying again");
+                return;
+            }
+        };
+        for subscription in &mut self.subscriptions {
+            let publishers = self
+                .node
+                .get_publishers_info_by_topic(&subscription.topic, false)
+                .map_or(0, |list| list.len());
+            match (subscription.has_publishers, publishers > 0) {
+                (true, false) => {
+                    tracing::info!("'{}' has no publishers now", subscription.topic)
+                }
+                (false, true) => tracing::info!("'{}' has publishers again", subscription.topic),
+                _ => {}
+            }
+            subscription.has_publishers = publishers > 0;
+        }
+        let mut names: Vec<_> = topics.into_iter().collect();
+        names.sort();
+        for (topic, types) in names {
+            if self.passed_over.contains(&topic)
+                || self.subscriptions.iter().any(|s| *s.topic == *topic)
+            {
+                continue;
+            }
+            if let Err(why) = self.subscribe(&topic, &types) {
+                why.report(&topic);
+                self.passed_over.insert(topic);
+            }
+        }
+    }
+
+    /// Subscribes to `topic` if it is wanted and routed; `Err(why not)` otherwise.
+    fn subscribe(&mut self, topic: &str, types: &[String]) -> Result<(), PassOver> {
+        if !self.config.wants(topic) {
+            return Err(PassOver::NotWanted);
+        }
+        let route = match self.router.route_for(topic) {
+            Some((_, route)) if route.enabled => route,
+            Some((index, _)) => {
+                return Err(PassOver::NoRoute(format!("route {index} is disabled")));
+            }
+            None => return Err(PassOver::NoRoute("no route matches".into())),
+        };
+        let [type_name] = types else {
+            return Err(PassOver::Unusable(format!(
+                "it has several types ({}); bridging needs one",
+                types.join(", ")
+            )));
+        };
+        let publishers = self
+            .node
+            .get_publishers_info_by_topic(topic, false)
+            .map_err(|err| PassOver::Unusable(format!("cannot query its publishers: {err}")))?;
+        if publishers.is_empty() {
+            // Only subscribers so far (perhaps this node's own): look again next poll.
+            return Ok(());
+        }
+        let offered: Vec<_> = publishers.iter().map(|p| p.qos_profile.clone()).collect();
+        let qos = subscription_qos(&offered, &route.qos);
+        let definition = self.index.definition(type_name).map_err(|err| {
+            PassOver::Unusable(format!(
+                "its type {type_name} has no definition the operator could decode with: {err}"
+            ))
+        })?;
+        let transient_local = qos.durability == DurabilityPolicy::TransientLocal;
+        let messages = self.node.subscribe_raw(topic, type_name, qos.clone()).map_err(|err| {
+            PassOver::Unusable(if matches!(err, r2r::Error::InvalidMessageType { .. }) {
+                format!(
+                    "its type {type_name} is not compiled into this dtbridge (r2r generates the message types from the ament index at build time: rebuild with that package installed and sourced, and in IDL_PACKAGE_FILTER if that is set)"
+                )
+            } else {
+                format!("cannot subscribe: {err}")
+            })
+        })?;
+        tracing::info!(
+            "subscribed to '{topic}' ({type_name}, {}, {}, depth {})",
+            reliability_name(&qos.reliability),
+            if transient_local { "transient local" } else { "volatile" },
+            qos.depth
+        );
+        self.subscriptions.push(Subscription {
+            topic: topic.into(),
+            message_type: Arc::new(MessageType {
+                name: type_name.clone(),
+                schema_encoding: crate::codec::SCHEMA_ENCODING.into(),
+                definition,
+            }),
+            messages: Box::pin(messages),
+            latched: transient_local.then(VecDeque::new),
+            has_publishers: true,
+        });
+        Ok(())
+    }
+
+    /// Passes on every message r2r holds; false once the pipeline is gone.
+    fn drain(&mut self) -> bool {
+        let mut context = Context::from_waker(Waker::noop());
+        let latched_depth = self.config.latched_depth;
+        for subscription in &mut self.subscriptions {
+            while let Poll::Ready(Some(message)) =
+                subscription.messages.as_mut().poll_next(&mut context)
+            {
+                let message = Bytes::from(message);
+                if let Some(kept) = &mut subscription.latched
+                    && !kept.contains(&message)
+                {
+                    if kept.len() == latched_depth {
+                        kept.pop_front();
+                    }
+                    kept.push_back(message.clone());
+                }
+                if self.out.blocking_send(sample(&self.config.name, subscription, message)).is_err()
+                {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Sends the kept messages of latched topics again; false once the pipeline is gone.
+    fn resend_latched(&mut self) -> bool {
+        for subscription in &self.subscriptions {
+            for message in subscription.latched.iter().flatten() {
+                let sample = sample(&self.config.name, subscription, message.clone());
+                if self.out.blocking_send(sample).is_err() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// A message of `subscription`, stamped with the time it is passed on (the CDR is not decoded,
+/// so any header stamp inside stays unread).
+fn sample(source: &str, subscription: &Subscription, message: Bytes) -> Sample {
+    let stamp_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    Sample {
+        source: source.into(),
+        topic: subscription.topic.clone(),
+        message_type: subscription.message_type.clone(),
+        encoding: CDR.into(),
+        payload: Payload::Encoded(message),
+        stamp_ns,
+    }
+}
+
+/// Why a topic is not bridged.
+enum PassOver {
+    /// `topics`/`deny` exclude it: not worth a message.
+    NotWanted,
+    /// No enabled route publishes it.
+    NoRoute(String),
+    /// It cannot be bridged: the reason, for the operator of the robot to fix.
+    Unusable(String),
+}
+
+impl PassOver {
+    /// Says once why `topic` is not bridged, as loudly as the reason deserves.
+    fn report(&self, topic: &str) {
+        match self {
+            PassOver::NotWanted => tracing::debug!("'{topic}' is not in this source's topics"),
+            PassOver::NoRoute(why) => tracing::info!("'{topic}' is not bridged: {why}"),
+            PassOver::Unusable(why) => tracing::error!("'{topic}' is skipped: {why}"),
+        }
+    }
+}
+
+/// The QoS to subscribe with: what every publisher can serve (reliable only if all are,
+/// transient local only if all are, as rosbag2 does), overridden by the route.
+fn subscription_qos(offered: &[QosProfile], route: &QosOverride) -> QosProfile {
+    let all_reliable = offered.iter().all(|q| q.reliability == ReliabilityPolicy::Reliable);
+    let all_transient = offered.iter().all(|q| q.durability == DurabilityPolicy::TransientLocal);
+    let reliability = match route.reliability {
+        Some(Reliability::Reliable) => ReliabilityPolicy::Reliable,
+        Some(Reliability::BestEffort) => ReliabilityPolicy::BestEffort,
+        None if all_reliable => ReliabilityPolicy::Reliable,
+        None => ReliabilityPolicy::BestEffort,
+    };
+    let durability = match route.durability {
+        Some(Durability::TransientLocal) => DurabilityPolicy::TransientLocal,
+        Some(Durability::Volatile) => DurabilityPolicy::Volatile,
+        None if all_transient => DurabilityPolicy::TransientLocal,
+        None => DurabilityPolicy::Volatile,
+    };
+    QosProfile::default()
+        .keep_last(route.depth.unwrap_or(DEFAULT_DEPTH))
+        .reliability(reliability)
+        .durability(durability)
+}
+
+fn reliability_name(policy: &ReliabilityPolicy) -> &'static str {
+    match policy {
+        ReliabilityPolicy::Reliable => "reliable",
+        _ => "best effort",
+    }
+}
+
+/// Sets the domain the process's one ROS context joins. rcl reads it from `ROS_DOMAIN_ID` when
+/// the context is created and r2r offers no other way in; the context is created once per
+/// process, so a second source asking for another domain is an error.
+fn set_domain_id(id: u32) -> Result<(), String> {
+    static DOMAIN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let chosen = *DOMAIN.get_or_init(|| {
+        // SAFETY: set once, before the ROS context exists, on the thread that creates it;
+        // nothing else in this process reads ROS_DOMAIN_ID, and the rest of the daemon
+        // reads its environment only at startup.
+        unsafe { std::env::set_var("ROS_DOMAIN_ID", id.to_string()) };
+        id
+    });
+    if chosen == id {
+        Ok(())
+    } else {
+        Err(format!(
+            "domain_id {id}: this process's ROS 2 context is already in domain {chosen} (one domain per dtbridge process)"
+        ))
+    }
+}

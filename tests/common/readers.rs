@@ -1,0 +1,34 @@
+//! The independent MCAP readers (PyPI `mcap`, `mcap-ros2-support`, `rosbags`) behind
+//! `tests/peers/read_mcap.py`.
+
+use super::server::skip;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The venv python with the readers, or `None` after a loud skip (a failure in CI).
+pub fn python(test: &str) -> Option<PathBuf> {
+    let path = super::venv_python(test, "DTBRIDGE_PYTHON", "venv", "scripts/setup-python.sh")?;
+    let probe = Command::new(&path)
+        .args(["-c", "import mcap, mcap_ros2, rosbags"])
+        .output()
+        .expect("run python");
+    if !probe.status.success() {
+        skip(test, &format!("{} lacks mcap/mcap-ros2-support/rosbags", path.display()));
+        return None;
+    }
+    Some(path)
+}
+
+/// What `read_mcap.py` prints for `file`.
+pub fn read_mcap(python: &Path, file: &Path) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/read_mcap.py");
+    let out = Command::new(python).arg(script).arg(file).output().expect("run read_mcap.py");
+    assert!(
+        out.status.success(),
+        "read_mcap.py {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("read_mcap.py prints JSON")
+}
