@@ -4,13 +4,15 @@
 #
 #   bash scripts/test.sh [extra cargo test args, e.g. --test interop -- --nocapture]
 #
-# 1. Debian packages, only those missing (iproute2, util-linux, procps, python3-venv).
+# 1. Debian packages, only those missing (iproute2, util-linux, procps, python3-venv; clang,
+#    libclang-dev and libpython3.11 for r2r).
 # 2. livekit-server (scripts/setup-livekit-server.sh, built from the Go module proxy) and the
 #    Python SDK venv (scripts/setup-python.sh), the ROS 2 wheels (scripts/setup-ros2.sh);
 #    exports DTBRIDGE_LIVEKIT_SERVER, DTBRIDGE_PYTHON and DTBRIDGE_ROS2_PYTHON (preset values
-#    are kept and their setup skipped).
-# 3. cargo fmt --check, cargo clippy --all-targets -D warnings, cargo build --all-targets
-#    (with network, for crates.io), CARGO_TARGET_DIR outside the checkout.
+#    are kept and their setup skipped); sources scripts/ros2-env.sh for r2r.
+# 3. cargo fmt --check, cargo clippy --all-targets -D warnings without features and with
+#    every feature, cargo build --all-targets --features ... (with network, for crates.io),
+#    CARGO_TARGET_DIR outside the checkout.
 # 4. cargo test --all-targets --offline inside scripts/netns-run.sh: a private network
 #    namespace with a veth pair (DTBRIDGE_TEST_IP=10.200.0.1), no route out; the server and
 #    the Python SDK peers run there (libwebrtc ignores loopback).
@@ -48,6 +50,9 @@ missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 command -v unshare >/dev/null || missing+=(util-linux)
 command -v sysctl >/dev/null || missing+=(procps)
+command -v clang >/dev/null || missing+=(clang)
+compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || missing+=(libclang-dev)
+compgen -G "/usr/lib/*/libpython3.11.so.1.0" >/dev/null || missing+=(libpython3.11)
 base_python="${DTBRIDGE_BASE_PYTHON:-}"
 if [[ -z "$base_python" ]]; then
   for candidate in python3.11 python3; do
@@ -99,21 +104,24 @@ fi
 export DTBRIDGE_PYTHON
 log "$DTBRIDGE_PYTHON"
 
-step "ROS 2 (rclpy from the PyPI wheels, for reference CDR bytes)"
-if [[ -z "${DTBRIDGE_ROS2_PYTHON:-}" ]]; then
-  DTBRIDGE_ROS2_PYTHON="$(DTBRIDGE_BASE_PYTHON="$base_python" bash "$HERE/setup-ros2.sh" | tail -n1)"
-fi
+step "ROS 2 (the PyPI wheels: rclpy peers, and the prefix r2r builds against)"
+export DTBRIDGE_BASE_PYTHON="$base_python"
+# shellcheck source=ros2-env.sh
+source "$HERE/ros2-env.sh" || die "scripts/ros2-env.sh"
 [[ -x "$DTBRIDGE_ROS2_PYTHON" ]] || die "no ROS 2 venv python at $DTBRIDGE_ROS2_PYTHON"
-export DTBRIDGE_ROS2_PYTHON
-log "$DTBRIDGE_ROS2_PYTHON"
+log "$DTBRIDGE_ROS2_PYTHON (AMENT_PREFIX_PATH=$AMENT_PREFIX_PATH)"
+# Optional parts, each behind a cargo feature, all built and tested here.
+features=(ros2)
 
 # ---------------------------------------------------------------- 3. Rust: lint and build
 step "cargo fmt --check"
 cargo fmt --check || die "cargo fmt --check (run cargo fmt)"
-step "cargo clippy --all-targets -- -D warnings"
+step "cargo clippy --all-targets -- -D warnings (no features: a machine without ROS 2)"
 cargo clippy --all-targets -- -D warnings || die "cargo clippy"
-step "cargo build --all-targets (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-cargo build --all-targets || die "cargo build"
+step "cargo clippy --all-targets --features ${features[*]} -- -D warnings"
+cargo clippy --all-targets --features "${features[*]}" -- -D warnings || die "cargo clippy"
+step "cargo build --all-targets --features ${features[*]} (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+cargo build --all-targets --features "${features[*]}" || die "cargo build"
 
 # ---------------------------------------------------------------- 4. tests, network namespace
 # Extra arguments go to cargo test; --all-targets unless they select targets themselves.
@@ -126,12 +134,13 @@ for arg in "$@"; do
   esac
 done
 # --no-fail-fast: every test binary runs, so one report shows every failure.
-step "cargo test ${targets[*]} --offline --no-fail-fast $* (inside scripts/netns-run.sh)"
+step "cargo test ${targets[*]} --features ${features[*]} --offline --no-fail-fast $* (inside scripts/netns-run.sh)"
 results="$(mktemp "${TMPDIR:-/tmp}/dtbridge-test.XXXXXX")"
 trap 'rm -f "$results"' EXIT
 rc=0
 CARGO_NET_OFFLINE=true bash "$HERE/netns-run.sh" \
-  cargo test "${targets[@]}" --offline --no-fail-fast "$@" | tee "$results" || rc=$?
+  cargo test "${targets[@]}" --features "${features[*]}" --offline --no-fail-fast "$@" \
+  | tee "$results" || rc=$?
 # One closing line for the whole run (cargo's last "test result" is that of one binary only,
 # often one with no tests). Tests that could not run fail in CI instead of skipping; the only
 # ignored ones are the child-process entry points of tests/recorder.rs, which its crash and

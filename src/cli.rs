@@ -134,7 +134,7 @@ struct TransportArgs {
 
 /// Runs the command line and returns the process exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(without_ros_args(std::env::args_os()));
     init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -169,6 +169,22 @@ pub fn main() -> ExitCode {
             ExitCode::from(exit_status(&err))
         }
     }
+}
+
+/// The command line without its ROS arguments (`--ros-args ... [--]`), which `ros2 launch`
+/// appends to a node's command (e.g. `-r __node:=dtbridge`) and which rcl reads for itself.
+fn without_ros_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut kept = Vec::new();
+    let mut in_ros_args = false;
+    for arg in args {
+        match (in_ros_args, arg.to_str()) {
+            (false, Some("--ros-args")) => in_ros_args = true,
+            (true, Some("--")) => in_ros_args = false,
+            (true, _) => {}
+            (false, _) => kept.push(arg),
+        }
+    }
+    kept
 }
 
 async fn run(config: &std::path::Path) -> anyhow::Result<()> {
@@ -302,4 +318,24 @@ async fn bench_run(seconds: f64, config: PathBuf) -> anyhow::Result<()> {
     let bench = RunBench { config, window: Duration::from_secs_f64(seconds) };
     println!("{}", bench.run().await?.to_markdown());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_ros_args;
+
+    #[test]
+    fn ros_arguments_from_ros2_launch_are_left_to_rcl() {
+        let args = |line: &str| line.split(' ').map(Into::into).collect::<Vec<_>>();
+        let kept = |line: &str| without_ros_args(args(line));
+        assert_eq!(
+            kept("dtbridge run -c a.toml --ros-args -r __node:=x"),
+            args("dtbridge run -c a.toml")
+        );
+        assert_eq!(
+            kept("dtbridge run --ros-args -r __ns:=/r -- -c a.toml"),
+            args("dtbridge run -c a.toml")
+        );
+        assert_eq!(kept("dtbridge check -c a.toml"), args("dtbridge check -c a.toml"));
+    }
 }

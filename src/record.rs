@@ -15,14 +15,44 @@ use crate::recorder::{
 };
 use crate::topic::glob_match;
 use futures::StreamExt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch};
 
-/// Frames waiting for the writer thread, across all tracks.
-const WRITER_QUEUE_FRAMES: usize = 64;
+/// Bytes of frames waiting for the writer thread, across all tracks, before new frames are
+/// dropped: a bound on memory that still lets many small messages through a writer stall.
+const WRITER_BACKLOG_BYTES: usize = 128 << 20;
+
+/// What a queued frame counts against the backlog besides its payload.
+const FRAME_OVERHEAD_BYTES: usize = 64;
+
+/// The writer thread's inbox: tracks always get in, frames while the backlog has room.
+#[derive(Clone)]
+struct WriterQueue {
+    commands: Sender<Command>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl WriterQueue {
+    /// Queues a frame unless the backlog is full; `Err(true)` when it was dropped for that,
+    /// `Err(false)` once the writer is gone.
+    fn try_send_frame(&self, command: Command, len: usize) -> Result<(), bool> {
+        let cost = len + FRAME_OVERHEAD_BYTES;
+        let queued = self.backlog.fetch_add(cost, Ordering::Relaxed);
+        if queued + cost > WRITER_BACKLOG_BYTES {
+            self.backlog.fetch_sub(cost, Ordering::Relaxed);
+            return Err(true);
+        }
+        self.commands.send(command).map_err(|_| false)
+    }
+
+    /// Marks a frame of `len` bytes written.
+    fn written(backlog: &AtomicUsize, len: usize) {
+        backlog.fetch_sub(len + FRAME_OVERHEAD_BYTES, Ordering::Relaxed);
+    }
+}
 /// How often the writer thread flushes, rotates and reports when idle.
 const WRITER_TICK: Duration = Duration::from_millis(250);
 /// How often the progress line is printed.
@@ -106,11 +136,13 @@ pub async fn record(
     mut stop: watch::Receiver<bool>,
 ) -> Result<RecordReport, DaemonError> {
     let recorder = Recorder::open(recorder).map_err(|err| DaemonError::Runtime(err.to_string()))?;
-    let (commands, inbox) = std::sync::mpsc::sync_channel(WRITER_QUEUE_FRAMES);
+    let (commands, inbox) = std::sync::mpsc::channel();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let queue = WriterQueue { commands, backlog: backlog.clone() };
     let (stats_tx, stats) = watch::channel(RecorderStats::default());
     let writer = std::thread::Builder::new()
         .name("dtbridge-mcap".into())
-        .spawn(move || write_loop(recorder, inbox, stats_tx))
+        .spawn(move || write_loop(recorder, inbox, &backlog, stats_tx))
         .map_err(|err| DaemonError::Runtime(format!("cannot start the writer thread: {err}")))?;
 
     let dropped_behind = Arc::new(AtomicU64::new(0));
@@ -129,11 +161,7 @@ pub async fn record(
                     }
                     let meta = track_meta(&room, &track).await;
                     let (reply, track_id) = oneshot::channel();
-                    // Waits for room in the queue: a track must not be lost to a full queue.
-                    let queue = commands.clone();
-                    let queued =
-                        tokio::task::spawn_blocking(move || queue.send(Command::Track(Box::new(meta), reply)));
-                    if !matches!(queued.await, Ok(Ok(()))) {
+                    if queue.commands.send(Command::Track(Box::new(meta), reply)).is_err() {
                         break;
                     }
                     let Ok(track_id) = track_id.await else { break };
@@ -141,7 +169,7 @@ pub async fn record(
                         track,
                         track_id,
                         patterns.buffer_frames,
-                        commands.clone(),
+                        queue.clone(),
                         dropped_behind.clone(),
                         latencies.clone(),
                     )));
@@ -160,7 +188,7 @@ pub async fn record(
     for reader in readers {
         reader.abort();
     }
-    drop(commands);
+    drop(queue);
     let summary = tokio::task::spawn_blocking(move || writer.join())
         .await
         .map_err(|err| DaemonError::Runtime(err.to_string()))?
@@ -207,7 +235,7 @@ async fn read_track(
     track: RemoteDataTrack,
     track_id: TrackId,
     buffer_frames: usize,
-    commands: SyncSender<Command>,
+    queue: WriterQueue,
     dropped_behind: Arc<AtomicU64>,
     latencies: Arc<Mutex<Vec<f64>>>,
 ) {
@@ -228,18 +256,15 @@ async fn read_track(
                 samples.push((receive_ns as f64 / 1e6) - ts as f64);
             }
         }
-        let command = Command::Frame {
-            track: track_id,
-            payload: frame.payload(),
-            receive_ns,
-            user_timestamp_ms,
-        };
-        match commands.try_send(command) {
+        let payload = frame.payload();
+        let len = payload.len();
+        let command = Command::Frame { track: track_id, payload, receive_ns, user_timestamp_ms };
+        match queue.try_send_frame(command, len) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
+            Err(true) => {
                 dropped_behind.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Disconnected(_)) => return,
+            Err(false) => return,
         }
     }
 }
@@ -250,6 +275,7 @@ async fn read_track(
 fn write_loop(
     mut recorder: Recorder,
     inbox: Receiver<Command>,
+    backlog: &AtomicUsize,
     stats: watch::Sender<RecorderStats>,
 ) -> Result<RecordingSummary, RecorderError> {
     let mut failures = 0u64;
@@ -260,7 +286,9 @@ fn write_loop(
                 Ok(())
             }
             Ok(Command::Frame { track, payload, receive_ns, user_timestamp_ms }) => {
-                recorder.write(track, &payload, receive_ns, user_timestamp_ms)
+                let written = recorder.write(track, &payload, receive_ns, user_timestamp_ms);
+                WriterQueue::written(backlog, payload.len());
+                written
             }
             Err(RecvTimeoutError::Timeout) => Ok(()),
             Err(RecvTimeoutError::Disconnected) => break,

@@ -175,10 +175,26 @@ fn every_example_config_is_valid() {
     for entry in std::fs::read_dir(dir).expect("config/") {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let prepared = daemon::prepare(&path)
-                .unwrap_or_else(|err| panic!("{} is not valid: {err}", path.display()));
+            let prepared = match daemon::prepare(&path) {
+                Ok(prepared) => prepared,
+                // Without the feature, a ROS 2 config is refused with that reason.
+                Err(err)
+                    if cfg!(not(feature = "ros2"))
+                        && err.to_string().contains("built without ROS 2 support") =>
+                {
+                    checked += 1;
+                    continue;
+                }
+                Err(err) => panic!("{} is not valid: {err}", path.display()),
+            };
             assert!(prepared.failed.is_empty(), "{}: {:?}", path.display(), prepared.failed);
-            let publishes = !prepared.loaded.config.sources.is_empty();
+            // ROS 2 sources find their topics while running: nothing is planned up front.
+            let publishes = prepared
+                .loaded
+                .config
+                .sources
+                .iter()
+                .any(|source| !matches!(source, dtbridge::config::SourceConfig::Ros2(_)));
             assert!(
                 !publishes || !prepared.plan.tracks.is_empty(),
                 "{} has sources but publishes nothing",

@@ -24,12 +24,6 @@ use serde_json::{Value, json};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::fmt::Debug;
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Instant;
-
-const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/ros2_reference.py");
 
 // ------------------------------------------------------------------ allocation watch
 
@@ -302,48 +296,6 @@ fn all_samples() -> Vec<(&'static str, Value, Vec<u8>)> {
     out
 }
 
-// ------------------------------------------------------------------ the ROS 2 reference
-
-/// The ROS 2 venv python, or `None` after a loud skip.
-fn ros2_python(test: &str) -> Option<PathBuf> {
-    common::venv_python(test, "DTBRIDGE_ROS2_PYTHON", "ros2-venv", "scripts/setup-ros2.sh")
-}
-
-/// Runs ros2_reference.py on `request` and returns its JSON answer.
-fn reference(python: &PathBuf, request: &Value) -> Value {
-    let mut command = Command::new(python);
-    command
-        .arg(REFERENCE)
-        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        .env("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-        // Let the wheels' bootstrapper compute LD_LIBRARY_PATH for this venv.
-        .env_remove("_ROS_WHEELS_BOOTSTRAP_COMPLETE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // The venv is the ROS prefix; don't let an unrelated AMENT_PREFIX_PATH win.
-    if let Some(prefix) = python.parent().and_then(|bin| bin.parent())
-        && prefix.join("share/ament_index").is_dir()
-    {
-        command.env("AMENT_PREFIX_PATH", prefix);
-    }
-    let started = Instant::now();
-    let mut child = command.spawn().expect("spawn ros2_reference.py");
-    let input = serde_json::to_vec(request).expect("request JSON");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().expect("ros2_reference.py output");
-    writer.join().expect("writer thread").expect("write request");
-    assert!(
-        output.status.success(),
-        "ros2_reference.py failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    eprintln!("ros2_reference.py answered in {:?}", started.elapsed());
-    serde_json::from_slice(&output.stdout).expect("ros2_reference.py JSON")
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -360,7 +312,7 @@ fn first_difference(a: &str, b: &str) -> Option<usize> {
 
 #[test]
 fn cdr_bytes_equal_rclpy() {
-    let Some(python) = ros2_python("cdr_bytes_equal_rclpy") else {
+    let Some(python) = common::ros2::python("cdr_bytes_equal_rclpy") else {
         return;
     };
     let samples = all_samples();
@@ -370,7 +322,7 @@ fn cdr_bytes_equal_rclpy() {
             .map(|(ty, fields, ours)| json!({"type": ty, "fields": fields, "ours": hex(ours)}))
             .collect::<Vec<_>>(),
     });
-    let answer = reference(&python, &request);
+    let answer = common::ros2::reference(&python, &request);
     let messages = answer["messages"].as_array().expect("messages");
     assert_eq!(messages.len(), samples.len());
     let mut garbage = 0;
@@ -440,7 +392,7 @@ fn decode_as_json(type_name: &str, bytes: &[u8]) -> Value {
 
 #[test]
 fn definitions_equal_ament_index() {
-    let Some(python) = ros2_python("definitions_equal_ament_index") else {
+    let Some(python) = common::ros2::python("definitions_equal_ament_index") else {
         return;
     };
     let ours: Vec<(&str, &str, &str)> = vec![
@@ -455,7 +407,7 @@ fn definitions_equal_ament_index() {
         (Vector3::TYPE_NAME, Vector3::DEFINITION, Vector3::TYPE_HASH),
     ];
     let request = json!({"types": ours.iter().map(|(name, _, _)| name).collect::<Vec<_>>()});
-    let answer = reference(&python, &request);
+    let answer = common::ros2::reference(&python, &request);
     for (name, definition, hash) in &ours {
         let theirs = &answer["types"][name];
         let text = theirs["definition"].as_str().expect("definition");

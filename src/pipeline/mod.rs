@@ -18,6 +18,7 @@ use encode::{Encoder, sample_len};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -39,7 +40,8 @@ pub struct TrackCounters {
     pub dropped_queue: AtomicU64,
     /// Samples dropped by the rate limit.
     pub decimated: AtomicU64,
-    /// Frames the track refused (its send queue full) or samples that failed to encode.
+    /// Frames not sent (the track went away, or the daemon stopped while its send queue was
+    /// full) or samples that failed to encode.
     pub dropped_send: AtomicU64,
 }
 
@@ -403,7 +405,20 @@ async fn run_worker(
             }
         };
         let len = frame.len() as u64;
-        match track.try_push(frame, Some(stamp_ms)) {
+        // A full send queue (a burst, or the track republishing after a reconnect) holds the
+        // frame here, not the samples behind it: they wait in the keep-latest queue, which
+        // drops its oldest when full, so a burst of small messages gets through whole and a
+        // slow link still never backs frames up.
+        let pushed = loop {
+            match track.try_push(frame.clone(), Some(stamp_ms)) {
+                Err(PushError::QueueFull) => tokio::select! {
+                    () = tokio::time::sleep(SEND_RETRY) => {}
+                    _ = crate::source::stopped(&mut stopped) => break Err(PushError::QueueFull),
+                },
+                result => break result,
+            }
+        };
+        match pushed {
             Ok(()) => {
                 TrackCounters::add(&counters.frames, 1);
                 TrackCounters::add(&counters.bytes_out, len);
@@ -417,3 +432,6 @@ async fn run_worker(
     }
     track.unpublish();
 }
+
+/// How long a worker waits before offering a frame to a full track send queue again.
+const SEND_RETRY: Duration = Duration::from_millis(2);

@@ -5,6 +5,7 @@
 
 pub mod process;
 pub mod readers;
+pub mod ros2;
 pub mod server;
 
 use dtbridge::livekit::{

@@ -48,7 +48,7 @@ fn default_node_name() -> String {
     "dtbridge".into()
 }
 fn default_topics() -> Vec<String> {
-    vec!["**".into()]
+    vec!["/**".into()]
 }
 fn default_discovery_interval_s() -> f64 {
     1.0

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Longest a spin waits for DDS events; bounds how late discovery, re-sends and shutdown run.
 const SPIN_TIMEOUT: Duration = Duration::from_millis(10);
 
-/// History depth of a subscription whose route does not set one.
-const DEFAULT_DEPTH: usize = 10;
+/// Least history depth of a subscription whose route does not set one.
+const MIN_DEPTH: usize = 100;
 
 /// The message encoding of everything a ROS 2 node receives.
 const CDR: &str = "cdr";
@@ -117,7 +117,7 @@ impl Bridge {
             })?;
         tracing::info!(
             "ROS 2 node '{}' up (domain {}); looking for topics matching {:?}",
-            config.node_name,
+            node.fully_qualified_name().unwrap_or_else(|_| config.node_name.clone()),
             std::env::var("ROS_DOMAIN_ID").unwrap_or_else(|_| "0".into()),
             config.topics
         );
@@ -139,15 +139,32 @@ impl Bridge {
             .then(|| Duration::from_secs_f64(self.config.latched_resend_s));
         let mut next_discovery = Instant::now();
         let mut next_resend = resend.map(|interval| Instant::now() + interval);
+        let (mut iters, mut spin_t, mut drain_t, mut last) =
+            (0u64, Duration::ZERO, Duration::ZERO, Instant::now());
         while !*self.shutdown.borrow() {
+            iters += 1;
+            if last.elapsed() > Duration::from_secs(1) {
+                eprintln!("DBG iters {iters} spin {spin_t:?} drain {drain_t:?}");
+                (iters, spin_t, drain_t, last) =
+                    (0, Duration::ZERO, Duration::ZERO, Instant::now());
+            }
             if Instant::now() >= next_discovery {
                 self.discover();
                 next_discovery = Instant::now() + discovery;
             }
-            self.node.spin_once(SPIN_TIMEOUT);
+            let t = Instant::now();
+            if self.subscriptions.is_empty() {
+                // rcl_wait on an empty wait set returns at once: nothing to spin for yet.
+                std::thread::sleep(SPIN_TIMEOUT);
+            } else {
+                self.node.spin_once(SPIN_TIMEOUT);
+            }
+            spin_t += t.elapsed();
+            let t = Instant::now();
             if !self.drain() {
                 return;
             }
+            drain_t += t.elapsed();
             if let (Some(interval), Some(due)) = (resend, next_resend)
                 && Instant::now() >= due
             {
@@ -336,7 +353,10 @@ impl PassOver {
 }
 
 /// The QoS to subscribe with: what every publisher can serve (reliable only if all are,
-/// transient local only if all are, as rosbag2 does), overridden by the route.
+/// transient local only if all are, as rosbag2 does), overridden by the route. The history is
+/// as deep as the deepest publisher's: a reliable topic is only as lossless as the reader's
+/// history is deep, since a spin takes one message per subscription and a burst longer than
+/// the history overwrites its oldest messages.
 fn subscription_qos(offered: &[QosProfile], route: &QosOverride) -> QosProfile {
     let all_reliable = offered.iter().all(|q| q.reliability == ReliabilityPolicy::Reliable);
     let all_transient = offered.iter().all(|q| q.durability == DurabilityPolicy::TransientLocal);
@@ -353,7 +373,11 @@ fn subscription_qos(offered: &[QosProfile], route: &QosOverride) -> QosProfile {
         None => DurabilityPolicy::Volatile,
     };
     QosProfile::default()
-        .keep_last(route.depth.unwrap_or(DEFAULT_DEPTH))
+        .keep_last(
+            route.depth.unwrap_or_else(|| {
+                offered.iter().map(|q| q.depth).max().unwrap_or(0).max(MIN_DEPTH)
+            }),
+        )
         .reliability(reliability)
         .durability(durability)
 }

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""rclpy publisher and reference subscriber for `scripts/bench.sh ros2` (bench_ros2.py).
+
+  ros2_bench_peer.py pub small|depth --topics N --hz HZ --warmup S --seconds S
+  ros2_bench_peer.py sub small|depth --topics N --seconds S
+
+`small`: N topics /bench/small_<i> of std_msgs/msg/Header at HZ each. `depth`: N topics
+/bench/depth_<i> of sensor_msgs/msg/Image, 848x480 16UC1 with camera-like noise, at HZ. All
+reliable, depth 100. Every message's header carries its publish time (stamp) and "<seq>"
+(frame_id); messages with seq < warmup*HZ are the warm-up and not measured.
+`pub` prints {"sent": n, "measured": m, "seconds": s} (measured window only) when done.
+`sub` is the anchor: an rclpy node on the same topics in the same run; it prints
+{"received": n, "latency_ms": [...]} for measured messages.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+WIDTH, HEIGHT = 848, 480
+
+
+def topics(kind, n):
+    return [f"/bench/{kind}_{i}" for i in range(n)]
+
+
+def depth_frames(count):
+    """Smooth depth (0.5-4 m in mm) with per-pixel noise, like a stereo camera's."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    base = 500 + (x * 3 + y * 2) % 3500
+    return [
+        (base + rng.integers(-8, 9, size=base.shape)).astype("<u2").tobytes() for _ in range(count)
+    ]
+
+
+def publish(args, node):
+    names = topics(args.kind, args.topics)
+    msg_type = Header if args.kind == "small" else Image
+    pubs = [node.create_publisher(msg_type, t, QOS) for t in names]
+    frames = depth_frames(8) if args.kind == "depth" else None
+    # Let the bridge and the anchor find the topics before anything is sent.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and min(p.get_subscription_count() for p in pubs) < 2:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    warmup = int(args.warmup * args.hz)
+    total = warmup + int(args.seconds * args.hz)
+    start = time.monotonic()
+    measured_start = None
+    for seq in range(total):
+        due = start + seq / args.hz
+        while (now := time.monotonic()) < due:
+            time.sleep(min(due - now, 0.0005))
+        if seq == warmup:
+            measured_start = time.monotonic()
+        stamp = node.get_clock().now().to_msg()
+        for pub in pubs:
+            if frames is None:
+                msg = Header(stamp=stamp, frame_id=str(seq))
+            else:
+                msg = Image(height=HEIGHT, width=WIDTH, encoding="16UC1", step=WIDTH * 2)
+                msg.header = Header(stamp=stamp, frame_id=str(seq))
+                msg.data = frames[seq % len(frames)]
+            pub.publish(msg)
+    seconds = time.monotonic() - measured_start
+    # Reliable delivery of the tail needs the writers a little longer.
+    end = time.monotonic() + 2
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    measured = (total - warmup) * len(pubs)
+    json.dump({"sent": total * len(pubs), "measured": measured, "seconds": seconds}, sys.stdout)
+
+
+def subscribe(args, node):
+    received, latencies = 0, []
+    warmup = int(args.warmup * args.hz)
+
+    def on_message(msg):
+        nonlocal received
+        header = msg if isinstance(msg, Header) else msg.header
+        if int(header.frame_id) < warmup:
+            return
+        now = time.time_ns()
+        received += 1
+        latencies.append((now - (header.stamp.sec * 10**9 + header.stamp.nanosec)) / 1e6)
+
+    msg_type = Header if args.kind == "small" else Image
+    for t in topics(args.kind, args.topics):
+        node.create_subscription(msg_type, t, on_message, QOS)
+    end = time.monotonic() + args.seconds
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.01)
+    json.dump({"received": received, "latency_ms": latencies}, sys.stdout)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["pub", "sub"])
+    parser.add_argument("kind", choices=["small", "depth"])
+    parser.add_argument("--topics", type=int, default=1)
+    parser.add_argument("--hz", type=float, default=1000)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    rclpy.init()
+    node = rclpy.create_node(f"bench_{args.mode}")
+    (publish if args.mode == "pub" else subscribe)(args, node)
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()
