@@ -139,32 +139,20 @@ impl Bridge {
             .then(|| Duration::from_secs_f64(self.config.latched_resend_s));
         let mut next_discovery = Instant::now();
         let mut next_resend = resend.map(|interval| Instant::now() + interval);
-        let (mut iters, mut spin_t, mut drain_t, mut last) =
-            (0u64, Duration::ZERO, Duration::ZERO, Instant::now());
         while !*self.shutdown.borrow() {
-            iters += 1;
-            if last.elapsed() > Duration::from_secs(1) {
-                eprintln!("DBG iters {iters} spin {spin_t:?} drain {drain_t:?}");
-                (iters, spin_t, drain_t, last) =
-                    (0, Duration::ZERO, Duration::ZERO, Instant::now());
-            }
             if Instant::now() >= next_discovery {
                 self.discover();
                 next_discovery = Instant::now() + discovery;
             }
-            let t = Instant::now();
             if self.subscriptions.is_empty() {
                 // rcl_wait on an empty wait set returns at once: nothing to spin for yet.
                 std::thread::sleep(SPIN_TIMEOUT);
             } else {
                 self.node.spin_once(SPIN_TIMEOUT);
             }
-            spin_t += t.elapsed();
-            let t = Instant::now();
             if !self.drain() {
                 return;
             }
-            drain_t += t.elapsed();
             if let (Some(interval), Some(due)) = (resend, next_resend)
                 && Instant::now() >= due
             {
