@@ -4,6 +4,8 @@
 
 use crate::livekit::{ConnectOptions, RoomError};
 use crate::source::mcap::McapSourceConfig;
+#[cfg(feature = "realsense")]
+use crate::source::realsense::RealsenseConfig;
 use crate::source::synthetic::SyntheticConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -166,10 +168,17 @@ pub enum SourceConfig {
     Synthetic(SyntheticConfig),
     /// An MCAP replay.
     Mcap(McapSourceConfig),
+    /// A RealSense camera or recording.
+    #[cfg(feature = "realsense")]
+    Realsense(RealsenseConfig),
 }
 
-/// The source types, as written in `type = "..."`.
-const SOURCE_TYPES: [&str; 2] = ["synthetic", "mcap"];
+/// The source types, as written in `type = "..."` (whether or not this build supports them).
+const SOURCE_TYPES: [&str; 3] = ["synthetic", "mcap", "realsense"];
+
+/// Why a build without the `realsense` feature refuses `type = "realsense"`.
+pub const NO_REALSENSE: &str =
+    "this build has no RealSense support; rebuild with --features realsense";
 
 impl SourceConfig {
     /// Reads one `[[sources]]` table; errors are `(key within the table, message)`.
@@ -194,6 +203,10 @@ impl SourceConfig {
         match kind.as_str() {
             "synthetic" => typed(value).map(SourceConfig::Synthetic),
             "mcap" => typed(value).map(SourceConfig::Mcap),
+            #[cfg(feature = "realsense")]
+            "realsense" => typed(value).map(SourceConfig::Realsense),
+            #[cfg(not(feature = "realsense"))]
+            "realsense" => Err(("type".into(), NO_REALSENSE.into())),
             other => {
                 let mut message =
                     format!("unknown source type \"{other}\"; known: {}", SOURCE_TYPES.join(", "));
@@ -210,6 +223,8 @@ impl SourceConfig {
         match self {
             Self::Synthetic(c) => &c.name,
             Self::Mcap(c) => &c.name,
+            #[cfg(feature = "realsense")]
+            Self::Realsense(c) => &c.name,
         }
     }
 }
