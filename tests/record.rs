@@ -5,13 +5,14 @@
 
 mod common;
 
-use common::server::{API_KEY, API_SECRET, TempDir, TestServer};
+use common::server::{TempDir, TestServer};
+use common::{Process, messages, recorded_file};
 use dtbridge::codec::RosMessage;
 use dtbridge::codec::ros::{CameraInfo, Image};
 use dtbridge::source::synthetic::{camera_info, depth_image};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// The venv python with the readers, or `None` after a loud skip (a failure in CI).
@@ -45,62 +46,6 @@ fn assert_readable(seen: &Value, topics: &[&str]) {
         Some(messages.len()),
         "rosbags reads every message"
     );
-}
-
-/// The messages of `topic` in `file`, read with the `mcap` crate: (publish time, data).
-fn messages(file: &Path, topic: &str) -> Vec<(u64, Vec<u8>)> {
-    let bytes = std::fs::read(file).unwrap();
-    mcap::MessageStream::new(&bytes)
-        .unwrap()
-        .map(|m| m.unwrap())
-        .filter(|m| m.channel.topic == topic)
-        .map(|m| (m.publish_time, m.data.to_vec()))
-        .collect()
-}
-
-struct Process(Child);
-
-impl Process {
-    fn spawn(args: &[&str], config: &Path, server: &TestServer) -> Process {
-        let child = Command::new(env!("CARGO_BIN_EXE_dtbridge"))
-            .args(args)
-            .arg("-c")
-            .arg(config)
-            .env("LIVEKIT_URL", server.url())
-            .env("LIVEKIT_API_KEY", API_KEY)
-            .env("LIVEKIT_API_SECRET", API_SECRET)
-            .env("RUST_LOG", "dtbridge=info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Process(child)
-    }
-
-    /// SIGTERM, then the exit status and stderr.
-    fn stop(mut self) -> (bool, String) {
-        Command::new("kill").arg(self.0.id().to_string()).status().unwrap();
-        let child = std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap());
-        let output = child.wait_with_output().unwrap();
-        (output.status.success(), String::from_utf8_lossy(&output.stderr).to_string())
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        _ = self.0.kill();
-        _ = self.0.wait();
-    }
-}
-
-/// The only `.mcap` file in `dir`.
-fn recorded_file(dir: &Path) -> PathBuf {
-    let files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "mcap"))
-        .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    files[0].clone()
 }
 
 /// A ROS 2 MCAP file with ten `std_msgs/msg/String` messages on `/chatter`, 100 ms apart;

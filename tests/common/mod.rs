@@ -12,7 +12,8 @@ use dtbridge::livekit::{
 };
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Where the setup scripts keep what they build: `DTBRIDGE_CACHE`, else `~/.cache/dtbridge`.
@@ -190,4 +191,62 @@ pub async fn push_with_retry(track: &dtbridge::livekit::LocalTrack, data: Vec<u8
         }
     }
     panic!("queue stayed full for 10 s");
+}
+
+/// The messages of `topic` in `file`, read with the `mcap` crate: (publish time, data).
+pub fn messages(file: &Path, topic: &str) -> Vec<(u64, Vec<u8>)> {
+    let bytes = std::fs::read(file).unwrap();
+    mcap::MessageStream::new(&bytes)
+        .unwrap()
+        .map(|m| m.unwrap())
+        .filter(|m| m.channel.topic == topic)
+        .map(|m| (m.publish_time, m.data.to_vec()))
+        .collect()
+}
+
+/// A `dtbridge` child process, killed when dropped.
+pub struct Process(pub Child);
+
+impl Process {
+    /// `dtbridge <args> -c <config>` against `server`, stderr captured.
+    pub fn spawn(args: &[&str], config: &Path, server: &server::TestServer) -> Process {
+        let child = Command::new(env!("CARGO_BIN_EXE_dtbridge"))
+            .args(args)
+            .arg("-c")
+            .arg(config)
+            .env("LIVEKIT_URL", server.url())
+            .env("LIVEKIT_API_KEY", server::API_KEY)
+            .env("LIVEKIT_API_SECRET", server::API_SECRET)
+            .env("RUST_LOG", "dtbridge=info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Process(child)
+    }
+
+    /// SIGTERM, then the exit status and stderr.
+    pub fn stop(mut self) -> (bool, String) {
+        Command::new("kill").arg(self.0.id().to_string()).status().unwrap();
+        let child = std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap());
+        let output = child.wait_with_output().unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stderr).to_string())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        _ = self.0.kill();
+        _ = self.0.wait();
+    }
+}
+
+/// The only `.mcap` file in `dir`.
+pub fn recorded_file(dir: &Path) -> PathBuf {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mcap"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
 }

@@ -7,7 +7,9 @@
 librealsense 2.59 writes a ROS 2 (.db3) recording whatever the name; librealsense plays it back
 like a camera (`file = ...` in a `realsense` source). Depth is Z16 with depth units 0.001,
 color RGB8 or BGR8, both with the intrinsics below, stamped in the hardware clock domain
-`1000 + frame * 1000 / fps` ms, frame numbers from 1. Pixels are functions of (x, y, frame),
+`1000 + frame * 1000 / fps` ms, frame numbers from 1. The recorder stores each frame at the
+wall-clock time it was handed over, and real-time playback follows those times, so frames are
+handed over 1/fps apart: writing takes as long as the recording lasts. Pixels are functions of (x, y, frame),
 mirrored in tests/realsense.rs:
 
     depth[y][x] = 300 + (x * 7 + y * 13 + frame * 17) % 4000        (millimetres)
@@ -20,6 +22,7 @@ JPEG keeps it within a few levels. Prints the intrinsics as JSON on stdout.
 import argparse
 import json
 import sys
+import time
 
 import pyrealsense2 as rs
 
@@ -108,8 +111,10 @@ def main():
     depth_sensor.start(lambda frame: None)
     color_sensor.start(lambda frame: None)
 
+    start = time.monotonic()
     for frame in range(args.frames):
         stamp_ms = 1000.0 + frame * 1000.0 / args.fps
+        time.sleep(max(0.0, start + frame / args.fps - time.monotonic()))
         for sensor, profile, pixels, bpp, width in (
             (depth_sensor, depth_profile, depth_pixels(dw, dh, frame), 2, dw),
             (color_sensor, color_profile, color_pixels(cw, ch, frame, bgr), 3, cw),
