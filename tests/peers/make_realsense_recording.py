@@ -43,25 +43,23 @@ def intrinsics(width, height, fx, fy, model, coeffs):
 
 
 def depth_pixels(width, height, frame):
-    values = bytearray(width * height * 2)
+    rows = []
     for y in range(height):
-        for x in range(width):
-            value = 300 + (x * 7 + y * 13 + frame * 17) % 4000
-            values[(y * width + x) * 2 : (y * width + x) * 2 + 2] = value.to_bytes(2, "little")
-    return bytes(values)
+        base = y * 13 + frame * 17
+        values = [300 + (x * 7 + base) % 4000 for x in range(width)]
+        rows.append(b"".join(v.to_bytes(2, "little") for v in values))
+    return b"".join(rows)
 
 
 def color_pixels(width, height, frame, bgr):
-    row_cache = []
+    reds = [x * 160 // width + frame for x in range(width)]
+    rows = []
     for y in range(height):
-        row = bytearray(width * 3)
         g = y * 160 // height + frame
-        for x in range(width):
-            r = x * 160 // width + frame
-            b = (x + y) * 80 // (width + height) + 2 * frame
-            row[x * 3 : x * 3 + 3] = bytes((b, g, r) if bgr else (r, g, b))
-        row_cache.append(bytes(row))
-    return b"".join(row_cache)
+        blues = [(x + y) * 80 // (width + height) + 2 * frame for x in range(width)]
+        pixels = zip(blues, [g] * width, reds) if bgr else zip(reds, [g] * width, blues)
+        rows.append(bytes(v for pixel in pixels for v in pixel))
+    return b"".join(rows)
 
 
 def main():
@@ -111,13 +109,18 @@ def main():
     depth_sensor.start(lambda frame: None)
     color_sensor.start(lambda frame: None)
 
+    # Drawn up front: drawing a 1280x720 frame in Python takes longer than a frame period.
+    frames = [
+        (depth_pixels(dw, dh, frame), color_pixels(cw, ch, frame, bgr))
+        for frame in range(args.frames)
+    ]
     start = time.monotonic()
-    for frame in range(args.frames):
+    for frame, (depth, color) in enumerate(frames):
         stamp_ms = 1000.0 + frame * 1000.0 / args.fps
         time.sleep(max(0.0, start + frame / args.fps - time.monotonic()))
         for sensor, profile, pixels, bpp, width in (
-            (depth_sensor, depth_profile, depth_pixels(dw, dh, frame), 2, dw),
-            (color_sensor, color_profile, color_pixels(cw, ch, frame, bgr), 3, cw),
+            (depth_sensor, depth_profile, depth, 2, dw),
+            (color_sensor, color_profile, color, 3, cw),
         ):
             video = rs.software_video_frame()
             video.pixels = pixels
