@@ -175,6 +175,14 @@ fn every_example_config_is_valid() {
     for entry in std::fs::read_dir(dir).expect("config/") {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if !cfg!(feature = "realsense") && text.contains("type = \"realsense\"") {
+                // Without the feature such a file is refused, with the reason.
+                let err = daemon::prepare(&path).err().expect("refused without the feature");
+                assert!(err.to_string().contains(dtbridge::config::NO_REALSENSE), "{err}");
+                checked += 1;
+                continue;
+            }
             let prepared = daemon::prepare(&path)
                 .unwrap_or_else(|err| panic!("{} is not valid: {err}", path.display()));
             assert!(prepared.failed.is_empty(), "{}: {:?}", path.display(), prepared.failed);

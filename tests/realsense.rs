@@ -11,7 +11,7 @@ mod common;
 use common::server::{TempDir, TestServer};
 use common::{Process, messages, recorded_file};
 use dtbridge::codec::RosMessage;
-use dtbridge::codec::ros::{CameraInfo, CompressedImage, Image};
+use dtbridge::codec::ros::{CameraInfo, CompressedImage, Image, Imu};
 use dtbridge::source::realsense::{RealsenseConfig, RealsenseSource};
 use dtbridge::source::{Payload, Sample, Source};
 use serde_json::Value;
@@ -37,7 +37,7 @@ fn python(test: &str) -> Option<PathBuf> {
 
 /// Writes a recording of `FRAMES` frames with color in `color_format`; returns the intrinsics
 /// the writer gave each stream (`depth`, `color`).
-fn make_recording(python: &Path, path: &Path, color_format: &str) -> Value {
+fn make_recording(python: &Path, path: &Path, color_format: &str, extra: &[&str]) -> Value {
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/make_realsense_recording.py");
     let output = Command::new(python)
@@ -47,6 +47,7 @@ fn make_recording(python: &Path, path: &Path, color_format: &str) -> Value {
         .args(["--color", &format!("{}x{}", COLOR.0, COLOR.1)])
         .args(["--fps", &FPS.to_string(), "--frames", &FRAMES.to_string()])
         .args(["--color-format", color_format])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -116,7 +117,9 @@ fn config(text: &str) -> RealsenseConfig {
 
 /// Everything the source delivers until it ends (at the end of the recording).
 async fn play(source: RealsenseSource) -> Vec<Sample> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    // As much room as the daemon's router gives its sources: the source's thread must keep
+    // up with librealsense, whose pipeline keeps only the newest set of frames.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let run = tokio::spawn(Box::new(source).run(tx, shutdown));
     let mut samples = Vec::new();
@@ -155,7 +158,7 @@ async fn a_recording_plays_every_frame_once_with_its_intrinsics() {
     let dir = TempDir::new();
     for format in ["rgb8", "bgr8"] {
         let file = dir.0.join(format!("{format}.db3"));
-        let intrinsics = make_recording(&python, &file, format);
+        let intrinsics = make_recording(&python, &file, format, &[]);
         let c = config(&format!(
             "name = \"cam\"\nfile = \"{format}.db3\"\nrealtime = false\ncolor_format = \"{format}\"\n"
         ));
@@ -206,6 +209,87 @@ async fn a_recording_plays_every_frame_once_with_its_intrinsics() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imu_filters_and_alignment_on_a_recording() {
+    let test = "imu_filters_and_alignment_on_a_recording";
+    let Some(python) = python(test) else { return };
+    let dir = TempDir::new();
+    let recorded = make_recording(&python, &dir.0.join("imu.db3"), "rgb8", &["--imu-hz", "200"]);
+    let imu_samples = recorded["imu_samples"].as_u64().unwrap() as usize;
+    assert!(imu_samples >= 150, "{recorded}");
+    let play_with = |keys: &str| {
+        let c = config(&format!("name = \"cam\"\nfile = \"imu.db3\"\nrealtime = false\n{keys}"));
+        play(RealsenseSource::new(c, &dir.0))
+    };
+
+    // The IMU at its own rate (its own pipeline), every sample once with its values.
+    let samples = play_with("imu = true\n").await;
+    assert_eq!(on(&samples, "/camera/camera/depth/image_rect_raw").len() as u64, FRAMES);
+    for (topic, frame_id) in [
+        ("/camera/camera/gyro/sample", "camera_gyro_optical_frame"),
+        ("/camera/camera/accel/sample", "camera_accel_optical_frame"),
+    ] {
+        let imu: Vec<Imu> = on(&samples, topic)
+            .iter()
+            .map(|s| match &s.payload {
+                Payload::Encoded(bytes) => Imu::from_cdr(bytes).expect("an Imu"),
+                other => panic!("{topic}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(imu.len(), imu_samples, "{topic}");
+        for (n, message) in imu.iter().enumerate() {
+            // As the writer computes them: in double precision, stored as f32.
+            let n = n as f64;
+            let (value, zero) = match topic.contains("gyro") {
+                true => (&message.angular_velocity, &message.linear_acceleration),
+                false => (&message.linear_acceleration, &message.angular_velocity),
+            };
+            let expected = match topic.contains("gyro") {
+                true => [0.01 * n, -0.02, 0.5],
+                false => [0.0, -9.81, 0.001 * n],
+            };
+            let expected = expected.map(|v| f64::from(v as f32));
+            assert_eq!([value.x, value.y, value.z], expected, "{topic} {n}");
+            assert_eq!([zero.x, zero.y, zero.z], [0.0; 3]);
+            assert_eq!(message.orientation_covariance[0], -1.0, "no orientation");
+            assert_eq!(message.header.frame_id, frame_id);
+        }
+    }
+
+    // Decimation by 2, then the spatial and temporal filters: half the resolution, and the
+    // camera info of the decimated stream.
+    let samples =
+        play_with("color = false\ndecimation = 2\nspatial_filter = true\ntemporal_filter = true\n")
+            .await;
+    let depth = on(&samples, "/camera/camera/depth/image_rect_raw");
+    let infos = on(&samples, "/camera/camera/depth/camera_info");
+    assert_eq!((depth.len() as u64, infos.len() as u64), (FRAMES, FRAMES));
+    for (sample, info) in depth.iter().zip(&infos) {
+        let (image, info) = (image(sample), camera_info(info));
+        assert_eq!((image.width, image.height), (DEPTH.0 / 2, DEPTH.1 / 2));
+        assert_eq!((info.width, info.height), (image.width, image.height));
+        let fx = recorded["depth"]["fx"].as_f64().unwrap();
+        assert!((info.k[0] - fx / 2.0).abs() < 0.5, "decimated fx {} of {fx}", info.k[0]);
+    }
+
+    // Depth aligned to color: the color resolution, frame and intrinsics.
+    let samples = play_with("align_depth = true\n").await;
+    let aligned = on(&samples, "/camera/camera/aligned_depth_to_color/image_raw");
+    let infos = on(&samples, "/camera/camera/aligned_depth_to_color/camera_info");
+    assert_eq!((aligned.len() as u64, infos.len() as u64), (FRAMES, FRAMES));
+    assert!(on(&samples, "/camera/camera/depth/image_rect_raw").is_empty());
+    for (sample, info) in aligned.iter().zip(&infos) {
+        let image = image(sample);
+        assert_eq!(
+            (image.width, image.height, image.encoding.as_str()),
+            (COLOR.0, COLOR.1, "16UC1")
+        );
+        assert!(image.data.chunks(2).any(|px| px != [0, 0]), "aligned depth is all holes");
+        let info = camera_info(info);
+        assert_info_matches(&info, &recorded["color"], "plumb_bob", "camera_color_optical_frame");
+    }
+}
+
 /// Which recording frame each image is (exact pixel match), checking that they follow each
 /// other with none missing, wrapping around at the end of the recording.
 fn consecutive_frames(images: &[Image], expected: impl Fn(u64) -> Vec<u8>, what: &str) -> Vec<u64> {
@@ -231,8 +315,8 @@ fn run_and_record_a_recording_through_livekit_server() {
     let Some(python) = python(test) else { return };
     let Some(server) = TestServer::start(test) else { return };
     let dir = TempDir::new();
-    let intrinsics = make_recording(&python, &dir.0.join("rgb.db3"), "rgb8");
-    make_recording(&python, &dir.0.join("bgr.db3"), "bgr8");
+    let intrinsics = make_recording(&python, &dir.0.join("rgb.db3"), "rgb8", &[]);
+    make_recording(&python, &dir.0.join("bgr.db3"), "bgr8", &[]);
     // Real time and looped: frames sent before the recorder's subscriptions took effect are
     // lost by design (data tracks do not buffer), so the check is that from the first
     // recorded frame on none is missing at the recorded 30 fps.

@@ -13,16 +13,18 @@
 //! shutdown) runs on a blocking thread; between sessions the async side waits out the retry
 //! interval. A camera that is missing or stops delivering is reported and tried again; a
 //! recording that cannot be played ends this source with an error. The thread hands each
-//! sample to the router, which never waits on the network: in real time librealsense keeps
-//! only the newest frames while the thread is busy, and a recording played with
-//! `realtime = false` waits for the thread instead of dropping.
+//! sample to the router, which never waits on the network, so it keeps up with the camera;
+//! if it ever falls behind, librealsense's pipeline keeps only the newest set of frames
+//! rather than piling them up. A recording played with `realtime = false` is read as fast as
+//! the pipeline takes frames: every frame, as long as this thread keeps up.
 //!
 //! Header stamps are UNIX time. A camera stamping in librealsense's global time or system
 //! time domain (D400 defaults to global time: the device clock converted to the host's) is
 //! used as is; a hardware-clock stamp, and every stamp of a recording (it was taken in the
 //! past), is rebased: the first frame gets the system time it arrived at, later frames that
-//! plus their device-clock offset from it, and the origin is taken again whenever the device
-//! clock goes backwards (a looping recording starting over, a camera that reset).
+//! plus their device-clock offset from it (the image and IMU pipelines share that first
+//! origin), and a pipeline takes a new origin whenever its device clock goes backwards (a
+//! looping recording starting over, a camera that reset).
 
 use super::{
     MessageType, Payload, Sample, SampleSender, Shutdown, Source, SourceError, TopicInfo, encoded,
@@ -35,7 +37,8 @@ mod ffi;
 use ffi::{Origin, Pipeline, StreamRequest};
 use realsense_rust::context::Context;
 use realsense_rust::frame::{
-    AccelFrame, ColorFrame, CompositeFrame, DepthFrame, FrameEx, GyroFrame, ImageFrame,
+    AccelFrame, ColorFrame, CompositeFrame, DepthFrame, FrameCategory, FrameEx, GyroFrame,
+    ImageFrame,
 };
 use realsense_rust::kind::{Rs2CameraInfo, Rs2Format, Rs2StreamKind, Rs2TimestampDomain};
 use realsense_rust::processing_blocks::align::Align;
@@ -47,7 +50,9 @@ use realsense_sys as sys;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long one wait for frames may block before shutdown is looked at again.
@@ -370,19 +375,85 @@ struct Session {
 
 impl Session {
     /// Opens the camera or recording and streams until shutdown, the end of the recording or
-    /// a failure. Blocking.
+    /// a failure. Blocking. Images and IMU run as two librealsense pipelines on two threads:
+    /// one pipeline's syncer would hand out the IMU only at the image rate.
     fn stream(&self, out: &SampleSender, shutdown: &Shutdown) -> Result<(), Failure> {
-        let fail = |message: String| match &self.file {
+        let c = &self.config;
+        let serial = match &self.file {
+            Some(_) => None,
+            None => {
+                let context = Context::new()
+                    .map_err(|err| Failure::Retry(format!("cannot start librealsense: {err}")))?;
+                Some(select_camera(&context, c.serial.as_deref()).map_err(Failure::Retry)?)
+            }
+        };
+        let origin = match (&self.file, &serial) {
+            (Some(file), _) => Origin::Recording { file, looping: c.looping, realtime: c.realtime },
+            (None, serial) => Origin::Camera { serial: serial.as_deref().unwrap_or_default() },
+        };
+        let (images, motion) = self.stream_requests();
+        let first_stamp = OnceLock::new();
+        let failed = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let pumps: Vec<_> = [images, motion]
+                .into_iter()
+                .filter(|streams| !streams.is_empty())
+                .map(|streams| {
+                    let (origin, first_stamp, failed) = (&origin, &first_stamp, &failed);
+                    scope.spawn(move || {
+                        let ended = self.pump(origin, &streams, out, shutdown, first_stamp, failed);
+                        failed.fetch_or(ended.is_err(), Ordering::Relaxed);
+                        ended
+                    })
+                })
+                .collect();
+            let ended: Vec<Result<(), Failure>> = pumps
+                .into_iter()
+                .map(|pump| {
+                    pump.join()
+                        .unwrap_or_else(|_| Err(self.fail("the camera thread failed".into())))
+                })
+                .collect();
+            ended.into_iter().collect()
+        })
+    }
+
+    /// A failure of this source's camera or recording.
+    fn fail(&self, message: String) -> Failure {
+        match &self.file {
             Some(file) => Failure::Fatal(format!("recording {}: {message}", file.display())),
             None => Failure::Retry(message),
-        };
-        let mut pipeline = self.start().map_err(fail)?;
+        }
+    }
+
+    /// Streams one pipeline until shutdown, the end of the recording, a failure, or `failed`
+    /// (the other pipeline failed).
+    fn pump(
+        &self,
+        origin: &Origin,
+        streams: &[StreamRequest],
+        out: &SampleSender,
+        shutdown: &Shutdown,
+        first_stamp: &OnceLock<(f64, u64)>,
+        failed: &AtomicBool,
+    ) -> Result<(), Failure> {
+        let fail = |message: String| self.fail(message);
+        let mut pipeline = Pipeline::start(origin, streams).map_err(|err| {
+            fail(format!("{err} ({})", describe_request(&self.config, self.file.is_none())))
+        })?;
         let device = pipeline.device_name();
-        tracing::info!("source '{}': streaming from {device}", self.source);
+        let kinds: Vec<String> = streams.iter().map(|s| format!("{:?}", s.kind)).collect();
+        tracing::info!("source '{}': streaming {} from {device}", self.source, kinds.join(", "));
         let mut processing = Processing::new(&self.config).map_err(fail)?;
-        let mut state = StreamState::default();
+        let mut state = StreamState {
+            last_frame: HashMap::new(),
+            origin: None,
+            first_stamp,
+            newest_device_ms: f64::NEG_INFINITY,
+            last_stamp_ns: 0,
+        };
         let mut silent_since = Instant::now();
-        while !*shutdown.borrow() {
+        while !*shutdown.borrow() && !failed.load(Ordering::Relaxed) {
             let Some(frames) =
                 pipeline.wait(WAIT_SLICE).map_err(|err| fail(format!("{device}: {err}")))?
             else {
@@ -412,21 +483,11 @@ impl Session {
         Ok(())
     }
 
-    /// Starts a librealsense pipeline on the recording or the selected camera.
-    fn start(&self) -> Result<Pipeline, String> {
+    /// The streams to enable: images (depth, color) and IMU (gyro, accel), either may be
+    /// empty. A recording plays what it holds unless told otherwise; a camera gets the
+    /// driver's defaults.
+    fn stream_requests(&self) -> (Vec<StreamRequest>, Vec<StreamRequest>) {
         let c = &self.config;
-        let serial;
-        let origin = match &self.file {
-            Some(file) => Origin::Recording { file, looping: c.looping, realtime: c.realtime },
-            None => {
-                let context =
-                    Context::new().map_err(|err| format!("cannot start librealsense: {err}"))?;
-                serial = select_camera(&context, c.serial.as_deref())?;
-                Origin::Camera { serial: &serial }
-            }
-        };
-        // A recording plays what it holds unless told otherwise; a camera gets the driver's
-        // defaults.
         let camera = self.file.is_none();
         let or_default =
             |value: Option<u32>, default: u32| value.unwrap_or(if camera { default } else { 0 });
@@ -435,41 +496,31 @@ impl Session {
             ColorFormat::Rgb8 => Rs2Format::Rgb8,
             ColorFormat::Bgr8 => Rs2Format::Bgr8,
         };
-        let mut streams = Vec::new();
+        let mut images = Vec::new();
         if c.depth {
             let (width, height) = (or_default(c.depth_width, 848), or_default(c.depth_height, 480));
-            streams.push(StreamRequest {
-                kind: Rs2StreamKind::Depth,
-                width,
-                height,
-                format: Rs2Format::Z16,
-                fps,
-            });
+            let (kind, format) = (Rs2StreamKind::Depth, Rs2Format::Z16);
+            images.push(StreamRequest { kind, width, height, format, fps });
         }
         if c.color {
             let (width, height) =
                 (or_default(c.color_width, 1280), or_default(c.color_height, 720));
-            streams.push(StreamRequest {
-                kind: Rs2StreamKind::Color,
-                width,
-                height,
-                format: color_format,
-                fps,
-            });
+            let (kind, format) = (Rs2StreamKind::Color, color_format);
+            images.push(StreamRequest { kind, width, height, format, fps });
         }
-        if c.imu {
-            for kind in [Rs2StreamKind::Gyro, Rs2StreamKind::Accel] {
-                streams.push(StreamRequest {
+        let motion = match c.imu {
+            true => [Rs2StreamKind::Gyro, Rs2StreamKind::Accel]
+                .map(|kind| StreamRequest {
                     kind,
                     width: 0,
                     height: 0,
                     format: Rs2Format::MotionXyz32F,
                     fps: 0,
-                });
-            }
-        }
-        Pipeline::start(&origin, &streams)
-            .map_err(|err| format!("{} ({})", err, describe_request(c, camera)))
+                })
+                .into(),
+            false => Vec::new(),
+        };
+        (images, motion)
     }
 
     /// The messages of one set of frames: new depth, color and IMU frames only (the
@@ -504,26 +555,37 @@ impl Session {
             }
         }
         if let Some(output) = &self.outputs.gyro {
-            for frame in frames.frames_of_type::<GyroFrame>() {
-                if state.is_new(Rs2StreamKind::Gyro, &frame) {
-                    let stamp_ns = state.stamp_ns(&frame, self.file.is_some());
-                    let [x, y, z] = frame.rotational_velocity().map(f64::from);
-                    let imu = imu(header(stamp_ns, &output.frame_id), Vector3 { x, y, z }, true);
-                    samples.push(self.sample(&output.topic, encoded(&imu), stamp_ns));
-                }
-            }
+            let velocity = |frame: &GyroFrame| *frame.rotational_velocity();
+            self.push_imu(&mut samples, output, &frames, state, Rs2StreamKind::Gyro, velocity);
         }
         if let Some(output) = &self.outputs.accel {
-            for frame in frames.frames_of_type::<AccelFrame>() {
-                if state.is_new(Rs2StreamKind::Accel, &frame) {
-                    let stamp_ns = state.stamp_ns(&frame, self.file.is_some());
-                    let [x, y, z] = frame.acceleration().map(f64::from);
-                    let imu = imu(header(stamp_ns, &output.frame_id), Vector3 { x, y, z }, false);
-                    samples.push(self.sample(&output.topic, encoded(&imu), stamp_ns));
-                }
-            }
+            let acceleration = |frame: &AccelFrame| *frame.acceleration();
+            self.push_imu(&mut samples, output, &frames, state, Rs2StreamKind::Accel, acceleration);
         }
         Ok(samples)
+    }
+
+    /// Pushes the new IMU samples of one kind in a set of frames.
+    fn push_imu<F>(
+        &self,
+        samples: &mut Vec<Sample>,
+        output: &ImuOutput,
+        frames: &CompositeFrame,
+        state: &mut StreamState,
+        kind: Rs2StreamKind,
+        value: impl Fn(&F) -> [f32; 3],
+    ) where
+        F: TryFrom<NonNull<sys::rs2_frame>> + FrameCategory + FrameEx,
+    {
+        for frame in frames.frames_of_type::<F>() {
+            if state.is_new(kind, &frame) {
+                let stamp_ns = state.stamp_ns(&frame, self.file.is_some());
+                let [x, y, z] = value(&frame).map(f64::from);
+                let header = header(stamp_ns, &output.frame_id);
+                let imu = imu(header, Vector3 { x, y, z }, kind == Rs2StreamKind::Gyro);
+                samples.push(self.sample(&output.topic, encoded(&imu), stamp_ns));
+            }
+        }
     }
 
     /// Pushes an image frame and its camera info.
@@ -556,18 +618,21 @@ impl Session {
     }
 }
 
-/// Per-session bookkeeping of the frames seen.
-#[derive(Default)]
-struct StreamState {
+/// Per-pipeline bookkeeping of the frames seen.
+struct StreamState<'a> {
     /// The last frame number published per stream.
     last_frame: HashMap<Rs2StreamKind, u64>,
     /// Device time (ms) and UNIX time (ns) that rebased stamps count from.
     origin: Option<(f64, u64)>,
+    /// The first origin of the session, shared by its pipelines so their stamps agree.
+    first_stamp: &'a OnceLock<(f64, u64)>,
     /// The newest device time seen (ms).
     newest_device_ms: f64,
+    /// The stamp given last (UNIX ns).
+    last_stamp_ns: u64,
 }
 
-impl StreamState {
+impl StreamState<'_> {
     /// Whether `frame` was not published yet; remembers it.
     fn is_new(&mut self, kind: Rs2StreamKind, frame: &impl FrameEx) -> bool {
         self.last_frame.insert(kind, frame.frame_number()) != Some(frame.frame_number())
@@ -583,12 +648,18 @@ impl StreamState {
         if host_clock && !recording {
             return (device_ms * 1e6) as u64;
         }
-        if self.origin.is_none() || device_ms < self.newest_device_ms {
-            self.origin = Some((device_ms, super::now_ns()));
-        }
+        let origin = match self.origin {
+            Some(origin) if device_ms >= self.newest_device_ms => origin,
+            // Never before the previous stamp: playback may have run ahead of its timeline.
+            Some(_) => (device_ms, super::now_ns().max(self.last_stamp_ns + 1)),
+            None => *self.first_stamp.get_or_init(|| (device_ms, super::now_ns())),
+        };
+        self.origin = Some(origin);
         self.newest_device_ms = device_ms;
-        let (origin_ms, origin_ns) = self.origin.unwrap_or((device_ms, 0));
-        origin_ns + ((device_ms - origin_ms) * 1e6) as u64
+        let (origin_ms, origin_ns) = origin;
+        self.last_stamp_ns =
+            (origin_ns as i64 + ((device_ms - origin_ms) * 1e6) as i64).max(0) as u64;
+        self.last_stamp_ns
     }
 }
 
