@@ -5,18 +5,42 @@
 #   transport, run    against a local livekit-server (server defaults) in a private network
 #                     namespace (scripts/netns-run.sh); transport also runs the official
 #                     Python SDK as the second publisher
+#   run-realsense     `run` of config/bench-realsense.toml (the synthetic camera, the anchor)
+#                     and of the same camera played from a RealSense recording through
+#                     librealsense (config/bench/realsense-recording.toml), alternately: give
+#                     --runs N for medians; builds with --features realsense
 #   ros2              rclpy publishers -> dtbridge run (--features ros2) -> livekit-server ->
 #                     dtbridge record, next to an rclpy subscriber (tests/peers/bench_ros2.py)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}/target}"
-KIND="${1:?usage: bench.sh codec|recorder|transport|run|ros2 [ARGS...]}"
+KIND="${1:?usage: bench.sh codec|recorder|transport|run|run-realsense|ros2 [ARGS...]}"
 shift
 BIN="$CARGO_TARGET_DIR/release/dtbridge"
 
 if [[ "${DTBRIDGE_IN_NETNS:-}" != 1 ]]; then
   features=()
+  extra=()
+  if [[ "$KIND" == run-realsense ]]; then
+    prefix="$("$HERE/setup-realsense.sh" | tail -n1)"
+    export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+    export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    bench_dir="${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}/realsense-bench"
+    recording="$bench_dir/d435-848x480-1280x720-30fps.db3"
+    if [[ ! -f "$recording" ]]; then
+      echo "bench.sh: writing $recording (about a minute)" >&2
+      mkdir -p "$bench_dir"
+      partial="$bench_dir/partial-$$.db3"
+      "$prefix/venv/bin/python" "$ROOT/tests/peers/make_realsense_recording.py" "$partial" \
+        --depth 848x480 --color 1280x720 --fps 30 --frames 60 >/dev/null
+      mv "$partial" "$recording"
+    fi
+    cp "$ROOT/config/bench/realsense-recording.toml" "$bench_dir/"
+    features=(--features realsense)
+    extra=(--config config/bench-realsense.toml --config "$bench_dir/realsense-recording.toml")
+    KIND=run
+  fi
   if [[ "$KIND" == ros2 ]]; then
     # shellcheck source=ros2-env.sh
     source "$HERE/ros2-env.sh"
@@ -29,7 +53,6 @@ if [[ "${DTBRIDGE_IN_NETNS:-}" != 1 ]]; then
     *) echo "bench.sh: unknown benchmark '$KIND'" >&2; exit 2 ;;
   esac
   LK_SERVER_BIN="$("$HERE/setup-livekit-server.sh" | tail -n1)"
-  extra=()
   if [[ "$KIND" == transport || "$KIND" == ros2 ]]; then
     DTBRIDGE_PYTHON="$("$HERE/setup-python.sh" | tail -n1)"
     export DTBRIDGE_PYTHON

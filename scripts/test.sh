@@ -9,10 +9,12 @@
 # 2. livekit-server (scripts/setup-livekit-server.sh, built from the Go module proxy) and the
 #    Python SDK venv (scripts/setup-python.sh), the ROS 2 wheels (scripts/setup-ros2.sh);
 #    exports DTBRIDGE_LIVEKIT_SERVER, DTBRIDGE_PYTHON and DTBRIDGE_ROS2_PYTHON (preset values
-#    are kept and their setup skipped); sources scripts/ros2-env.sh for r2r.
-# 3. cargo fmt --check, cargo clippy --all-targets -D warnings without features and with
-#    every feature, cargo build --all-targets --features ... (with network, for crates.io),
-#    CARGO_TARGET_DIR outside the checkout.
+#    are kept and their setup skipped); sources scripts/ros2-env.sh for r2r; librealsense from
+#    the pyrealsense2 wheel (scripts/setup-realsense.sh): PKG_CONFIG_PATH, LD_LIBRARY_PATH,
+#    DTBRIDGE_REALSENSE_PYTHON.
+# 3. cargo fmt --check, cargo clippy --all-targets -D warnings without and with the optional
+#    features (`features` below), cargo build --all-targets with them (with network, for
+#    crates.io), CARGO_TARGET_DIR outside the checkout.
 # 4. cargo test --all-targets --offline inside scripts/netns-run.sh: a private network
 #    namespace with a veth pair (DTBRIDGE_TEST_IP=10.200.0.1), no route out; the server and
 #    the Python SDK peers run there (libwebrtc ignores loopback).
@@ -110,17 +112,26 @@ export DTBRIDGE_BASE_PYTHON="$base_python"
 source "$HERE/ros2-env.sh" || die "scripts/ros2-env.sh"
 [[ -x "$DTBRIDGE_ROS2_PYTHON" ]] || die "no ROS 2 venv python at $DTBRIDGE_ROS2_PYTHON"
 log "$DTBRIDGE_ROS2_PYTHON (AMENT_PREFIX_PATH=$AMENT_PREFIX_PATH)"
-# Optional parts, each behind a cargo feature, all built and tested here.
-features=(ros2)
+
+step "librealsense (from the pyrealsense2 wheel)"
+realsense_prefix="$(DTBRIDGE_BASE_PYTHON="$base_python" bash "$HERE/setup-realsense.sh" | tail -n1)"
+[[ -f "$realsense_prefix/lib/pkgconfig/realsense2.pc" ]] || die "no librealsense2 in $realsense_prefix"
+export PKG_CONFIG_PATH="$realsense_prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+export LD_LIBRARY_PATH="$realsense_prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export DTBRIDGE_REALSENSE_PYTHON="${DTBRIDGE_REALSENSE_PYTHON:-$realsense_prefix/venv/bin/python}"
+log "$realsense_prefix"
+
+# Optional cargo features built, linted and tested here (their libraries are set up above).
+features=(ros2 realsense)
 
 # ---------------------------------------------------------------- 3. Rust: lint and build
 step "cargo fmt --check"
 cargo fmt --check || die "cargo fmt --check (run cargo fmt)"
-step "cargo clippy --all-targets -- -D warnings (no features: a machine without ROS 2)"
+step "cargo clippy --all-targets -- -D warnings (no features: a machine without ROS 2 or librealsense)"
 cargo clippy --all-targets -- -D warnings || die "cargo clippy"
-step "cargo clippy --all-targets --features ${features[*]} -- -D warnings"
-cargo clippy --all-targets --features "${features[*]}" -- -D warnings || die "cargo clippy"
-step "cargo build --all-targets --features ${features[*]} (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+step "cargo clippy --all-targets --features '${features[*]}' -- -D warnings"
+cargo clippy --all-targets --features "${features[*]}" -- -D warnings || die "cargo clippy (features)"
+step "cargo build --all-targets --features '${features[*]}' (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 cargo build --all-targets --features "${features[*]}" || die "cargo build"
 
 # ---------------------------------------------------------------- 4. tests, network namespace
@@ -134,7 +145,7 @@ for arg in "$@"; do
   esac
 done
 # --no-fail-fast: every test binary runs, so one report shows every failure.
-step "cargo test ${targets[*]} --features ${features[*]} --offline --no-fail-fast $* (inside scripts/netns-run.sh)"
+step "cargo test ${targets[*]} --features '${features[*]}' --offline --no-fail-fast $* (inside scripts/netns-run.sh)"
 results="$(mktemp "${TMPDIR:-/tmp}/dtbridge-test.XXXXXX")"
 trap 'rm -f "$results"' EXIT
 rc=0

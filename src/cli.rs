@@ -1,6 +1,6 @@
 //! The command line: parses arguments, sets up logging, and runs the chosen command.
 
-use crate::bench::run::RunBench;
+use crate::bench::run::{RunBench, RunReport};
 use crate::bench::{self, Case, TransportBench};
 use crate::daemon::{self, DaemonError};
 use crate::livekit::{ENV_API_KEY, ENV_API_SECRET, ENV_URL, RoomError};
@@ -96,9 +96,13 @@ enum BenchCommand {
         /// Seconds of the measuring window (after a 3 s warm-up).
         #[arg(long, default_value_t = 20.0)]
         seconds: f64,
-        /// The `dtbridge run` configuration; the bench joins its room.
+        /// The `dtbridge run` configuration; the bench joins its room. Repeated, the
+        /// configurations are measured alternately and compared side by side.
         #[arg(long, default_value = "config/bench-realsense.toml")]
-        config: PathBuf,
+        config: Vec<PathBuf>,
+        /// Runs per configuration (medians and ranges over them).
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
     },
 }
 
@@ -157,8 +161,8 @@ pub fn main() -> ExitCode {
                 println!("{}", report.to_markdown());
                 Ok(())
             }
-            Command::Bench(BenchCommand::Run { seconds, config }) => {
-                bench_run(seconds, config).await
+            Command::Bench(BenchCommand::Run { seconds, config, runs }) => {
+                bench_run(seconds, config, runs).await
             }
         }
     });
@@ -311,12 +315,31 @@ fn bench_codec(runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bench_run(seconds: f64, config: PathBuf) -> anyhow::Result<()> {
+async fn bench_run(seconds: f64, configs: Vec<PathBuf>, runs: usize) -> anyhow::Result<()> {
     if !(seconds.is_finite() && seconds > 0.0) {
         anyhow::bail!("--seconds must be positive, got {seconds}");
     }
-    let bench = RunBench { config, window: Duration::from_secs_f64(seconds) };
-    println!("{}", bench.run().await?.to_markdown());
+    if runs == 0 {
+        anyhow::bail!("--runs must be at least 1");
+    }
+    if let ([config], 1) = (configs.as_slice(), runs) {
+        let bench = RunBench { config: config.clone(), window: Duration::from_secs_f64(seconds) };
+        println!("{}", bench.run().await?.to_markdown());
+        return Ok(());
+    }
+    // Alternating, so that a change in the machine's load affects every configuration alike.
+    let mut reports: Vec<Vec<RunReport>> = configs.iter().map(|_| Vec::new()).collect();
+    for run in 1..=runs {
+        for (config, reports) in configs.iter().zip(&mut reports) {
+            eprintln!("bench run {run}/{runs}: {}", config.display());
+            let bench =
+                RunBench { config: config.clone(), window: Duration::from_secs_f64(seconds) };
+            let report = bench.run().await?;
+            eprintln!("{}", report.to_markdown());
+            reports.push(report);
+        }
+    }
+    println!("{}", crate::bench::run::compare_to_markdown(&configs, &reports));
     Ok(())
 }
 

@@ -4,6 +4,8 @@
 
 use crate::livekit::{ConnectOptions, RoomError};
 use crate::source::mcap::McapSourceConfig;
+#[cfg(feature = "realsense")]
+use crate::source::realsense::RealsenseConfig;
 use crate::source::ros2::Ros2Config;
 use crate::source::synthetic::SyntheticConfig;
 use serde::Deserialize;
@@ -169,10 +171,17 @@ pub enum SourceConfig {
     Mcap(McapSourceConfig),
     /// ROS 2 topics.
     Ros2(Ros2Config),
+    /// A RealSense camera or recording.
+    #[cfg(feature = "realsense")]
+    Realsense(RealsenseConfig),
 }
 
-/// The source types, as written in `type = "..."`.
-const SOURCE_TYPES: [&str; 3] = ["synthetic", "mcap", "ros2"];
+/// The source types, as written in `type = "..."` (whether or not this build supports them).
+const SOURCE_TYPES: [&str; 4] = ["synthetic", "mcap", "ros2", "realsense"];
+
+/// Why a build without the `realsense` feature refuses `type = "realsense"`.
+pub const NO_REALSENSE: &str =
+    "this build has no RealSense support; rebuild with --features realsense";
 
 impl SourceConfig {
     /// Reads one `[[sources]]` table; errors are `(key within the table, message)`.
@@ -198,6 +207,10 @@ impl SourceConfig {
             "synthetic" => typed(value).map(SourceConfig::Synthetic),
             "mcap" => typed(value).map(SourceConfig::Mcap),
             "ros2" => typed(value).map(SourceConfig::Ros2),
+            #[cfg(feature = "realsense")]
+            "realsense" => typed(value).map(SourceConfig::Realsense),
+            #[cfg(not(feature = "realsense"))]
+            "realsense" => Err(("type".into(), NO_REALSENSE.into())),
             other => {
                 let mut message =
                     format!("unknown source type \"{other}\"; known: {}", SOURCE_TYPES.join(", "));
@@ -215,6 +228,8 @@ impl SourceConfig {
             Self::Synthetic(c) => &c.name,
             Self::Mcap(c) => &c.name,
             Self::Ros2(c) => &c.name,
+            #[cfg(feature = "realsense")]
+            Self::Realsense(c) => &c.name,
         }
     }
 }

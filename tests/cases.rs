@@ -175,18 +175,26 @@ fn every_example_config_is_valid() {
     for entry in std::fs::read_dir(dir).expect("config/") {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let prepared = match daemon::prepare(&path) {
-                Ok(prepared) => prepared,
-                // Without the feature, a ROS 2 config is refused with that reason.
-                Err(err)
-                    if cfg!(not(feature = "ros2"))
-                        && err.to_string().contains("built without ROS 2 support") =>
-                {
-                    checked += 1;
-                    continue;
-                }
-                Err(err) => panic!("{} is not valid: {err}", path.display()),
-            };
+            let text = std::fs::read_to_string(&path).unwrap();
+            // A build without a source's feature refuses its configs, saying why.
+            let unbuilt = [
+                (cfg!(feature = "ros2"), "type = \"ros2\"", "built without ROS 2 support"),
+                (
+                    cfg!(feature = "realsense"),
+                    "type = \"realsense\"",
+                    dtbridge::config::NO_REALSENSE,
+                ),
+            ]
+            .into_iter()
+            .find(|(built, marker, _)| !built && text.contains(marker));
+            if let Some((_, _, reason)) = unbuilt {
+                let err = daemon::prepare(&path).err().expect("refused without the feature");
+                assert!(err.to_string().contains(reason), "{err}");
+                checked += 1;
+                continue;
+            }
+            let prepared = daemon::prepare(&path)
+                .unwrap_or_else(|err| panic!("{} is not valid: {err}", path.display()));
             assert!(prepared.failed.is_empty(), "{}: {:?}", path.display(), prepared.failed);
             // ROS 2 sources find their topics while running: nothing is planned up front.
             let publishes = prepared

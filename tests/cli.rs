@@ -209,3 +209,24 @@ fn other_dtbridge_variables_are_not_overrides() {
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+#[test]
+fn a_realsense_source_needs_the_feature() {
+    let text = "[[sources]]\ntype = \"realsense\"\nname = \"cam\"\nserial = \"123\"\n\n\
+                [[routes]]\ntopic = \"/**\"\n";
+    if cfg!(feature = "realsense") {
+        let dir = TempDir::new();
+        let output = dtbridge(&["check"], &write(&dir, "cam.toml", text));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains("cam:/camera/camera/depth/image_rect_raw"), "{stdout}");
+    } else {
+        let error = config_error(text);
+        assert!(error.contains("sources[0].type"), "{error}");
+        assert!(error.contains("rebuild with --features realsense"), "{error}");
+    }
+    // With or without the feature, a bad value is named.
+    let error = config_error(&text.replace("serial = \"123\"", "fps = 0"));
+    let expected = if cfg!(feature = "realsense") { "sources[0].fps" } else { "sources[0].type" };
+    assert!(error.contains(expected), "{error}");
+}

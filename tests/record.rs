@@ -6,7 +6,7 @@
 mod common;
 
 use common::process::{Process, recorded_file};
-use common::readers::{python, read_mcap};
+use common::readers::{messages, python, read_mcap};
 use common::server::{TempDir, TestServer};
 use dtbridge::codec::RosMessage;
 use dtbridge::codec::ros::{CameraInfo, Image};
@@ -34,17 +34,6 @@ fn assert_readable(seen: &Value, topics: &[&str]) {
         Some(messages.len()),
         "rosbags reads every message"
     );
-}
-
-/// The messages of `topic` in `file`, read with the `mcap` crate: (publish time, data).
-fn messages(file: &Path, topic: &str) -> Vec<(u64, Vec<u8>)> {
-    let bytes = std::fs::read(file).unwrap();
-    mcap::MessageStream::new(&bytes)
-        .unwrap()
-        .map(|m| m.unwrap())
-        .filter(|m| m.channel.topic == topic)
-        .map(|m| (m.publish_time, m.data.to_vec()))
-        .collect()
 }
 
 /// A ROS 2 MCAP file with ten `std_msgs/msg/String` messages on `/chatter`, 100 ms apart;

@@ -7,7 +7,7 @@
 //! in UNIX milliseconds, so the latency includes the source's own work after taking that time);
 //! and the CPU time of the child, of this process and of the whole machine over the window.
 
-use super::{now_us, percentile};
+use super::{median, now_us, percentile};
 use crate::config::Connection;
 use crate::daemon;
 use crate::livekit::{Credentials, DataTrackSubscribeOptions, Room, RoomEvent};
@@ -275,6 +275,76 @@ impl RunReport {
     }
 }
 
+/// Several configurations measured alternately, `runs` times each: per track (matched by name)
+/// and per configuration, the median over the runs and its range, as a Markdown table with a
+/// column per configuration.
+pub fn compare_to_markdown(configs: &[PathBuf], reports: &[Vec<RunReport>]) -> String {
+    let cell = |values: Vec<f64>, decimals: usize| {
+        let (lo, hi) = values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        match values.len() {
+            0 => "-".to_string(),
+            1 => format!("{:.*}", decimals, values[0]),
+            _ => {
+                format!("{:.*} ({:.*}–{:.*})", decimals, median(values), decimals, lo, decimals, hi)
+            }
+        }
+    };
+    let runs = reports.iter().map(Vec::len).max().unwrap_or(0);
+    let names: Vec<String> = configs
+        .iter()
+        .map(|c| format!("`{}`", c.file_name().unwrap_or_default().display()))
+        .collect();
+    let mut out = format!(
+        "Medians of {runs} runs (range), each a {:.0} s window.\n\n| track | metric | {} |\n|---|---|{}\n",
+        reports.iter().flatten().map(|r| r.seconds).next().unwrap_or(0.0),
+        names.join(" | "),
+        "---|".repeat(configs.len())
+    );
+    let mut tracks: Vec<&str> = Vec::new();
+    for report in reports.iter().flatten() {
+        for track in &report.tracks {
+            if !tracks.contains(&track.track.as_str()) {
+                tracks.push(&track.track);
+            }
+        }
+    }
+    type Metric = (&'static str, usize, fn(&TrackResult) -> f64);
+    let metrics: [Metric; 5] = [
+        ("fps", 1, |t| t.fps),
+        ("MB/s", 2, |t| t.mb_per_s),
+        ("KB/frame", 1, |t| t.mean_kb),
+        ("latency p50 ms", 1, |t| t.p50_ms),
+        ("latency p99 ms", 1, |t| t.p99_ms),
+    ];
+    for track in tracks {
+        for (metric, decimals, value) in metrics {
+            let cells: Vec<String> = reports
+                .iter()
+                .map(|runs| {
+                    let found =
+                        runs.iter().filter_map(|r| r.tracks.iter().find(|t| t.track == track));
+                    cell(found.map(value).collect(), decimals)
+                })
+                .collect();
+            out.push_str(&format!("| {track} | {metric} | {} |\n", cells.join(" | ")));
+        }
+    }
+    type Cpu = (&'static str, fn(&RunReport) -> f64);
+    let cpu: [Cpu; 3] = [
+        ("`dtbridge run` CPU, % of one core", |r| r.publisher_cpu),
+        ("subscriber CPU, % of one core", |r| r.subscriber_cpu),
+        ("machine busy, % of all cores", |r| r.machine_busy),
+    ];
+    for (metric, value) in cpu {
+        let cells: Vec<String> =
+            reports.iter().map(|runs| cell(runs.iter().map(value).collect(), 0)).collect();
+        out.push_str(&format!("| all | {metric} | {} |\n", cells.join(" | ")));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +362,31 @@ mod tests {
         assert_eq!(t.mean_kb, 1.0);
         assert_eq!(t.p50_ms, 10.0);
         assert_eq!(t.p99_ms, 19.0);
+    }
+
+    #[test]
+    fn compares_medians_per_track_and_config() {
+        let report = |fps: f64| RunReport {
+            seconds: 10.0,
+            tracks: vec![TrackResult {
+                track: "/d".into(),
+                frames: 300,
+                fps,
+                mb_per_s: 1.0,
+                mean_kb: 2.0,
+                p50_ms: 3.0,
+                p99_ms: 4.0,
+            }],
+            publisher_cpu: 50.0,
+            subscriber_cpu: 5.0,
+            machine_busy: 40.0,
+            cores: 2,
+        };
+        let configs = [PathBuf::from("config/a.toml"), PathBuf::from("b.toml")];
+        let reports = vec![vec![report(30.0), report(28.0), report(29.0)], vec![report(10.0)]];
+        let table = compare_to_markdown(&configs, &reports);
+        assert!(table.contains("| track | metric | `a.toml` | `b.toml` |"), "{table}");
+        assert!(table.contains("| /d | fps | 29.0 (28.0–30.0) | 10.0 |"), "{table}");
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //! announces the topics it knows up front and then delivers [`Sample`]s until shut down.
 
 pub mod mcap;
+#[cfg(feature = "realsense")]
+pub mod realsense;
 pub mod ros2;
 pub mod synthetic;
 
-use crate::codec::ros::Image;
+use crate::codec::RosMessage;
+use crate::codec::ros::{Header, Image, Time};
 use bytes::Bytes;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 
 /// A message type: its ROS name (e.g. `sensor_msgs/msg/Image`), schema encoding (`ros2msg`)
@@ -137,6 +141,12 @@ pub fn build(
                         .map_err(|(key, message)| (format!("sources[{i}].{key}"), message))?;
                     ros2_source(c, router).map_err(|m| (format!("sources[{i}].type"), m))?
                 }
+                #[cfg(feature = "realsense")]
+                SourceConfig::Realsense(c) => {
+                    c.validate()
+                        .map_err(|(key, message)| (format!("sources[{i}].{key}"), message))?;
+                    Box::new(realsense::RealsenseSource::new(c.clone(), base_dir))
+                }
             };
             Ok(source)
         })
@@ -163,4 +173,19 @@ fn ros2_source(
 pub async fn stopped(shutdown: &mut Shutdown) {
     // The borrow `wait_for` returns must not live across an await of the caller.
     _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// The current UNIX time in nanoseconds.
+pub(crate) fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A ROS header stamped `stamp_ns` (UNIX nanoseconds).
+pub(crate) fn header(stamp_ns: u64, frame_id: &str) -> Header {
+    Header { stamp: Time::from_nanos(stamp_ns as i64), frame_id: frame_id.into() }
+}
+
+/// A message serialized now, as a sample payload.
+pub(crate) fn encoded(message: &impl RosMessage) -> Payload {
+    Payload::Encoded(message.to_cdr().into())
 }

@@ -3,15 +3,16 @@
 //! Frames are deterministic functions of the frame number, which is also drawn into both
 //! images, so a recording shows which frame is which.
 
-use super::{MessageType, Payload, Sample, SampleSender, Shutdown, Source, SourceError, TopicInfo};
-use crate::codec::ros::{
-    CameraInfo, Header, Image, Imu, Quaternion, RegionOfInterest, Time, Vector3,
+use super::{
+    MessageType, Payload, Sample, SampleSender, Shutdown, Source, SourceError, TopicInfo, encoded,
+    header, now_ns,
 };
-use crate::codec::{MESSAGE_ENCODING, RosMessage};
+use crate::codec::MESSAGE_ENCODING;
+use crate::codec::ros::{CameraInfo, Header, Image, Imu, Quaternion, RegionOfInterest, Vector3};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// `[[sources]] type = "synthetic"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -269,18 +270,6 @@ async fn imu_loop(
             return;
         }
     }
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-}
-
-fn header(stamp_ns: u64, frame_id: &str) -> Header {
-    Header { stamp: Time::from_nanos(stamp_ns as i64), frame_id: frame_id.into() }
-}
-
-fn encoded(message: &impl RosMessage) -> Payload {
-    Payload::Encoded(message.to_cdr().into())
 }
 
 /// Depth in millimetres: a plane receding from 0.5 m to 4 m across the image with a wave

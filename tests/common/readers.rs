@@ -32,3 +32,14 @@ pub fn read_mcap(python: &Path, file: &Path) -> Value {
     );
     serde_json::from_slice(&out.stdout).expect("read_mcap.py prints JSON")
 }
+
+/// The messages of `topic` in `file`, read with the `mcap` crate: (publish time, data).
+pub fn messages(file: &Path, topic: &str) -> Vec<(u64, Vec<u8>)> {
+    let bytes = std::fs::read(file).unwrap();
+    mcap::MessageStream::new(&bytes)
+        .unwrap()
+        .map(|m| m.unwrap())
+        .filter(|m| m.channel.topic == topic)
+        .map(|m| (m.publish_time, m.data.to_vec()))
+        .collect()
+}
