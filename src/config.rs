@@ -6,6 +6,7 @@ use crate::livekit::{ConnectOptions, RoomError};
 use crate::source::mcap::McapSourceConfig;
 #[cfg(feature = "realsense")]
 use crate::source::realsense::RealsenseConfig;
+#[cfg(feature = "ros2")]
 use crate::source::ros2::Ros2Config;
 use crate::source::synthetic::SyntheticConfig;
 use serde::Deserialize;
@@ -170,6 +171,7 @@ pub enum SourceConfig {
     /// An MCAP replay.
     Mcap(McapSourceConfig),
     /// ROS 2 topics.
+    #[cfg(feature = "ros2")]
     Ros2(Ros2Config),
     /// A RealSense camera or recording.
     #[cfg(feature = "realsense")]
@@ -178,6 +180,9 @@ pub enum SourceConfig {
 
 /// The source types, as written in `type = "..."` (whether or not this build supports them).
 const SOURCE_TYPES: [&str; 4] = ["synthetic", "mcap", "ros2", "realsense"];
+
+/// Why a build without the `ros2` feature refuses `type = "ros2"`.
+pub const NO_ROS2: &str = "this build has no ROS 2 support; rebuild with --features ros2 in a shell where ROS 2 is sourced (README: ROS 2 topics)";
 
 /// Why a build without the `realsense` feature refuses `type = "realsense"`.
 pub const NO_REALSENSE: &str =
@@ -206,7 +211,10 @@ impl SourceConfig {
         match kind.as_str() {
             "synthetic" => typed(value).map(SourceConfig::Synthetic),
             "mcap" => typed(value).map(SourceConfig::Mcap),
+            #[cfg(feature = "ros2")]
             "ros2" => typed(value).map(SourceConfig::Ros2),
+            #[cfg(not(feature = "ros2"))]
+            "ros2" => Err(("type".into(), NO_ROS2.into())),
             #[cfg(feature = "realsense")]
             "realsense" => typed(value).map(SourceConfig::Realsense),
             #[cfg(not(feature = "realsense"))]
@@ -227,6 +235,7 @@ impl SourceConfig {
         match self {
             Self::Synthetic(c) => &c.name,
             Self::Mcap(c) => &c.name,
+            #[cfg(feature = "ros2")]
             Self::Ros2(c) => &c.name,
             #[cfg(feature = "realsense")]
             Self::Realsense(c) => &c.name,
@@ -306,7 +315,8 @@ fn default_queue_depth() -> usize {
     2
 }
 
-fn default_true() -> bool {
+/// `true`, as a serde default (`#[serde(default = "crate::config::default_true")]`).
+pub(crate) fn default_true() -> bool {
     true
 }
 

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 /// Bytes of frames waiting for the writer thread, across all tracks, before new frames are
@@ -248,7 +248,7 @@ async fn read_track(
         }
     };
     while let Some(frame) = frames.next().await {
-        let receive_ns = now_ns();
+        let receive_ns = crate::source::now_ns();
         let user_timestamp_ms = frame.user_timestamp();
         if let Some(ts) = user_timestamp_ms {
             let mut samples = crate::livekit::lock(&latencies);
@@ -321,8 +321,4 @@ fn print_progress(stats: &RecorderStats, dropped_behind: u64) {
         topics.join(" | "),
         dropped + dropped_behind
     );
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::process::{Process, recorded_file};
+use common::process::{Process, recorded_file, write_operator_config};
 use common::readers::messages;
 use common::server::{TempDir, TestServer};
 use dtbridge::codec::RosMessage;
@@ -335,12 +335,7 @@ fn run_and_record_a_recording_through_livekit_server() {
          [[routes]]\ntopic = \"/**\"\n",
     )
     .unwrap();
-    let operator = dir.0.join("operator.toml");
-    std::fs::write(
-        &operator,
-        "[livekit]\nroom = \"realsense\"\nidentity = \"operator\"\n\n[record]\noutput_dir = \"out\"\n",
-    )
-    .unwrap();
+    let operator = write_operator_config(&dir.0, "realsense");
 
     let recorder = Process::spawn(&["record"], &operator, &server);
     std::thread::sleep(Duration::from_secs(1));

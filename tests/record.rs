@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::process::{Process, recorded_file};
+use common::process::{Process, recorded_file, write_operator_config};
 use common::readers::{messages, python, read_mcap};
 use common::server::{TempDir, TestServer};
 use dtbridge::codec::RosMessage;
@@ -79,12 +79,7 @@ fn run_and_record_through_livekit_server() {
     )
     .unwrap();
     let chatter = write_chatter_mcap(&dir.0.join("chatter.mcap"));
-    let operator = dir.0.join("operator.toml");
-    std::fs::write(
-        &operator,
-        "[livekit]\nroom = \"field\"\nidentity = \"operator\"\n\n[record]\noutput_dir = \"out\"\n",
-    )
-    .unwrap();
+    let operator = write_operator_config(&dir.0, "field");
 
     let recorder = Process::spawn(&["record"], &operator, &server);
     std::thread::sleep(Duration::from_secs(1));
@@ -169,12 +164,7 @@ fn a_killed_recorder_leaves_a_file_repair_recovers() {
          depth = false\ncolor = false\nimu_hz = 50\n\n[[routes]]\ntopic = \"/robot/imu\"\n",
     )
     .unwrap();
-    let operator = dir.0.join("operator.toml");
-    std::fs::write(
-        &operator,
-        "[livekit]\nroom = \"kill\"\nidentity = \"operator\"\n\n[record]\noutput_dir = \"out\"\n",
-    )
-    .unwrap();
+    let operator = write_operator_config(&dir.0, "kill");
     let mut recorder = Process::spawn(&["record"], &operator, &server);
     std::thread::sleep(Duration::from_secs(1));
     let publisher = Process::spawn(&["run"], &robot, &server);

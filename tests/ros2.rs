@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::process::{Process, recorded_file};
+use common::process::{Process, recorded_file, write_operator_config};
 use common::readers::read_mcap;
 use common::server::{TempDir, TestServer};
 use serde_json::{Value, json};
@@ -137,12 +137,7 @@ fn ros2_topics_are_recorded_as_rclpy_published_them() {
     let domain = domain_id(0);
     let robot = dir.0.join("robot.toml");
     std::fs::write(&robot, robot_config(domain)).unwrap();
-    let operator = dir.0.join("operator.toml");
-    std::fs::write(
-        &operator,
-        "[livekit]\nroom = \"ros\"\nidentity = \"operator\"\n\n[record]\noutput_dir = \"out\"\n",
-    )
-    .unwrap();
+    let operator = write_operator_config(&dir.0, "ros");
 
     let bridge = Process::spawn(&["run"], &robot, &server);
     let publisher = start_publisher(&ros_python, domain);

@@ -48,7 +48,7 @@ pub struct McapSourceConfig {
     pub path: PathBuf,
     /// Keep the recorded gaps between messages (by log time); `false` plays as fast as the
     /// router accepts.
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::config::default_true")]
     pub realtime: bool,
     /// Start over at the end of the file, until shutdown.
     #[serde(default, rename = "loop")]
@@ -57,10 +57,6 @@ pub struct McapSourceConfig {
     /// empty plays every channel.
     #[serde(default)]
     pub topics: Vec<String>,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 /// A configured MCAP replay source.

@@ -4,6 +4,7 @@
 pub mod mcap;
 #[cfg(feature = "realsense")]
 pub mod realsense;
+#[cfg(feature = "ros2")]
 pub mod ros2;
 pub mod synthetic;
 
@@ -114,6 +115,8 @@ pub trait Source: Send {
 
 /// Builds the configured sources, checking each one's values; errors are `(key, message)`
 /// with the key relative to the file (`sources[1].fps`).
+// Only ROS 2 sources consult the routes (for their QoS).
+#[cfg_attr(not(feature = "ros2"), expect(unused_variables))]
 pub fn build(
     configs: &[crate::config::SourceConfig],
     router: &crate::pipeline::Router,
@@ -136,10 +139,11 @@ pub fn build(
                     Box::new(synthetic::SyntheticSource::new(c.clone()))
                 }
                 SourceConfig::Mcap(c) => Box::new(mcap::McapSource::new(c.clone(), base_dir)),
+                #[cfg(feature = "ros2")]
                 SourceConfig::Ros2(c) => {
                     c.validate()
                         .map_err(|(key, message)| (format!("sources[{i}].{key}"), message))?;
-                    ros2_source(c, router).map_err(|m| (format!("sources[{i}].type"), m))?
+                    Box::new(ros2::Ros2Source::new(c.clone(), router.clone()))
                 }
                 #[cfg(feature = "realsense")]
                 SourceConfig::Realsense(c) => {
@@ -151,22 +155,6 @@ pub fn build(
             Ok(source)
         })
         .collect()
-}
-
-#[cfg(feature = "ros2")]
-fn ros2_source(
-    config: &ros2::Ros2Config,
-    router: &crate::pipeline::Router,
-) -> Result<Box<dyn Source>, String> {
-    Ok(Box::new(ros2::Ros2Source::new(config.clone(), router.clone())))
-}
-
-#[cfg(not(feature = "ros2"))]
-fn ros2_source(
-    _: &ros2::Ros2Config,
-    _: &crate::pipeline::Router,
-) -> Result<Box<dyn Source>, String> {
-    Err(ros2::NOT_BUILT.into())
 }
 
 /// Resolves once `shutdown` is true (or its sender is gone).

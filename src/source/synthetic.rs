@@ -37,10 +37,10 @@ pub struct SyntheticConfig {
     #[serde(default = "default_fps")]
     pub fps: f64,
     /// Publish depth and its camera info.
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::config::default_true")]
     pub depth: bool,
     /// Publish color and its camera info.
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::config::default_true")]
     pub color: bool,
     /// IMU messages per second; 0 turns them off.
     #[serde(default = "default_imu_hz")]
@@ -58,9 +58,6 @@ fn default_height() -> u32 {
 }
 fn default_fps() -> f64 {
     30.0
-}
-fn default_true() -> bool {
-    true
 }
 fn default_imu_hz() -> f64 {
     10.0

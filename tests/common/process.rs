@@ -50,3 +50,13 @@ pub fn recorded_file(dir: &Path) -> PathBuf {
     assert_eq!(files.len(), 1, "{files:?}");
     files[0].clone()
 }
+
+/// `operator.toml` in `dir`: `dtbridge record` in `room`, writing to `dir/out`.
+pub fn write_operator_config(dir: &Path, room: &str) -> PathBuf {
+    let path = dir.join("operator.toml");
+    let text = format!(
+        "[livekit]\nroom = \"{room}\"\nidentity = \"operator\"\n\n[record]\noutput_dir = \"out\"\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}

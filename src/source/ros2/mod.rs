@@ -1,12 +1,9 @@
 //! The `ros2` source: live ROS 2 topics through an `r2r` node. Topics are found by polling the
 //! graph, so a topic that appears while running is picked up; each is subscribed with QoS that
 //! matches its publishers (or the route's `qos`), and its serialized CDR bytes are passed on
-//! untouched. The configuration lives here, outside the `ros2` feature, so that a build
-//! without ROS 2 still reads and checks it and can say what is missing.
+//! untouched. Only in builds with the `ros2` feature (r2r links the ROS 2 libraries).
 
-#[cfg(feature = "ros2")]
 mod definition;
-#[cfg(feature = "ros2")]
 mod node;
 
 use crate::topic::glob_match;
@@ -143,12 +140,7 @@ fn is_ros_name(name: &str, namespace: bool) -> bool {
     }
 }
 
-#[cfg(feature = "ros2")]
 pub use node::Ros2Source;
-
-/// Why a `ros2` source cannot be built without the feature.
-#[cfg(not(feature = "ros2"))]
-pub const NOT_BUILT: &str = "this dtbridge was built without ROS 2 support: rebuild it with `cargo build --release --features ros2` in a shell where ROS 2 is sourced (README: ROS 2)";
 
 #[cfg(test)]
 mod tests {

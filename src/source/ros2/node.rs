@@ -17,7 +17,7 @@ use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Longest a spin waits for DDS events; bounds how late discovery, re-sends and shutdown run.
 const SPIN_TIMEOUT: Duration = Duration::from_millis(10);
@@ -308,14 +308,13 @@ impl Bridge {
 /// A message of `subscription`, stamped with the time it is passed on (the CDR is not decoded,
 /// so any header stamp inside stays unread).
 fn sample(source: &str, subscription: &Subscription, message: Bytes) -> Sample {
-    let stamp_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     Sample {
         source: source.into(),
         topic: subscription.topic.clone(),
         message_type: subscription.message_type.clone(),
         encoding: CDR.into(),
         payload: Payload::Encoded(message),
-        stamp_ns,
+        stamp_ns: crate::source::now_ns(),
     }
 }
 
