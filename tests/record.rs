@@ -168,7 +168,9 @@ fn a_killed_recorder_leaves_a_file_repair_recovers() {
     let mut recorder = Process::spawn(&["record"], &operator, &server);
     std::thread::sleep(Duration::from_secs(1));
     let publisher = Process::spawn(&["run"], &robot, &server);
-    std::thread::sleep(Duration::from_secs(4));
+    // Joining and publishing take up to about 2 s of this on a loaded machine; 6 s leaves
+    // well over 100 frames at 50 Hz to recover (4 s left 99 to 150).
+    std::thread::sleep(Duration::from_secs(6));
     // SIGKILL: no chance to finish the file.
     recorder.0.kill().unwrap();
     let killed_at_ms =
