@@ -49,7 +49,8 @@ pub struct RecordConfig {
     pub max_file_mb: Option<f64>,
     /// Start a new file after this many minutes.
     pub max_file_minutes: Option<f64>,
-    /// Frames buffered per subscription before the oldest is dropped.
+    /// Frames buffered per subscription while the writer thread catches up; beyond that the
+    /// data track core drops the oldest, without telling.
     #[serde(default = "default_buffer_frames")]
     pub buffer_frames: usize,
 }
@@ -82,7 +83,7 @@ fn default_all() -> Vec<String> {
     vec!["**".into()]
 }
 fn default_buffer_frames() -> usize {
-    64
+    1024
 }
 
 /// The file as read: each source stays untyped until its `type` picks the struct, so that

@@ -159,15 +159,9 @@ pub async fn record(
                     if !wanted(&patterns, &track) {
                         continue;
                     }
-                    let meta = track_meta(&room, &track).await;
-                    let (reply, track_id) = oneshot::channel();
-                    if queue.commands.send(Command::Track(Box::new(meta), reply)).is_err() {
-                        break;
-                    }
-                    let Ok(track_id) = track_id.await else { break };
                     readers.push(tokio::spawn(read_track(
+                        room.clone(),
                         track,
-                        track_id,
                         patterns.buffer_frames,
                         queue.clone(),
                         dropped_behind.clone(),
@@ -231,9 +225,13 @@ async fn track_meta(room: &Room, track: &RemoteDataTrack) -> TrackMeta {
     }
 }
 
+/// Subscribes to a track and feeds its frames to the writer. Each track has a task of its
+/// own, and it subscribes before fetching the schema: the server forwards frames only to
+/// subscriptions already set up, so every round trip before subscribing loses the first
+/// frames of a track published while the operator is in the room.
 async fn read_track(
+    room: Room,
     track: RemoteDataTrack,
-    track_id: TrackId,
     buffer_frames: usize,
     queue: WriterQueue,
     dropped_behind: Arc<AtomicU64>,
@@ -247,6 +245,12 @@ async fn read_track(
             return;
         }
     };
+    let meta = track_meta(&room, &track).await;
+    let (reply, track_id) = oneshot::channel();
+    if queue.commands.send(Command::Track(Box::new(meta), reply)).is_err() {
+        return;
+    }
+    let Ok(track_id) = track_id.await else { return };
     while let Some(frame) = frames.next().await {
         let receive_ns = crate::source::now_ns();
         let user_timestamp_ms = frame.user_timestamp();

@@ -95,7 +95,13 @@ fn assert_suffix(topic: &str, published: &[Value], recorded: &[Value]) -> usize 
         .unwrap_or_else(|| panic!("{topic}: the first recorded message was never published"));
     let expected = &published[first..];
     if let Some(i) = (0..expected.len().min(recorded.len())).find(|&i| expected[i] != recorded[i]) {
-        panic!("{topic}: recorded message {i} is not published message {}", first + i);
+        let actual = published.iter().position(|m| *m == recorded[i]);
+        panic!(
+            "{topic}: recorded message {i} should be published message {}, it is {actual:?}:\n{}\n{}",
+            first + i,
+            recorded[i],
+            expected[i]
+        );
     }
     assert_eq!(
         recorded.len(),
@@ -105,6 +111,20 @@ fn assert_suffix(topic: &str, published: &[Value], recorded: &[Value]) -> usize 
         expected.len()
     );
     first
+}
+
+/// Frames the bridge sent per topic, from the summary `dtbridge run` prints when it stops
+/// ("  TRACK <- TOPIC: N frames, ...").
+fn bridged_frames(run_log: &str) -> BTreeMap<String, usize> {
+    run_log
+        .lines()
+        .filter_map(|line| {
+            let (_, rest) = line.trim().split_once(" <- ")?;
+            let (topic, rest) = rest.split_once(": ")?;
+            let frames = rest.split_once(" frames")?.0.parse().ok()?;
+            Some((topic.to_string(), frames))
+        })
+        .collect()
 }
 
 /// The schema text of each recorded channel, read with the `mcap` crate.
@@ -151,23 +171,27 @@ fn ros2_topics_are_recorded_as_rclpy_published_them() {
     assert!(ok, "dtbridge run: {run_log}");
     let (ok, record_log) = recorder.stop();
     assert!(ok, "dtbridge record: {record_log}");
+    eprintln!("dtbridge run:\n{run_log}\ndtbridge record:\n{record_log}");
 
     let file = recorded_file(&dir.0.join("out"));
     let seen = read_mcap(&python, &file);
     assert_eq!(seen["profile"], "ros2");
     let topics = recorded(&seen);
 
-    // Reliable topics: every message from the operator's first on, equal to rclpy's, no gap.
-    // Before it: the message published before the operator joined, and (seen once for
-    // /chatter) the first one streamed, when it reached the server while the operator's
-    // subscription to that track was still being set up.
+    // Reliable topics: every message after the first, which was published before the bridge
+    // subscribed, equal to rclpy's and without a gap; and every frame the bridge sent.
+    let bridged = bridged_frames(&run_log);
     for topic in RELIABLE {
         let before = assert_suffix(topic, &published[topic], &topics[topic]);
-        assert!(before <= 2, "{topic}: {before} messages lost after the operator joined");
+        assert_eq!(before, 1, "{topic}: the first recorded message is published message {before}");
+        assert_eq!(topics[topic].len(), bridged[topic], "{topic}: recorded of bridged frames");
     }
-    // The topic that appeared 10 s after the start.
+    // The topic that appeared 10 s after the start: what was published before the bridge
+    // discovered it (every 0.5 s) and DDS matched the subscription is lost on the ROS side,
+    // everything after it is recorded.
     let late = assert_suffix("/late", &published["/late"], &topics["/late"]);
-    assert!(late <= 5, "/late: picked up only after {late} messages");
+    assert!(late <= 10, "/late: picked up only after {late} messages");
+    assert_eq!(topics["/late"].len(), bridged["/late"], "/late: recorded of bridged frames");
     // Latched: published once, before the operator joined, and still recorded.
     let description = &topics["/robot_description"];
     assert!(description.iter().all(|m| *m == published["/robot_description"][0]));

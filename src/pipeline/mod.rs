@@ -359,6 +359,17 @@ async fn run_worker(
             return;
         }
     };
+    // LiveKit never tells a publisher who subscribes to its data tracks, and the server
+    // forwards a frame only to subscriptions already set up. Samples wait in the queue for
+    // this long, so that participants already in the room, who subscribe as soon as they hear
+    // of the track, receive it from its first frame.
+    tokio::select! {
+        () = tokio::time::sleep(SUBSCRIBE_WINDOW) => {}
+        _ = crate::source::stopped(&mut stopped) => {
+            track.unpublish();
+            return;
+        }
+    }
     let min_gap_ns = plan.max_rate_hz.map(|hz| (1e9 / hz) as u64);
     let mut last_stamp: Option<u64> = None;
     let mut encode_errors = 0u64;
@@ -432,6 +443,9 @@ async fn run_worker(
     }
     track.unpublish();
 }
+
+/// How long a newly published track holds its first frames (see [`run_worker`]).
+pub const SUBSCRIBE_WINDOW: Duration = Duration::from_millis(500);
 
 /// How long a worker waits before offering a frame to a full track send queue again.
 const SEND_RETRY: Duration = Duration::from_millis(2);

@@ -6,7 +6,7 @@ ROS_DOMAIN_ID). Timeline, in seconds from start:
   0   latched /robot_description (std_msgs/String, transient local, published once), one first
       message on each streaming topic, /clock (rosgraph_msgs/Clock: a type the bridge build
       leaves out) and /secret/pose (denied by the bridge's config); prints "ready"
-  go  after the line "go" on stdin: streams for --seconds, reliable, at
+  go  after the line "go" on stdin: streams for --seconds, reliable and keep-all, at
       /chatter String 20 Hz, /imu Imu 200 Hz, /pose PoseStamped 50 Hz,
       /camera/image Image 640x480 rgb8 10 Hz, /camera/color/image_raw Image 640x480 rgb8 5 Hz
   --late-after  /late (String, 10 Hz, 2 s) appears
@@ -23,7 +23,7 @@ import time
 
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, Imu
 from std_msgs.msg import String
@@ -62,7 +62,9 @@ def main():
 
     rclpy.init()
     node = rclpy.create_node("robot")
-    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    # Keep all: starved of CPU, this process publishes in bursts, and a keep-last writer would
+    # discard the start of a burst itself before any reader could take it.
+    reliable = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
     latched = QoSProfile(
         depth=1,
         reliability=ReliabilityPolicy.RELIABLE,

@@ -22,8 +22,11 @@ use std::time::{Duration, Instant};
 /// Longest a spin waits for DDS events; bounds how late discovery, re-sends and shutdown run.
 const SPIN_TIMEOUT: Duration = Duration::from_millis(10);
 
-/// Least history depth of a subscription whose route does not set one.
-const MIN_DEPTH: usize = 100;
+/// Least history depth of a subscription whose route does not set one: a publisher that falls
+/// behind (a starved process) catches up in a burst, and whatever of a burst exceeds the
+/// reader's history is lost before the bridge can take it. Measured: bursts of 165 Imu
+/// messages lost up to 165 at depth 100 (in an rclpy subscriber alike) and none at 1000.
+const MIN_DEPTH: usize = 1000;
 
 /// The message encoding of everything a ROS 2 node receives.
 const CDR: &str = "cdr";
