@@ -6,7 +6,8 @@
 
 `small`: N topics /bench/small_<i> of std_msgs/msg/Header at HZ each. `depth`: N topics
 /bench/depth_<i> of sensor_msgs/msg/Image, 848x480 16UC1 with camera-like noise, at HZ. All
-reliable, depth 100. Every message's header carries its publish time (stamp) and "<seq>"
+reliable: keep all on the publisher, keep last 1000 on the anchor (the bridge's default).
+Every message's header carries its publish time (stamp) and "<seq>"
 (frame_id); messages with seq < warmup*HZ are the warm-up and not measured.
 `pub` prints {"sent": n, "measured": m, "seconds": s} (measured window only) when done.
 `sub` is the anchor: an rclpy node on the same topics in the same run; it prints
@@ -20,11 +21,15 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+# Reliable, keep all on the writers (a paced publisher that falls behind catches up in a burst,
+# and a keep-last writer would discard the start of it); the anchor keeps what the bridge keeps
+# by default (1000).
+PUB_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+SUB_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 WIDTH, HEIGHT = 848, 480
 
 
@@ -45,7 +50,7 @@ def depth_frames(count):
 def publish(args, node):
     names = topics(args.kind, args.topics)
     msg_type = Header if args.kind == "small" else Image
-    pubs = [node.create_publisher(msg_type, t, QOS) for t in names]
+    pubs = [node.create_publisher(msg_type, t, PUB_QOS) for t in names]
     frames = depth_frames(8) if args.kind == "depth" else None
     # Let the bridge and the anchor find the topics before anything is sent.
     deadline = time.monotonic() + 10
@@ -94,7 +99,7 @@ def subscribe(args, node):
 
     msg_type = Header if args.kind == "small" else Image
     for t in topics(args.kind, args.topics):
-        node.create_subscription(msg_type, t, on_message, QOS)
+        node.create_subscription(msg_type, t, on_message, SUB_QOS)
     end = time.monotonic() + args.seconds
     while time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.01)
