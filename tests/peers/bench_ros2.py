@@ -29,7 +29,7 @@ CASES = {
     # name: (kind, topics, hz, route)
     "small: 5 topics x 1 kHz std_msgs/Header": ("small", 5, 1000, ""),
     "depth: 848x480 16UC1 x 30 Hz, zstd 1": (
-        "depth", 1, 30, 'compression = "zstd"\nzstd_level = 1\nqueue_depth = 4\n'),
+        "depth", 1, 30, 'compression = "zstd"\nzstd_level = 1\n'),
 }
 
 
