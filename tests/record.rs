@@ -82,9 +82,10 @@ fn run_and_record_through_livekit_server() {
     let operator = write_operator_config(&dir.0, "field");
 
     let recorder = Process::spawn(&["record"], &operator, &server);
-    std::thread::sleep(Duration::from_secs(1));
+    assert!(recorder.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge record joins");
     let publisher = Process::spawn(&["run"], &robot, &server);
-    std::thread::sleep(Duration::from_secs(4));
+    assert!(publisher.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge run joins");
+    std::thread::sleep(Duration::from_secs(3));
     let (ok, log) = publisher.stop();
     assert!(ok, "dtbridge run: {log}");
     std::thread::sleep(Duration::from_millis(500));
@@ -166,17 +167,17 @@ fn a_killed_recorder_leaves_a_file_repair_recovers() {
     .unwrap();
     let operator = write_operator_config(&dir.0, "kill");
     let mut recorder = Process::spawn(&["record"], &operator, &server);
-    std::thread::sleep(Duration::from_secs(1));
+    assert!(recorder.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge record joins");
     let publisher = Process::spawn(&["run"], &robot, &server);
-    // Joining and publishing take up to about 2 s of this on a loaded machine; 6 s leaves
-    // well over 100 frames at 50 Hz to recover (4 s left 99 to 150).
-    std::thread::sleep(Duration::from_secs(6));
+    assert!(publisher.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge run joins");
+    // Well over 100 frames at 50 Hz to recover.
+    std::thread::sleep(Duration::from_secs(4));
     // SIGKILL: no chance to finish the file.
-    recorder.0.kill().unwrap();
+    recorder.child.kill().unwrap();
     let killed_at_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
             as u64;
-    recorder.0.wait().unwrap();
+    recorder.child.wait().unwrap();
     let (ok, log) = publisher.stop();
     assert!(ok, "dtbridge run: {log}");
 

@@ -1,42 +1,81 @@
 //! `dtbridge` as a child process, the way users run it.
 
 use super::server::{API_KEY, API_SECRET, TestServer};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-/// A running `dtbridge` command, killed if the test ends early.
-pub struct Process(pub Child);
+/// A running `dtbridge` command whose stderr is collected as it comes; killed if the test
+/// ends early.
+pub struct Process {
+    pub child: Child,
+    log: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
 
 impl Process {
-    /// `dtbridge ARGS -c CONFIG` joined to `server`, logging at info to a pipe.
+    /// `dtbridge ARGS -c CONFIG` joined to `server`, logging at info.
     pub fn spawn(args: &[&str], config: &Path, server: &TestServer) -> Process {
-        let child = Command::new(env!("CARGO_BIN_EXE_dtbridge"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dtbridge"));
+        command
             .args(args)
             .arg("-c")
             .arg(config)
             .env("LIVEKIT_URL", server.url())
             .env("LIVEKIT_API_KEY", API_KEY)
             .env("LIVEKIT_API_SECRET", API_SECRET)
-            .env("RUST_LOG", "dtbridge=info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Process(child)
+            .env("RUST_LOG", "dtbridge=info");
+        Process::watch(command)
+    }
+
+    /// Starts `command`, collecting its stderr.
+    pub fn watch(mut command: Command) -> Process {
+        let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0; 4096];
+            while let Ok(n @ 1..) = stderr.read(&mut chunk) {
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        Process { child, log, reader: Some(reader) }
+    }
+
+    /// Waits up to `timeout` until stderr holds `text` `count` times; whether it did.
+    pub fn wait_for(&self, text: &str, count: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log.lock().unwrap().matches(text).count() >= count {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGTERM, then the exit status and stderr.
     pub fn stop(mut self) -> (bool, String) {
-        Command::new("kill").arg(self.0.id().to_string()).status().unwrap();
-        let child = std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap());
-        let output = child.wait_with_output().unwrap();
-        (output.status.success(), String::from_utf8_lossy(&output.stderr).to_string())
+        Command::new("kill").arg(self.child.id().to_string()).status().unwrap();
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        let log = self.log.lock().unwrap().clone();
+        (status.success(), log)
     }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        _ = self.0.kill();
-        _ = self.0.wait();
+        _ = self.child.kill();
+        _ = self.child.wait();
     }
 }
 

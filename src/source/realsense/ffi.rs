@@ -1,8 +1,16 @@
 //! librealsense's pipeline through its C API (`realsense-sys`). realsense-rust 1.3 starts a
-//! pipeline without exposing the device it resolves to, and a recording must be switched to
-//! non-real-time playback on that device after resolving and before starting: real-time
-//! playback runs from the moment the pipeline starts, and frames read before a later switch
-//! are dropped or, after a seek back, delivered twice. Frames leave as realsense-rust types.
+//! pipeline without exposing the device it resolves to, and a recording needs that device
+//! between resolving and starting:
+//! - it must be switched to non-real-time playback there: playback runs from the moment the
+//!   pipeline starts, and frames read before a later switch are dropped or, after a seek
+//!   back, delivered twice;
+//! - it must be paused there and resumed once the pipeline has started: playback starts
+//!   reading when the first of the recording's sensors starts and drops the frames of
+//!   sensors not started yet, which under load were the first frames of the color stream.
+//!
+//! For the same reason a looping recording is played again by starting a new pipeline,
+//! not by librealsense's repeat option, which restarts the sensors one by one. Frames leave
+//! as realsense-rust types.
 
 use realsense_rust::frame::CompositeFrame;
 use realsense_rust::kind::{Rs2Format, Rs2StreamKind};
@@ -16,8 +24,8 @@ use std::time::Duration;
 pub(super) enum Origin<'a> {
     /// The connected camera with this serial number.
     Camera { serial: &'a str },
-    /// A recording, played at its recorded pace (`realtime`) or as fast as it is read.
-    Recording { file: &'a Path, looping: bool, realtime: bool },
+    /// A recording, played once at its recorded pace (`realtime`) or as fast as it is read.
+    Recording { file: &'a Path, realtime: bool },
 }
 
 /// One stream to enable; 0 for a size or rate leaves the choice to librealsense.
@@ -36,6 +44,8 @@ pub(super) struct Pipeline {
     config: Option<NonNull<sys::rs2_config>>,
     resolved: Option<NonNull<sys::rs2_pipeline_profile>>,
     started: Option<NonNull<sys::rs2_pipeline_profile>>,
+    /// The playback device of a recording.
+    playback: Option<Device>,
 }
 
 // SAFETY: librealsense handles may be used from any thread, one at a time; `Pipeline` is
@@ -51,8 +61,14 @@ impl Pipeline {
         unsafe {
             let context =
                 handle("create a librealsense context", |err| sys::rs2_create_context(api, err))?;
-            let mut this =
-                Pipeline { context, pipeline: None, config: None, resolved: None, started: None };
+            let mut this = Pipeline {
+                context,
+                pipeline: None,
+                config: None,
+                resolved: None,
+                started: None,
+                playback: None,
+            };
             let pipeline =
                 handle("create a pipeline", |err| sys::rs2_create_pipeline(context.as_ptr(), err))?;
             this.pipeline = Some(pipeline);
@@ -65,14 +81,14 @@ impl Pipeline {
                         sys::rs2_config_enable_device(config.as_ptr(), serial.as_ptr(), err)
                     })?;
                 }
-                Origin::Recording { file, looping, .. } => {
+                Origin::Recording { file, .. } => {
                     let path = CString::new(file.as_os_str().as_encoded_bytes())
                         .map_err(|e| e.to_string())?;
                     call("open the recording", |err| {
                         sys::rs2_config_enable_device_from_file_repeat_option(
                             config.as_ptr(),
                             path.as_ptr(),
-                            i32::from(*looping),
+                            0,
                             err,
                         )
                     })?;
@@ -98,16 +114,30 @@ impl Pipeline {
                 sys::rs2_config_resolve(config.as_ptr(), pipeline.as_ptr(), err)
             })?;
             this.resolved = Some(resolved);
-            if let Origin::Recording { realtime: false, .. } = origin {
+            if let Origin::Recording { realtime, .. } = origin {
                 let device = Device::of(resolved)?;
-                call("switch off real-time playback", |err| {
-                    sys::rs2_playback_device_set_real_time(device.0.as_ptr(), 0, err)
+                call("set the playback pace", |err| {
+                    sys::rs2_playback_device_set_real_time(
+                        device.0.as_ptr(),
+                        i32::from(*realtime),
+                        err,
+                    )
                 })?;
+                call("pause the playback", |err| {
+                    sys::rs2_playback_device_pause(device.0.as_ptr(), err)
+                })?;
+                this.playback = Some(device);
             }
             let started = handle("start streaming", |err| {
                 sys::rs2_pipeline_start_with_config(pipeline.as_ptr(), config.as_ptr(), err)
             })?;
             this.started = Some(started);
+            if let Some(device) = &this.playback {
+                // Resuming plays from the start of the recording.
+                call("start the playback", |err| {
+                    sys::rs2_playback_device_resume(device.0.as_ptr(), err)
+                })?;
+            }
             Ok(this)
         }
     }
@@ -129,6 +159,18 @@ impl Pipeline {
             })?;
             Ok(NonNull::new(frame).filter(|_| got != 0).map(CompositeFrame::from))
         }
+    }
+
+    /// Whether a recording has played to its end (never for a camera).
+    pub(super) fn finished(&self) -> Result<bool, String> {
+        let Some(device) = &self.playback else { return Ok(false) };
+        // SAFETY: the device handle lives as long as `self`.
+        let status = unsafe {
+            call("read the playback status", |err| {
+                sys::rs2_playback_device_get_current_status(device.0.as_ptr(), err)
+            })?
+        };
+        Ok(status == sys::rs2_playback_status_RS2_PLAYBACK_STATUS_STOPPED)
     }
 
     /// "<name> (serial <serial>)" of the device streaming, for messages.
@@ -175,6 +217,7 @@ impl Drop for Pipeline {
             if let Some(pipeline) = self.pipeline {
                 sys::rs2_delete_pipeline(pipeline.as_ptr());
             }
+            self.playback = None;
             sys::rs2_delete_context(self.context.as_ptr());
         }
     }

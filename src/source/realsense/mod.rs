@@ -55,11 +55,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long one wait for frames may block before shutdown is looked at again.
-const WAIT_SLICE: Duration = Duration::from_millis(200);
-/// A recording that delivers nothing for this long has ended (librealsense reports the end
-/// of a file only as silence).
-const END_OF_FILE_SILENCE: Duration = Duration::from_secs(2);
+/// How long one wait for frames may block before shutdown and the end of a recording are
+/// looked at again; a looping recording starts over at most this late.
+const WAIT_SLICE: Duration = Duration::from_millis(50);
 /// A camera that delivers nothing for this long is taken as gone and opened again.
 const CAMERA_SILENCE: Duration = Duration::from_secs(5);
 /// Longest a processing block (align, filters) may take with one frame.
@@ -385,7 +383,7 @@ impl Session {
             }
         };
         let origin = match (&self.file, &serial) {
-            (Some(file), _) => Origin::Recording { file, looping: c.looping, realtime: c.realtime },
+            (Some(file), _) => Origin::Recording { file, realtime: c.realtime },
             (None, serial) => Origin::Camera { serial: serial.as_deref().unwrap_or_default() },
         };
         let (images, motion) = self.stream_requests();
@@ -435,9 +433,12 @@ impl Session {
         failed: &AtomicBool,
     ) -> Result<(), Failure> {
         let fail = |message: String| self.fail(message);
-        let mut pipeline = Pipeline::start(origin, streams).map_err(|err| {
-            fail(format!("{err} ({})", describe_request(&self.config, self.file.is_none())))
-        })?;
+        let start = || {
+            Pipeline::start(origin, streams).map_err(|err| {
+                fail(format!("{err} ({})", describe_request(&self.config, self.file.is_none())))
+            })
+        };
+        let mut pipeline = start()?;
         let device = pipeline.device_name();
         let kinds: Vec<String> = streams.iter().map(|s| format!("{:?}", s.kind)).collect();
         tracing::info!("source '{}': streaming {} from {device}", self.source, kinds.join(", "));
@@ -454,20 +455,24 @@ impl Session {
             let Some(frames) =
                 pipeline.wait(WAIT_SLICE).map_err(|err| fail(format!("{device}: {err}")))?
             else {
-                let silent = silent_since.elapsed();
-                match &self.file {
-                    Some(_) if silent >= END_OF_FILE_SILENCE => {
+                if pipeline.finished().map_err(fail)? {
+                    if !self.config.looping {
                         tracing::info!("source '{}': end of the recording", self.source);
                         return Ok(());
                     }
-                    None if silent >= CAMERA_SILENCE => {
-                        return Err(fail(format!(
-                            "no frames from {device} for {} s (unplugged?)",
-                            silent.as_secs()
-                        )));
-                    }
-                    _ => continue,
+                    drop(pipeline);
+                    pipeline = start()?;
+                    silent_since = Instant::now();
+                    continue;
                 }
+                let silent = silent_since.elapsed();
+                if self.file.is_none() && silent >= CAMERA_SILENCE {
+                    return Err(fail(format!(
+                        "no frames from {device} for {} s (unplugged?)",
+                        silent.as_secs()
+                    )));
+                }
+                continue;
             };
             silent_since = Instant::now();
             let samples = self.samples(frames, &mut processing, &mut state).map_err(fail)?;
