@@ -118,18 +118,27 @@ fn config(text: &str) -> RealsenseConfig {
 
 /// Everything the source delivers until it ends (at the end of the recording).
 async fn play(source: RealsenseSource) -> Vec<Sample> {
-    // As much room as the daemon's router gives its sources: the source's thread must keep
-    // up with librealsense, whose pipeline keeps only the newest set of frames.
+    play_until(source, |_| false).await
+}
+
+/// What the source delivers until it ends or `enough` holds for the samples so far.
+async fn play_until(source: RealsenseSource, enough: impl Fn(&[Sample]) -> bool) -> Vec<Sample> {
+    // As much room as the daemon's router gives its sources.
     let (tx, mut rx) = tokio::sync::mpsc::channel(256);
-    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
     let run = tokio::spawn(Box::new(source).run(tx, shutdown));
     let mut samples = Vec::new();
     let collect = async {
         while let Some(sample) = rx.recv().await {
             samples.push(sample);
+            if enough(&samples) {
+                _ = stop.send(true);
+                break;
+            }
         }
     };
     tokio::time::timeout(Duration::from_secs(30), collect).await.expect("the recording ends");
+    drop(rx);
     run.await.unwrap().expect("the source ends without error");
     samples
 }
@@ -208,6 +217,37 @@ async fn a_recording_plays_every_frame_once_with_its_intrinsics() {
         assert_info_matches(&info, &intrinsics["color"], "plumb_bob", "camera_color_optical_frame");
         assert!(info.d.iter().any(|c| *c != 0.0), "color distortion coefficients: {:?}", info.d);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_recording_plays_again_and_again_without_a_gap() {
+    let test = "a_looping_recording_plays_again_and_again_without_a_gap";
+    let Some(python) = python(test) else { return };
+    let dir = TempDir::new();
+    make_recording(&python, &dir.0.join("loop.db3"), "rgb8", &[]);
+    let c = config("name = \"cam\"\nfile = \"loop.db3\"\nrealtime = false\nloop = true\n");
+    let depth_topic = "/camera/camera/depth/image_rect_raw";
+    let wanted = FRAMES as usize * 5 / 2;
+    let samples = play_until(RealsenseSource::new(c, &dir.0), |samples| {
+        samples.iter().filter(|s| &*s.topic == depth_topic).count() >= wanted
+    })
+    .await;
+
+    // Frames 0..29, 0..29, 0..14: each pass whole, in order; the stamps run on across passes.
+    let depth: Vec<Image> = on(&samples, depth_topic).iter().map(|s| image(s).clone()).collect();
+    assert_eq!(depth.len(), wanted);
+    let frames = consecutive_frames(&depth, depth_pixels, "depth");
+    assert_eq!(frames[0], 0, "depth: frames {frames:?}");
+    for (pair, frame) in depth.windows(2).zip(&frames[1..]) {
+        let gap_ms =
+            (pair[1].header.stamp.to_nanos() - pair[0].header.stamp.to_nanos()) as f64 / 1e6;
+        match frame {
+            0 => assert!(gap_ms > 0.0, "{gap_ms} ms from the end of a pass to the next"),
+            _ => assert!((gap_ms - 1000.0 / FPS as f64).abs() < 0.01, "{gap_ms} ms to {frame}"),
+        }
+    }
+    let color = on(&samples, "/camera/camera/color/image_raw");
+    assert!(color.len() + 1 >= wanted, "{} color frames for {wanted} depth", color.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,21 +358,21 @@ fn run_and_record_a_recording_through_livekit_server() {
     let dir = TempDir::new();
     let intrinsics = make_recording(&python, &dir.0.join("rgb.db3"), "rgb8", &[]);
     make_recording(&python, &dir.0.join("bgr.db3"), "bgr8", &[]);
-    // Real time and looped: frames sent before the recorder's subscriptions took effect are
-    // lost by design (data tracks do not buffer), so the check is that from the first
-    // recorded frame on none is missing at the recorded 30 fps.
+    // Read as fast as the bridge takes them, into track queues that hold the whole
+    // recording: every frame must be recorded, once, in order.
     let robot = dir.0.join("robot.toml");
     std::fs::write(
         &robot,
         "[livekit]\nroom = \"realsense\"\nidentity = \"robot\"\n\n\
-         [[sources]]\ntype = \"realsense\"\nname = \"camera\"\nfile = \"rgb.db3\"\nloop = true\n\n\
-         [[sources]]\ntype = \"realsense\"\nname = \"raw\"\nfile = \"bgr.db3\"\nloop = true\n\
-         namespace = \"/raw\"\ndepth = false\ncolor_format = \"bgr8\"\n\n\
+         [[sources]]\ntype = \"realsense\"\nname = \"camera\"\nfile = \"rgb.db3\"\n\
+         realtime = false\n\n\
+         [[sources]]\ntype = \"realsense\"\nname = \"raw\"\nfile = \"bgr.db3\"\n\
+         realtime = false\nnamespace = \"/raw\"\ndepth = false\ncolor_format = \"bgr8\"\n\n\
          [[routes]]\ntopic = \"/camera/camera/depth/image_rect_raw\"\ncompression = \"zstd\"\n\
-         zstd_level = 1\n\n\
+         zstd_level = 1\nqueue_depth = 64\n\n\
          [[routes]]\ntopic = \"/camera/camera/color/image_raw\"\nimage_format = \"jpeg\"\n\
-         jpeg_quality = 90\n\n\
-         [[routes]]\ntopic = \"/**\"\n",
+         jpeg_quality = 90\nqueue_depth = 64\n\n\
+         [[routes]]\ntopic = \"/**\"\nqueue_depth = 64\n",
     )
     .unwrap();
     let operator = write_operator_config(&dir.0, "realsense");
@@ -340,10 +380,10 @@ fn run_and_record_a_recording_through_livekit_server() {
     let recorder = Process::spawn(&["record"], &operator, &server);
     assert!(recorder.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge record joins");
     let publisher = Process::spawn(&["run"], &robot, &server);
-    let streaming = publisher.wait_for("streaming", 2, Duration::from_secs(30));
-    assert!(streaming, "both sources stream");
-    // Over three passes of the one-second recordings.
-    std::thread::sleep(Duration::from_secs(3));
+    let played = publisher.wait_for("end of the recording", 2, Duration::from_secs(60));
+    assert!(played, "both recordings play to their end");
+    // The tracks send what their queues hold (30 small frames each) within this.
+    std::thread::sleep(Duration::from_secs(2));
     let (ok, run_log) = publisher.stop();
     assert!(ok, "dtbridge run: {run_log}");
     eprintln!("dtbridge run:\n{run_log}");
@@ -356,12 +396,13 @@ fn run_and_record_a_recording_through_livekit_server() {
         decoded.map(|(time, data)| (time, Image::from_cdr(&data).expect("an Image"))).collect()
     };
 
-    // Depth: zstd on the way, stored decompressed: bit for bit, none missing, stamped 1/30 s
-    // apart as recorded; a new pass of the loop restarts the clock when it begins.
+    // Depth: zstd on the way, stored decompressed: every frame once, in order, bit for bit,
+    // stamped 1/30 s apart as recorded.
     let depth = decode("/camera/camera/depth/image_rect_raw");
-    assert!(depth.len() >= 60, "{} depth frames recorded\n{run_log}", depth.len());
+    assert_eq!(depth.len() as u64, FRAMES, "depth frames recorded\n{run_log}");
     let images: Vec<Image> = depth.iter().map(|(_, image)| image.clone()).collect();
     let frames = consecutive_frames(&images, depth_pixels, "depth");
+    assert_eq!(frames[0], 0, "depth: frames {frames:?}");
     let mut frame_at_stamp = std::collections::HashMap::new();
     for ((publish_time, image), frame) in depth.iter().zip(&frames) {
         let stamp = image.header.stamp.to_nanos() as u64;
@@ -371,19 +412,12 @@ fn run_and_record_a_recording_through_livekit_server() {
     for (pair, frame) in depth.windows(2).zip(&frames[1..]) {
         let gap_ms =
             (pair[1].1.header.stamp.to_nanos() - pair[0].1.header.stamp.to_nanos()) as f64 / 1e6;
-        if *frame == 0 {
-            assert!(gap_ms > 0.0, "{gap_ms} ms from the end of the loop to its start");
-        } else {
-            assert!(
-                (gap_ms - 1000.0 / FPS as f64).abs() < 0.01,
-                "{gap_ms} ms before frame {frame}"
-            );
-        }
+        assert!((gap_ms - 1000.0 / FPS as f64).abs() < 0.01, "{gap_ms} ms before frame {frame}");
     }
 
     // Color as JPEG q90: the frame of the depth image with the same stamp, within a few levels.
     let color = messages(&file, "/camera/camera/color/image_raw");
-    assert!(color.len() >= 60, "{} JPEG color frames recorded\n{run_log}", color.len());
+    assert_eq!(color.len() as u64, FRAMES, "JPEG color frames recorded\n{run_log}");
     let mut matched = 0;
     for (_, data) in &color {
         let jpeg = CompressedImage::from_cdr(data).expect("a CompressedImage");
@@ -398,18 +432,14 @@ fn run_and_record_a_recording_through_livekit_server() {
         assert!(mean < 1.5 && max < 16, "color frame {frame}: mean {mean:.2}, max {max}");
         matched += 1;
     }
-    assert!(
-        matched + 2 >= color.len(),
-        "{matched} of {} color frames have a depth twin",
-        color.len()
-    );
+    assert_eq!(matched, color.len(), "color frames with a depth twin");
 
-    // Raw color: exact, none missing.
+    // Raw color: exact, every frame once, in order.
     let raw = decode("/raw/color/image_raw");
-    assert!(raw.len() >= 60, "{} raw color frames recorded\n{run_log}", raw.len());
+    assert_eq!(raw.len() as u64, FRAMES, "raw color frames recorded\n{run_log}");
     assert!(raw.iter().all(|(_, image)| image.encoding == "bgr8"));
     let images: Vec<Image> = raw.into_iter().map(|(_, image)| image).collect();
-    consecutive_frames(
+    let frames = consecutive_frames(
         &images,
         |frame| {
             let mut bgr = color_rgb(frame);
@@ -418,6 +448,7 @@ fn run_and_record_a_recording_through_livekit_server() {
         },
         "raw color",
     );
+    assert_eq!(frames[0], 0, "raw color: frames {frames:?}");
 
     // Camera infos: the recorded intrinsics.
     for (topic, stream, frame_id) in [
@@ -425,7 +456,7 @@ fn run_and_record_a_recording_through_livekit_server() {
         ("/camera/camera/color/camera_info", "color", "camera_color_optical_frame"),
     ] {
         let infos = messages(&file, topic);
-        assert!(infos.len() >= 60, "{} on {topic}", infos.len());
+        assert_eq!(infos.len() as u64, FRAMES, "{topic}");
         for (_, data) in infos {
             let info = CameraInfo::from_cdr(&data).expect("a CameraInfo");
             assert_info_matches(&info, &intrinsics[stream], "plumb_bob", frame_id);
