@@ -170,8 +170,9 @@ fn a_killed_recorder_leaves_a_file_repair_recovers() {
     assert!(recorder.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge record joins");
     let publisher = Process::spawn(&["run"], &robot, &server);
     assert!(publisher.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge run joins");
-    // Well over 100 frames at 50 Hz to recover.
-    std::thread::sleep(Duration::from_secs(4));
+    // Well over 100 frames at 50 Hz to recover, behind the newest second that may still be
+    // unflushed and the first half second a new track holds back (4 s left 89 under load).
+    std::thread::sleep(Duration::from_secs(6));
     // SIGKILL: no chance to finish the file.
     recorder.child.kill().unwrap();
     let killed_at_ms =
