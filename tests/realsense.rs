@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::process::{Process, recorded_file, write_operator_config};
+use common::process::{Process, recorded_file, run_summary, write_operator_config};
 use common::readers::messages;
 use common::server::{TempDir, TestServer};
 use dtbridge::codec::RosMessage;
@@ -509,15 +509,9 @@ fn a_missing_camera_and_a_corrupt_recording_leave_other_sources_running() {
     );
     // The synthetic IMU kept its 50 Hz throughout: it made that many frames over the run
     // (the bridge's summary counts those sent and those its keep-latest queue replaced).
-    let number_after = |line: &str, prefix: &str| -> f64 {
-        let at = line.find(prefix).unwrap_or_else(|| panic!("no '{prefix}' in {line}"));
-        let rest = &line[at + prefix.len()..];
-        let end = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
-        rest[..end].parse().unwrap()
-    };
-    let elapsed_s =
-        number_after(log.lines().find(|l| l.contains("summary after")).expect(&log), "after ");
-    let summary = log.lines().find(|l| l.contains("/robot/imu <- /robot/imu")).expect(&log);
-    let made = number_after(summary, "/robot/imu: ") + number_after(summary, "dropped ");
-    assert!(made >= 45.0 * elapsed_s, "{made} IMU frames in {elapsed_s} s: {summary}");
+    let summary = run_summary(&log);
+    let imu = &summary.topics["/robot/imu"];
+    let made = (imu.frames + imu.dropped) as f64;
+    let elapsed_s = summary.elapsed_s;
+    assert!(made >= 45.0 * elapsed_s, "{made} IMU frames in {elapsed_s} s:\n{log}");
 }

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::process::{Process, recorded_file, write_operator_config};
+use common::process::{Process, recorded_file, run_summary, write_operator_config};
 use common::readers::read_mcap;
 use common::server::{TempDir, TestServer};
 use serde_json::{Value, json};
@@ -113,20 +113,6 @@ fn assert_suffix(topic: &str, published: &[Value], recorded: &[Value]) -> usize 
     first
 }
 
-/// Frames the bridge sent per topic, from the summary `dtbridge run` prints when it stops
-/// ("  TRACK <- TOPIC: N frames, ...").
-fn bridged_frames(run_log: &str) -> BTreeMap<String, usize> {
-    run_log
-        .lines()
-        .filter_map(|line| {
-            let (_, rest) = line.trim().split_once(" <- ")?;
-            let (topic, rest) = rest.split_once(": ")?;
-            let frames = rest.split_once(" frames")?.0.parse().ok()?;
-            Some((topic.to_string(), frames))
-        })
-        .collect()
-}
-
 /// The schema text of each recorded channel, read with the `mcap` crate.
 fn schemas(file: &Path) -> BTreeMap<String, (String, String)> {
     let bytes = std::fs::read(file).unwrap();
@@ -180,18 +166,22 @@ fn ros2_topics_are_recorded_as_rclpy_published_them() {
 
     // Reliable topics: every message after the first, which was published before the bridge
     // subscribed, equal to rclpy's and without a gap; and every frame the bridge sent.
-    let bridged = bridged_frames(&run_log);
+    let bridged = run_summary(&run_log).topics;
     for topic in RELIABLE {
         let before = assert_suffix(topic, &published[topic], &topics[topic]);
         assert_eq!(before, 1, "{topic}: the first recorded message is published message {before}");
-        assert_eq!(topics[topic].len(), bridged[topic], "{topic}: recorded of bridged frames");
+        assert_eq!(
+            topics[topic].len() as u64,
+            bridged[topic].frames,
+            "{topic}: recorded of bridged"
+        );
     }
     // The topic that appeared 10 s after the start: what was published before the bridge
     // discovered it (every 0.5 s) and DDS matched the subscription is lost on the ROS side,
     // everything after it is recorded.
     let late = assert_suffix("/late", &published["/late"], &topics["/late"]);
     assert!(late <= 5, "/late: picked up only after {late} messages");
-    assert_eq!(topics["/late"].len(), bridged["/late"], "/late: recorded of bridged frames");
+    assert_eq!(topics["/late"].len() as u64, bridged["/late"].frames, "/late: recorded of bridged");
     // Latched: published once, before the operator joined, and still recorded.
     let description = &topics["/robot_description"];
     assert!(description.iter().all(|m| *m == published["/robot_description"][0]));

@@ -1,7 +1,8 @@
 //! `dtbridge` as a child process, the way users run it.
 
 use super::server::{API_KEY, API_SECRET, TestServer};
-use std::io::Read;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -34,13 +35,15 @@ impl Process {
     /// Starts `command`, collecting its stderr.
     pub fn watch(mut command: Command) -> Process {
         let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let log = Arc::new(Mutex::new(String::new()));
         let sink = log.clone();
+        // Whole lines, so that no UTF-8 character is split between two reads.
         let reader = std::thread::spawn(move || {
-            let mut chunk = [0; 4096];
-            while let Ok(n @ 1..) = stderr.read(&mut chunk) {
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
+            let mut line = Vec::new();
+            while let Ok(1..) = stderr.read_until(b'\n', &mut line) {
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&line));
+                line.clear();
             }
         });
         Process { child, log, reader: Some(reader) }
@@ -77,6 +80,45 @@ impl Drop for Process {
         _ = self.child.kill();
         _ = self.child.wait();
     }
+}
+
+/// The summary `dtbridge run` prints when it stops.
+pub struct RunSummary {
+    /// Seconds the run lasted ("summary after X s:").
+    pub elapsed_s: f64,
+    /// Per source topic: frames sent, and frames dropped before sending.
+    pub topics: BTreeMap<String, TopicSummary>,
+}
+
+/// One route's line of a [`RunSummary`]
+/// ("  TRACK <- TOPIC: N frames, ..., dropped D (queue Q, send S), ...").
+pub struct TopicSummary {
+    pub frames: u64,
+    pub dropped: u64,
+}
+
+/// The summary in `run_log`; panics, showing the log, if there is none.
+pub fn run_summary(run_log: &str) -> RunSummary {
+    let elapsed_s = run_log
+        .lines()
+        .find_map(|line| line.strip_prefix("summary after ")?.strip_suffix(" s:")?.parse().ok())
+        .unwrap_or_else(|| panic!("no summary in the run log:\n{run_log}"));
+    let topics = run_log
+        .lines()
+        .filter_map(|line| {
+            let (_, rest) = line.trim().split_once(" <- ")?;
+            let (topic, counts) = rest.split_once(": ")?;
+            let count = |prefix: &str, suffix: &str| -> Option<u64> {
+                counts
+                    .split(", ")
+                    .find_map(|part| part.strip_prefix(prefix)?.split_once(suffix)?.0.parse().ok())
+            };
+            let summary =
+                TopicSummary { frames: count("", " frames")?, dropped: count("dropped ", " (")? };
+            Some((topic.to_string(), summary))
+        })
+        .collect();
+    RunSummary { elapsed_s, topics }
 }
 
 /// The only `.mcap` file in `dir`.

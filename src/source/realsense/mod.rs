@@ -462,7 +462,6 @@ impl Session {
                     }
                     drop(pipeline);
                     pipeline = start()?;
-                    silent_since = Instant::now();
                     continue;
                 }
                 let silent = silent_since.elapsed();
