@@ -209,6 +209,16 @@ async fn record(config: &std::path::Path) -> anyhow::Result<()> {
             file.status
         );
     }
+    for track in &report.summary.stats.tracks {
+        eprintln!(
+            "  {:?} from {:?}: {} frames, {:.1} MB, missing {} (gaps in the publisher's timestamps)",
+            track.topic.as_deref().unwrap_or(&track.track),
+            track.publisher,
+            track.frames,
+            track.bytes as f64 / 1e6,
+            track.missing
+        );
+    }
     eprintln!("frames dropped because the writer was behind: {}", report.dropped_behind);
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! key suggests the closest known one. The reference is `docs/config.md`.
 
 use crate::livekit::{ConnectOptions, RoomError};
+use crate::scheduler::Priority;
 use crate::source::mcap::McapSourceConfig;
 #[cfg(feature = "realsense")]
 use crate::source::realsense::RealsenseConfig;
@@ -115,6 +116,9 @@ pub struct LiveKitConfig {
     pub identity: Option<String>,
     /// Give up joining after this many seconds.
     pub connect_timeout_s: Option<f64>,
+    /// Cap on what `run` sends, all tracks together, in Mbit/s (data track packets, before
+    /// SCTP, DTLS and UDP headers).
+    pub max_bandwidth_mbps: Option<f64>,
 }
 
 /// Which room implementation to use.
@@ -267,6 +271,12 @@ pub struct RouteConfig {
     /// Frames waiting per track before the oldest is dropped.
     #[serde(default = "default_queue_depth")]
     pub queue_depth: usize,
+    /// Which tracks go first on a link that cannot carry everything; by default `low` for
+    /// images and point clouds, `high` for everything else.
+    pub priority: Option<Priority>,
+    /// Longest a frame may wait inside dtbridge before it is dropped as stale; by default
+    /// by priority (see `pipeline::plan::default_max_latency`).
+    pub max_latency_ms: Option<f64>,
     /// `false` ignores matching topics.
     #[serde(default = "default_true")]
     pub enabled: bool,

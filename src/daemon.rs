@@ -4,6 +4,7 @@
 use crate::config::{self, Connection, Loaded};
 use crate::livekit::{LoopbackHub, Room, RoomError, RoomEvent, RoomEvents};
 use crate::pipeline::{Pipeline, Plan, Router, TrackStats};
+use crate::scheduler::{LinkReport, Scheduler, SchedulerOptions};
 use crate::source::{self, Source, TopicInfo};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -50,6 +51,13 @@ pub fn prepare_loaded(loaded: Loaded) -> Result<Prepared, DaemonError> {
     {
         return Err(loaded
             .error("livekit.connect_timeout_s", format!("{secs}: must be > 0"))
+            .into());
+    }
+    if let Some(mbps) = loaded.config.livekit.max_bandwidth_mbps
+        && !(mbps.is_finite() && mbps > 0.0)
+    {
+        return Err(loaded
+            .error("livekit.max_bandwidth_mbps", format!("{mbps}: must be greater than 0"))
             .into());
     }
     let router = Router::new(&loaded)?;
@@ -111,12 +119,16 @@ pub async fn publish(
     mut events: RoomEvents,
     mut stop: watch::Receiver<bool>,
 ) -> Result<PublishReport, DaemonError> {
-    let Prepared { loaded: _, router, sources, failed, plan } = prepared;
+    let Prepared { loaded, router, sources, failed, plan } = prepared;
     for error in &failed {
         tracing::error!("{error}; the other sources keep running");
     }
 
-    let (pipeline, inlet) = Pipeline::start(room.clone(), router, &plan).await;
+    let options = SchedulerOptions {
+        max_bytes_per_second: loaded.config.livekit.max_bandwidth_mbps.map(|mbps| mbps * 1e6 / 8.0),
+    };
+    let scheduler = Scheduler::start(&room, options);
+    let (pipeline, inlet) = Pipeline::start(room.clone(), scheduler.clone(), router, &plan).await;
     let (stop_sources, sources_stopped) = watch::channel(false);
     let source_tasks: Vec<_> = sources
         .into_iter()
@@ -141,7 +153,7 @@ pub async fn publish(
             _ = crate::source::stopped(&mut stop) => break,
             _ = ticker.tick() => {
                 let now = Instant::now();
-                print_stats(&pipeline, &mut previous, now - last);
+                print_stats(&pipeline, &scheduler.report(), &mut previous, now - last);
                 last = now;
             }
             event = events.recv() => match event {
@@ -150,6 +162,7 @@ pub async fn publish(
                 Some(RoomEvent::Disconnected { reason }) => {
                     stop_sources.send_replace(true);
                     pipeline.shutdown().await;
+                    scheduler.stop();
                     return Err(DaemonError::Runtime(format!("the room ended: {reason}")));
                 }
                 Some(_) => {}
@@ -164,27 +177,32 @@ pub async fn publish(
     let workers = pipeline.workers();
     let unrouted = pipeline.unrouted();
     pipeline.shutdown().await;
+    scheduler.stop();
+    let transport_dropped = room.transport_stats().frames_dropped;
     room.leave().await;
-    eprintln!("{}", summary(&workers, unrouted, started.elapsed()));
+    eprintln!("{}", summary(&workers, unrouted, transport_dropped, started.elapsed()));
     let tracks = workers.iter().map(|w| (w.plan.clone(), w.counters.snapshot())).collect();
     Ok(PublishReport { tracks, unrouted })
 }
 
-fn print_stats(pipeline: &Pipeline, previous: &mut Vec<TrackStats>, elapsed: Duration) {
+fn print_stats(
+    pipeline: &Pipeline,
+    link: &LinkReport,
+    previous: &mut Vec<TrackStats>,
+    elapsed: Duration,
+) {
     let secs = elapsed.as_secs_f64().max(1e-3);
     let mut parts = Vec::new();
     for (i, worker) in pipeline.workers().iter().enumerate() {
         let now = worker.counters.snapshot();
         let before = previous.get(i).copied().unwrap_or_default();
-        let drops =
-            (now.dropped_queue + now.dropped_send) - (before.dropped_queue + before.dropped_send);
         parts.push(format!(
             "{} {:.1} fps {:.2}->{:.2} MB/s drops {}",
             worker.plan.track,
             (now.frames - before.frames) as f64 / secs,
             (now.bytes_in - before.bytes_in) as f64 / secs / 1e6,
             (now.bytes_out - before.bytes_out) as f64 / secs / 1e6,
-            drops
+            now.dropped() - before.dropped()
         ));
         if i < previous.len() {
             previous[i] = now;
@@ -192,12 +210,32 @@ fn print_stats(pipeline: &Pipeline, previous: &mut Vec<TrackStats>, elapsed: Dur
             previous.push(now);
         }
     }
+    parts.push(link_estimate(link));
     eprintln!("stats: {}", parts.join(" | "));
+}
+
+/// The link as measured: delivery rate, round trip and queue, in-flight window.
+fn link_estimate(report: &LinkReport) -> String {
+    let link = &report.link;
+    if link.unlimited {
+        return "link: in-process".into();
+    }
+    let ms =
+        |d: Option<Duration>| d.map_or("?".into(), |d| format!("{:.0}", d.as_secs_f64() * 1e3));
+    format!(
+        "link {} Mbit/s rtt {} ms queue {} ms window {} KB in flight {} KB",
+        link.delivery_rate.map_or("?".into(), |rate| format!("{:.2}", rate * 8.0 / 1e6)),
+        ms(link.min_rtt),
+        ms(link.queueing_delay()),
+        report.window / 1000,
+        link.bytes_in_flight / 1000
+    )
 }
 
 fn summary(
     workers: &[std::sync::Arc<crate::pipeline::WorkerInfo>],
     unrouted: u64,
+    transport_dropped: u64,
     elapsed: Duration,
 ) -> String {
     let mut out = format!("summary after {:.1} s:\n", elapsed.as_secs_f64());
@@ -205,19 +243,24 @@ fn summary(
         let s = worker.counters.snapshot();
         let ratio = if s.bytes_out > 0 { s.bytes_in as f64 / s.bytes_out as f64 } else { 0.0 };
         out.push_str(&format!(
-            "  {} <- {}: {} frames, {:.1} MB in, {:.1} MB out (x{:.2}), dropped {} (queue {}, send {}), decimated {}\n",
+            "  {} <- {}: {} frames, {:.1} MB in, {:.1} MB out (x{:.2}), dropped {} (replaced {}, shed {}, stale {}, refused {}), decimated {}\n",
             worker.plan.track,
             worker.plan.topic,
             s.frames,
             s.bytes_in as f64 / 1e6,
             s.bytes_out as f64 / 1e6,
             ratio,
-            s.dropped_queue + s.dropped_send,
-            s.dropped_queue,
-            s.dropped_send,
+            s.dropped(),
+            s.replaced,
+            s.shed,
+            s.stale,
+            s.refused,
             s.decimated
         ));
     }
+    out.push_str(&format!(
+        "  frames dropped in the transport's queue (all tracks): {transport_dropped}\n"
+    ));
     out.push_str(&format!("  samples on topics without a route: {unrouted}"));
     out
 }

@@ -15,5 +15,6 @@ pub mod livekit;
 pub mod pipeline;
 pub mod record;
 pub mod recorder;
+pub mod scheduler;
 pub mod source;
 pub mod topic;

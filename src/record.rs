@@ -314,7 +314,12 @@ fn print_progress(stats: &RecorderStats, dropped_behind: u64) {
         .iter()
         .map(|t| {
             let topic = t.topic.as_deref().unwrap_or(&t.track);
-            format!("{topic} {} frames {:.1} MB", t.frames, t.bytes as f64 / 1e6)
+            format!(
+                "{topic} {} frames {:.1} MB missing {}",
+                t.frames,
+                t.bytes as f64 / 1e6,
+                t.missing
+            )
         })
         .collect();
     let dropped = stats.dropped.decompress + stats.dropped.unknown_track + stats.dropped.io;

@@ -5,6 +5,7 @@ mod common;
 use common::server::{TempDir, TestServer};
 use dtbridge::daemon;
 use dtbridge::pipeline::Pipeline;
+use dtbridge::scheduler::{Scheduler, SchedulerOptions};
 use dtbridge::source::{
     MessageType, Payload, Sample, SampleSender, Shutdown, Source, SourceError, TopicInfo,
 };
@@ -92,7 +93,9 @@ async fn a_source_faster_than_the_network_does_not_grow_memory() {
     )
     .unwrap();
     let (robot, _events) = server.join("flood", "robot").await;
-    let (pipeline, inlet) = Pipeline::start(robot.clone(), prepared.router, &plan).await;
+    let scheduler = Scheduler::start(&robot, SchedulerOptions::default());
+    let (pipeline, inlet) =
+        Pipeline::start(robot.clone(), scheduler.clone(), prepared.router, &plan).await;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(Box::new(Flood).run(inlet, stop));
 
@@ -109,14 +112,15 @@ async fn a_source_faster_than_the_network_does_not_grow_memory() {
     let stats = pipeline.workers()[0].counters.snapshot();
     let transport = robot.transport_stats();
     pipeline.shutdown().await;
+    scheduler.stop();
     robot.leave().await;
 
-    // Every queue on the way is bounded (the keep-latest queue, the 16-frame track queue and
-    // 512-event output of livekit-datatrack, the 4 MB frame queue, the 256 KB SCTP buffer),
+    // Every queue on the way is bounded (the keep-latest queue, the scheduler's one-frame
+    // queue of a low-priority track and its in-flight window, the 1 MB SCTP buffer),
     // so memory swings but does not climb: over 20 s of this flood it stayed between 227 and
     // 349 MB. Unbounded buffering would add 1.8 MB per dropped frame, thousands a minute.
     assert!(peak - settled < 400.0, "RSS grew from {settled:.0} MB to {peak:.0} MB");
-    let dropped = stats.dropped_queue + stats.dropped_send + transport.frames_dropped;
+    let dropped = stats.dropped() + transport.frames_dropped;
     assert!(stats.samples > 0 && stats.frames > 0, "{stats:?}");
     assert!(
         dropped > 0,

@@ -162,6 +162,12 @@ fn encoder(name: &'static str, zstd_level: Option<i32>, image: Option<ImageCodec
         image,
         max_rate_hz: None,
         queue_depth: 1,
+        policy: crate::scheduler::TrackPolicy {
+            priority: crate::scheduler::Priority::Low,
+            max_latency: crate::pipeline::plan::default_max_latency(
+                crate::scheduler::Priority::Low,
+            ),
+        },
     })?;
     Ok((name, Box::new(move |f: &Frame| Ok(encoder.encode(&f.sample)?.len()))))
 }

@@ -121,6 +121,10 @@ impl Engine {
         self.requests.transport.counters().snapshot()
     }
 
+    pub fn link(&self) -> tokio::sync::watch::Receiver<super::LinkState> {
+        self.requests.transport.link()
+    }
+
     pub async fn publish_track(&self, options: TrackOptions) -> Result<LocalTrack, RoomError> {
         self.ensure_joined()?;
         options.validate_name()?;

@@ -11,7 +11,7 @@
 use super::engine::Engine;
 use super::track::MAX_TRACK_NAME_CHARS;
 use super::transport::{Counters, TRANSPORT_EVENT_CAPACITY, Transport, TransportEvent};
-use super::{Room, RoomError, RoomEvents, lock};
+use super::{LinkState, Room, RoomError, RoomEvents, lock};
 use bytes::{Bytes, BytesMut};
 use livekit_protocol as proto;
 use proto::request_response::Reason;
@@ -19,7 +19,7 @@ use proto::signal_request::Message as Request;
 use proto::signal_response::Message as Response;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Byte offset of the 16-bit big-endian track handle in a data track packet header.
 const PACKET_HANDLE_OFFSET: usize = 2;
@@ -102,8 +102,12 @@ impl LoopbackHub {
                 ..Default::default()
             }
         };
-        let transport =
-            LoopbackTransport { hub: self.clone(), identity: identity.to_string(), counters };
+        let transport = LoopbackTransport {
+            hub: self.clone(),
+            identity: identity.to_string(),
+            counters,
+            link: watch::channel(LinkState::UNLIMITED).0,
+        };
         let (engine, events) = Engine::start(Arc::new(transport), join, events_rx)?;
         Ok((Room { engine }, events))
     }
@@ -321,6 +325,8 @@ struct LoopbackTransport {
     hub: LoopbackHub,
     identity: String,
     counters: Arc<Counters>,
+    /// Always [`LinkState::UNLIMITED`]: the hub is not a network.
+    link: watch::Sender<LinkState>,
 }
 
 #[async_trait::async_trait]
@@ -338,6 +344,10 @@ impl Transport for LoopbackTransport {
 
     fn counters(&self) -> &Arc<Counters> {
         &self.counters
+    }
+
+    fn link(&self) -> watch::Receiver<LinkState> {
+        self.link.subscribe()
     }
 
     /// Nothing to close: the leave request removed the member, which drops its event sender.

@@ -12,6 +12,7 @@
 mod connect;
 mod engine;
 mod error;
+mod link;
 mod loopback;
 mod server;
 mod track;
@@ -22,12 +23,15 @@ pub use connect::{
     ConnectOptions, Credentials, ENV_API_KEY, ENV_API_SECRET, ENV_TOKEN, ENV_URL, Grants,
 };
 pub use error::RoomError;
+pub use link::{LinkState, MIN_RTT_WINDOW, RATE_WINDOW, RECENT_RTT_WINDOW};
 pub use livekit_datatrack::api::{
     DataTrackFrame, DataTrackFrameEncoding, DataTrackInfo, DataTrackSchemaEncoding,
     DataTrackSchemaId, DataTrackSid, DataTrackStream, DataTrackSubscribeOptions, RemoteDataTrack,
 };
 pub use loopback::LoopbackHub;
-pub use track::{LocalTrack, MAX_FRAME_BYTES, MAX_TRACK_NAME_CHARS, PushError, TrackOptions};
+pub use track::{
+    LocalTrack, MAX_FRAME_BYTES, MAX_TRACK_NAME_CHARS, PushError, TrackOptions, wire_len,
+};
 pub use transport::TransportStats;
 
 use engine::Engine;
@@ -120,6 +124,12 @@ impl Room {
     /// Counters of the transport below this room (frames and packets dropped, bytes moved).
     pub fn transport_stats(&self) -> TransportStats {
         self.engine.transport_stats()
+    }
+
+    /// The transport's view of the link: bytes in flight, delivery rate and round trip,
+    /// updated as frames leave and are acknowledged.
+    pub fn link(&self) -> tokio::sync::watch::Receiver<LinkState> {
+        self.engine.link()
     }
 
     /// Unpublishes every local track, tells the server this participant is leaving, and

@@ -8,6 +8,7 @@
 
 use super::RoomError;
 use super::connect::ConnectOptions;
+use super::link::{LinkMeter, LinkState, SAMPLE_INTERVAL};
 use super::transport::{
     Counters, FrameQueue, TRANSPORT_EVENT_CAPACITY, Transport, TransportEvent, TransportEvents,
 };
@@ -17,7 +18,7 @@ use livekit_signaling::{SignalClient, SignalError, SignalEvent, SignalEvents, Si
 use proto::signal_request::Message as Request;
 use proto::signal_response::Message as Response;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
@@ -37,10 +38,12 @@ const RELIABLE_STREAM_ID: u16 = 100;
 const LOSSY_STREAM_ID: u16 = 101;
 const DATA_TRACK_STREAM_ID: u16 = 102;
 
-/// Bytes SCTP may hold unacknowledged per channel before a send waits.
-const SEND_BUFFER_LIMIT: usize = 256 * 1024;
-/// Bytes of whole frames waiting for the send buffer; beyond this the oldest frames go.
-const FRAME_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes SCTP may hold unacknowledged per channel before a send waits. The link scheduler
+/// keeps far less in flight; this bounds memory for callers that do not pace their frames.
+const SEND_BUFFER_LIMIT: usize = 1024 * 1024;
+/// Bytes of whole frames waiting for the send buffer; beyond this the oldest frames go. Like
+/// the send buffer, a bound for unpaced callers: paced ones leave this queue empty.
+const FRAME_QUEUE_BYTES: usize = 1024 * 1024;
 /// SCTP receive window. The default 1 MiB lets the server burst more than the kernel's
 /// default UDP receive buffer (208 KiB) holds, and on an unreliable channel every datagram
 /// the kernel drops loses a whole frame.
@@ -59,6 +62,7 @@ pub(crate) struct ServerTransport {
     session: std::sync::Mutex<Session>,
     queue: Arc<FrameQueue>,
     counters: Arc<Counters>,
+    link: Arc<LinkMeter>,
     closing: watch::Sender<bool>,
 }
 
@@ -100,6 +104,7 @@ struct SessionIo {
     events: mpsc::Sender<TransportEvent>,
     queue: Arc<FrameQueue>,
     counters: Arc<Counters>,
+    link: Arc<LinkMeter>,
 }
 
 impl ServerTransport {
@@ -111,10 +116,12 @@ impl ServerTransport {
     ) -> Result<(Arc<Self>, proto::JoinResponse, TransportEvents), RoomError> {
         let (events_tx, events_rx) = mpsc::channel(TRANSPORT_EVENT_CAPACITY);
         let counters = Arc::new(Counters::default());
+        let link = Arc::new(LinkMeter::new());
         let io = Arc::new(SessionIo {
             events: events_tx,
-            queue: Arc::new(FrameQueue::new(FRAME_QUEUE_BYTES, counters.clone())),
+            queue: Arc::new(FrameQueue::new(FRAME_QUEUE_BYTES, counters.clone(), link.clone())),
             counters: counters.clone(),
+            link: link.clone(),
         });
         let (lost_tx, lost_rx) = mpsc::unbounded_channel();
         let (session, join) = open_session(options, &io, lost_tx).await?;
@@ -123,6 +130,7 @@ impl ServerTransport {
             session: std::sync::Mutex::new(session),
             queue: io.queue.clone(),
             counters,
+            link,
             closing: watch::channel(false).0,
         });
         tokio::spawn(supervise(Arc::downgrade(&transport), options.clone(), io, lost_rx));
@@ -338,6 +346,10 @@ impl Transport for ServerTransport {
 
     fn counters(&self) -> &Arc<Counters> {
         &self.counters
+    }
+
+    fn link(&self) -> watch::Receiver<LinkState> {
+        self.link.subscribe()
     }
 
     async fn close(&self) {
@@ -576,20 +588,37 @@ async fn receive_packets(
     _ = lost.send(Loss::Recoverable("the data channel closed".into()));
 }
 
+/// Writes queued frames to the data channel and, while bytes are in flight, samples what
+/// SCTP has released, for the link estimate.
 async fn send_frames(channel: Arc<dyn DataChannel>, io: Arc<SessionIo>) {
-    let SessionIo { queue, counters, .. } = &*io;
+    let SessionIo { queue, counters, link, .. } = &*io;
+    // A new session's channel starts with nothing outstanding: what the last one held is gone.
+    link.update(|link| link.on_new_session());
+    let mut sampling = tokio::time::interval(SAMPLE_INTERVAL);
+    sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let packets = queue.pop().await;
-        let mut bytes = 0;
-        for packet in packets {
-            bytes += packet.len();
-            if let Err(err) = channel.send(BytesMut::from(packet)).await {
-                tracing::debug!("data track send stopped: {err}");
-                return;
+        tokio::select! {
+            packets = queue.pop() => {
+                let mut bytes = 0;
+                for packet in packets {
+                    bytes += packet.len();
+                    if let Err(err) = channel.send(BytesMut::from(packet)).await {
+                        tracing::debug!("data track send stopped: {err}");
+                        return;
+                    }
+                }
+                link.update(|link| link.on_sent(bytes as u64, Instant::now()));
+                Counters::add(&counters.frames_sent, 1);
+                Counters::add(&counters.bytes_sent, bytes as u64);
+            }
+            _ = sampling.tick(), if link.in_flight() => {
+                let Ok(outstanding) = channel.outstanding_bytes().await else { return };
+                let backlogged = !queue.is_empty();
+                link.update(|link| {
+                    link.on_outstanding(outstanding as u64, backlogged, Instant::now())
+                });
             }
         }
-        Counters::add(&counters.frames_sent, 1);
-        Counters::add(&counters.bytes_sent, bytes as u64);
     }
 }
 

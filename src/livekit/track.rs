@@ -13,7 +13,18 @@ pub const MAX_TRACK_NAME_CHARS: usize = 256;
 /// `livekit-datatrack` cuts frames into packets of at most 16,000 bytes, 24 of which are the
 /// packet header with the user timestamp extension, and its receiver keeps at most 128
 /// packets per frame; a larger frame would be sent and silently dropped at every subscriber.
-pub const MAX_FRAME_BYTES: usize = 128 * (16_000 - 24);
+pub const MAX_FRAME_BYTES: usize = 128 * (16_000 - PACKET_OVERHEAD);
+
+/// Largest data track packet `livekit-datatrack` writes, header included.
+const PACKET_BYTES: usize = 16_000;
+/// Header bytes of a data track packet carrying the user timestamp extension.
+const PACKET_OVERHEAD: usize = 24;
+
+/// Bytes a frame of `payload_len` bytes takes on the data channel once cut into packets.
+pub fn wire_len(payload_len: usize) -> usize {
+    let packets = payload_len.div_ceil(PACKET_BYTES - PACKET_OVERHEAD).max(1);
+    payload_len + packets * PACKET_OVERHEAD
+}
 
 /// What to publish: a name and, for typed tracks, the frame encoding and schema.
 #[derive(Debug, Clone)]

@@ -2,13 +2,14 @@
 //! track packets both ways. A LiveKit server (WebSocket + WebRTC) and the in-process loopback
 //! hub are the two implementations.
 
+use super::link::{LinkMeter, LinkState};
 use bytes::Bytes;
 use livekit_protocol as proto;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 /// What a transport delivers to its room.
 #[derive(Debug)]
@@ -42,6 +43,8 @@ pub(crate) trait Transport: Send + Sync + 'static {
     fn send_frame(&self, packets: Vec<Bytes>);
     /// Counters since the transport started.
     fn counters(&self) -> &Arc<Counters>;
+    /// The transport's view of the link, updated as it changes.
+    fn link(&self) -> watch::Receiver<LinkState>;
     /// Closes the transport; pending frames are dropped.
     async fn close(&self);
 }
@@ -88,20 +91,30 @@ impl Counters {
     }
 }
 
-/// A send queue of whole frames, bounded in bytes, that drops the oldest frame when full.
+/// The transport's send queue of whole frames, bounded in bytes, that drops the oldest frame
+/// when full.
 ///
-/// Data tracks are lossy: when the network is slower than the producer, the freshest frame
-/// is the one worth sending, and a frame is useless without all of its packets.
+/// The link scheduler above hands over only what the link carries, so this queue is nearly
+/// always empty; its bound keeps memory in check for a caller that pushes frames without
+/// pacing them. Data tracks are lossy: the freshest frame is the one worth sending, and a
+/// frame is useless without all of its packets.
 pub(crate) struct FrameQueue {
     frames: Mutex<(VecDeque<Vec<Bytes>>, usize)>,
     ready: Notify,
     max_bytes: usize,
     counters: Arc<Counters>,
+    link: Arc<LinkMeter>,
 }
 
 impl FrameQueue {
-    pub fn new(max_bytes: usize, counters: Arc<Counters>) -> Self {
-        Self { frames: Mutex::new((VecDeque::new(), 0)), ready: Notify::new(), max_bytes, counters }
+    pub fn new(max_bytes: usize, counters: Arc<Counters>, link: Arc<LinkMeter>) -> Self {
+        let frames = Mutex::new((VecDeque::new(), 0));
+        Self { frames, ready: Notify::new(), max_bytes, counters, link }
+    }
+
+    /// Whether frames wait to be sent.
+    pub fn is_empty(&self) -> bool {
+        self.frames.lock().unwrap_or_else(|e| e.into_inner()).0.is_empty()
     }
 
     /// Queues a frame, dropping the oldest ones until it fits (a frame larger than the whole
@@ -110,14 +123,21 @@ impl FrameQueue {
         let len: usize = packets.iter().map(Bytes::len).sum();
         let mut guard = self.frames.lock().unwrap_or_else(|e| e.into_inner());
         let (frames, bytes) = &mut *guard;
+        let mut discarded = 0;
         while *bytes + len > self.max_bytes {
             let Some(old) = frames.pop_front() else { break };
-            *bytes -= old.iter().map(Bytes::len).sum::<usize>();
+            let old_len = old.iter().map(Bytes::len).sum::<usize>();
+            *bytes -= old_len;
+            discarded += old_len;
             Counters::add(&self.counters.frames_dropped, 1);
         }
         frames.push_back(packets);
         *bytes += len;
         drop(guard);
+        self.link.update(|link| {
+            link.on_frame_taken(len as u64);
+            link.on_frame_discarded(discarded as u64);
+        });
         self.ready.notify_one();
     }
 
@@ -148,7 +168,7 @@ mod tests {
     #[tokio::test]
     async fn drops_oldest_whole_frames_when_full() {
         let counters = Arc::new(Counters::default());
-        let queue = FrameQueue::new(100, counters.clone());
+        let queue = FrameQueue::new(100, counters.clone(), Arc::new(LinkMeter::new()));
         queue.push(frame(&[30, 30]));
         queue.push(frame(&[10]));
         queue.push(frame(&[50])); // 60 + 10 + 50 > 100: the first frame goes
@@ -160,7 +180,7 @@ mod tests {
     #[tokio::test]
     async fn admits_a_frame_larger_than_the_queue_alone() {
         let counters = Arc::new(Counters::default());
-        let queue = FrameQueue::new(10, counters.clone());
+        let queue = FrameQueue::new(10, counters.clone(), Arc::new(LinkMeter::new()));
         queue.push(frame(&[5]));
         queue.push(frame(&[40]));
         assert_eq!(counters.snapshot().frames_dropped, 1);

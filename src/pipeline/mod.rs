@@ -10,58 +10,75 @@ pub mod plan;
 pub use plan::{Plan, Resolution, Router, TrackPlan};
 
 use crate::livekit::{
-    DataTrackFrameEncoding, DataTrackSchemaEncoding, DataTrackSchemaId, PushError, Room,
-    TrackOptions,
+    DataTrackFrameEncoding, DataTrackSchemaEncoding, DataTrackSchemaId, Room, TrackOptions,
 };
+use crate::scheduler::{Scheduler, SendCounters};
 use crate::source::{Sample, SampleSender, Shutdown, TopicInfo};
 use encode::{Encoder, sample_len};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// How many samples may wait between the sources and the router.
 const ROUTER_CAPACITY: usize = 256;
 
-/// Counters of one track.
+/// Counters of one track, from the sample's arrival to the frame handed to the link.
 #[derive(Debug, Default)]
 pub struct TrackCounters {
     /// Samples routed to the track.
     pub samples: AtomicU64,
     /// Their size as they arrived.
     pub bytes_in: AtomicU64,
-    /// Frames pushed.
-    pub frames: AtomicU64,
-    /// Their size on the track.
-    pub bytes_out: AtomicU64,
-    /// Samples dropped because the queue was full (keep latest).
-    pub dropped_queue: AtomicU64,
+    /// Samples replaced in the keep-latest queue by fresher ones while the worker was
+    /// encoding (the machine did not keep up).
+    pub replaced: AtomicU64,
+    /// Samples replaced in the keep-latest queue while the worker waited for the link (the
+    /// link did not keep up: the track was shed for bandwidth).
+    pub shed: AtomicU64,
     /// Samples dropped by the rate limit.
     pub decimated: AtomicU64,
-    /// Frames not sent (the track went away, or the daemon stopped while its send queue was
-    /// full) or samples that failed to encode.
-    pub dropped_send: AtomicU64,
+    /// Samples that failed to encode.
+    pub failed: AtomicU64,
+    /// Samples too old to be worth encoding (they waited past the track's deadline).
+    pub stale: AtomicU64,
+    /// Samples still queued when the daemon stopped.
+    pub unsent: AtomicU64,
+    /// What became of the encoded frames on the link.
+    pub link: Arc<SendCounters>,
 }
 
-/// A snapshot of [`TrackCounters`].
+/// A snapshot of [`TrackCounters`]: every sample routed to the track is counted once, as a
+/// frame sent, decimated, or dropped for one reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TrackStats {
     /// Samples routed to the track.
     pub samples: u64,
     /// Their size as they arrived.
     pub bytes_in: u64,
-    /// Frames pushed.
+    /// Frames handed to the link.
     pub frames: u64,
     /// Their size on the track.
     pub bytes_out: u64,
-    /// Dropped because the queue was full.
-    pub dropped_queue: u64,
+    /// Replaced by fresher samples while the worker was encoding.
+    pub replaced: u64,
+    /// Replaced by fresher samples while the link was busy.
+    pub shed: u64,
+    /// Dropped because they waited past the track's deadline.
+    pub stale: u64,
+    /// Failed to encode, refused by the track, or still queued at shutdown.
+    pub refused: u64,
     /// Dropped by the rate limit.
     pub decimated: u64,
-    /// Refused by the track or failed to encode.
-    pub dropped_send: u64,
+}
+
+impl TrackStats {
+    /// Frames dropped for any reason (decimation by a configured rate is not a drop).
+    pub fn dropped(&self) -> u64 {
+        self.replaced + self.shed + self.stale + self.refused
+    }
 }
 
 impl TrackCounters {
@@ -75,44 +92,68 @@ impl TrackCounters {
         TrackStats {
             samples: get(&self.samples),
             bytes_in: get(&self.bytes_in),
-            frames: get(&self.frames),
-            bytes_out: get(&self.bytes_out),
-            dropped_queue: get(&self.dropped_queue),
+            frames: get(&self.link.frames),
+            bytes_out: get(&self.link.bytes),
+            replaced: get(&self.replaced),
+            shed: get(&self.shed),
+            stale: get(&self.stale) + get(&self.link.stale),
+            refused: get(&self.failed) + get(&self.unsent) + get(&self.link.refused),
             decimated: get(&self.decimated),
-            dropped_send: get(&self.dropped_send),
         }
     }
 }
 
+/// A sample waiting for its worker, with the time it entered the pipeline.
+struct Queued {
+    sample: Sample,
+    born: Instant,
+}
+
 /// A bounded queue that drops its oldest sample when full.
 struct LatestQueue {
-    samples: Mutex<VecDeque<Sample>>,
+    samples: Mutex<VecDeque<Queued>>,
     ready: Notify,
     depth: usize,
+    /// Set while the worker waits for room on the link: samples replaced meanwhile are shed
+    /// for bandwidth, not lost to a slow encoder.
+    waiting_for_link: AtomicBool,
 }
 
 impl LatestQueue {
     fn new(depth: usize) -> Self {
-        Self { samples: Mutex::new(VecDeque::with_capacity(depth)), ready: Notify::new(), depth }
+        Self {
+            samples: Mutex::new(VecDeque::with_capacity(depth)),
+            ready: Notify::new(),
+            depth,
+            waiting_for_link: AtomicBool::new(false),
+        }
     }
 
     /// Queues a sample; true when an older one was dropped to make room.
     fn push(&self, sample: Sample) -> bool {
         let mut samples = crate::livekit::lock(&self.samples);
         let dropped = samples.len() >= self.depth && samples.pop_front().is_some();
-        samples.push_back(sample);
+        samples.push_back(Queued { sample, born: Instant::now() });
         drop(samples);
         self.ready.notify_one();
         dropped
     }
 
-    async fn pop(&self) -> Sample {
+    async fn pop(&self) -> Queued {
         loop {
-            if let Some(sample) = crate::livekit::lock(&self.samples).pop_front() {
-                return sample;
+            if let Some(queued) = crate::livekit::lock(&self.samples).pop_front() {
+                return queued;
             }
             self.ready.notified().await;
         }
+    }
+
+    /// Empties the queue; returns how many samples it held.
+    fn drain(&self) -> usize {
+        let mut samples = crate::livekit::lock(&self.samples);
+        let len = samples.len();
+        samples.clear();
+        len
     }
 }
 
@@ -143,13 +184,19 @@ impl Pipeline {
     /// Publishes the planned tracks (returning once each is published or has failed, so no
     /// early sample waits on a publication) and starts the router; other topics are resolved
     /// when their first sample arrives. Returns the sample inlet.
-    pub async fn start(room: Room, router: Router, plan: &Plan) -> (Pipeline, SampleSender) {
+    pub async fn start(
+        room: Room,
+        scheduler: Scheduler,
+        router: Router,
+        plan: &Plan,
+    ) -> (Pipeline, SampleSender) {
         let (inlet, samples) = mpsc::channel(ROUTER_CAPACITY);
         let (stop, stopped) = watch::channel(false);
         let workers = Arc::new(Mutex::new(Vec::new()));
         let unrouted = Arc::new(AtomicU64::new(0));
         let mut routing = Routing {
             room,
+            scheduler,
             router,
             routes: HashMap::new(),
             workers: Vec::new(),
@@ -194,6 +241,7 @@ impl Pipeline {
 /// The router task's state.
 struct Routing {
     room: Room,
+    scheduler: Scheduler,
     router: Router,
     /// (Source, topic) -> index into `workers`, or `None` for topics not published.
     routes: HashMap<(Arc<str>, Arc<str>), Option<usize>>,
@@ -222,7 +270,12 @@ impl Routing {
                     TrackCounters::add(&counters.samples, 1);
                     TrackCounters::add(&counters.bytes_in, sample_len(&sample) as u64);
                     if worker.queue.push(sample) {
-                        TrackCounters::add(&counters.dropped_queue, 1);
+                        let reason = if worker.queue.waiting_for_link.load(Ordering::Relaxed) {
+                            &counters.shed
+                        } else {
+                            &counters.replaced
+                        };
+                        TrackCounters::add(reason, 1);
                     }
                 }
                 None => {
@@ -277,6 +330,7 @@ impl Routing {
         let (ready, published) = oneshot::channel();
         let task = tokio::spawn(run_worker(
             self.room.clone(),
+            self.scheduler.clone(),
             plan.clone(),
             queue.clone(),
             counters.clone(),
@@ -333,6 +387,7 @@ pub fn schema_encoding(name: &str) -> DataTrackSchemaEncoding {
 
 async fn run_worker(
     room: Room,
+    scheduler: Scheduler,
     plan: TrackPlan,
     queue: Arc<LatestQueue>,
     counters: Arc<TrackCounters>,
@@ -359,23 +414,24 @@ async fn run_worker(
             return;
         }
     };
+    let sender = scheduler.add_track(track.clone(), plan.policy, counters.link.clone());
     // LiveKit never tells a publisher who subscribes to its data tracks, and the server
     // forwards a frame only to subscriptions already set up. Samples wait in the queue for
     // this long, so that participants already in the room, who subscribe as soon as they hear
     // of the track, receive it from its first frame.
     tokio::select! {
         () = tokio::time::sleep(SUBSCRIBE_WINDOW) => {}
-        _ = crate::source::stopped(&mut stopped) => {
-            track.unpublish();
-            return;
-        }
+        _ = crate::source::stopped(&mut stopped) => {}
     }
+    // Samples held for the window count their deadline from its end: they waited for
+    // subscribers, not for the link.
+    let window_end = Instant::now();
     let min_gap_ns = plan.max_rate_hz.map(|hz| (1e9 / hz) as u64);
     let mut last_stamp: Option<u64> = None;
     let mut encode_errors = 0u64;
-    loop {
-        let sample = tokio::select! {
-            sample = queue.pop() => sample,
+    while !*stopped.borrow() {
+        let Queued { sample, born } = tokio::select! {
+            queued = queue.pop() => queued,
             _ = crate::source::stopped(&mut stopped) => break,
         };
         if let (Some(gap), Some(last)) = (min_gap_ns, last_stamp)
@@ -386,6 +442,11 @@ async fn run_worker(
             continue;
         }
         last_stamp = Some(sample.stamp_ns);
+        let born = born.max(window_end);
+        if born.elapsed() > plan.policy.max_latency {
+            TrackCounters::add(&counters.stale, 1);
+            continue;
+        }
         let stamp_ms = sample.stamp_ns / 1_000_000;
         let (returned, frame) = match tokio::task::spawn_blocking(move || {
             let frame = encoder.encode(&sample);
@@ -411,41 +472,26 @@ async fn run_worker(
                         plan.track
                     );
                 }
-                TrackCounters::add(&counters.dropped_send, 1);
+                TrackCounters::add(&counters.failed, 1);
                 continue;
             }
         };
-        let len = frame.len() as u64;
-        // A full send queue (a burst, or the track republishing after a reconnect) holds the
-        // frame here, not the samples behind it: they wait in the keep-latest queue, which
-        // drops its oldest when full, so a burst of small messages gets through whole and a
-        // slow link still never backs frames up.
-        let pushed = loop {
-            match track.try_push(frame.clone(), Some(stamp_ms)) {
-                Err(PushError::QueueFull) => tokio::select! {
-                    () = tokio::time::sleep(SEND_RETRY) => {}
-                    _ = crate::source::stopped(&mut stopped) => break Err(PushError::QueueFull),
-                },
-                result => break result,
-            }
-        };
-        match pushed {
-            Ok(()) => {
-                TrackCounters::add(&counters.frames, 1);
-                TrackCounters::add(&counters.bytes_out, len);
-            }
-            Err(PushError::QueueFull) => TrackCounters::add(&counters.dropped_send, 1),
-            Err(err) => {
-                TrackCounters::add(&counters.dropped_send, 1);
-                tracing::warn!("track '{}': frame not sent: {err}", plan.track);
+        // A full track queue in the scheduler (a slow link, or the track republishing after
+        // a reconnect) holds this frame here; the samples behind it wait in the keep-latest
+        // queue, where fresher ones replace them before anyone spends time encoding them.
+        queue.waiting_for_link.store(true, Ordering::Relaxed);
+        tokio::select! {
+            _ = sender.send(frame, Some(stamp_ms), born) => {}
+            _ = crate::source::stopped(&mut stopped) => {
+                TrackCounters::add(&counters.unsent, 1);
             }
         }
+        queue.waiting_for_link.store(false, Ordering::Relaxed);
     }
+    sender.close();
+    TrackCounters::add(&counters.unsent, queue.drain() as u64);
     track.unpublish();
 }
 
 /// How long a newly published track holds its first frames (see [`run_worker`]).
 pub const SUBSCRIBE_WINDOW: Duration = Duration::from_millis(500);
-
-/// How long a worker waits before offering a frame to a full track send queue again.
-const SEND_RETRY: Duration = Duration::from_millis(2);

@@ -7,10 +7,12 @@ use crate::codec::image::{ImageCodec, PngCompression};
 use crate::codec::ros::CompressedImage;
 use crate::config::{Compression, ConfigError, ImageFormat, Loaded, RouteConfig};
 use crate::livekit::MAX_TRACK_NAME_CHARS;
+use crate::scheduler::{Priority, TrackPolicy};
 use crate::source::{MessageType, TopicInfo};
 use crate::topic::glob_match;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// zstd level when a route asks for zstd without one.
 const DEFAULT_ZSTD_LEVEL: i32 = 3;
@@ -40,6 +42,8 @@ pub struct TrackPlan {
     pub max_rate_hz: Option<f64>,
     /// Keep-latest queue depth.
     pub queue_depth: usize,
+    /// Priority and deadline on the link.
+    pub policy: TrackPolicy,
 }
 
 impl TrackPlan {
@@ -147,9 +151,44 @@ impl Router {
             image,
             max_rate_hz: route.max_rate_hz,
             queue_depth: route.queue_depth,
+            policy: policy(route, &topic.message_type, image.is_some()),
         })))
     }
 }
+
+/// Message types that are bulk data: large, and worth less than the small control and
+/// telemetry messages beside them when the link cannot carry everything.
+const BULK_TYPES: [&str; 4] = [
+    "sensor_msgs/msg/Image",
+    "sensor_msgs/msg/CompressedImage",
+    "sensor_msgs/msg/PointCloud2",
+    "sensor_msgs/msg/PointCloud",
+];
+
+/// Longest a frame of each priority waits inside dtbridge by default: long enough that
+/// high-priority frames survive a link's hiccup whole, short enough that a camera frame
+/// arrives in time to be worth showing.
+pub fn default_max_latency(priority: Priority) -> Duration {
+    Duration::from_millis(match priority {
+        Priority::High => 500,
+        Priority::Normal => 300,
+        Priority::Low => 150,
+    })
+}
+
+/// A route's priority and deadline for a topic: as configured, else `low` for images and
+/// point clouds and `high` for everything else.
+fn policy(route: &RouteConfig, message_type: &MessageType, reencoded: bool) -> TrackPolicy {
+    let bulk = reencoded || BULK_TYPES.contains(&message_type.name.as_str());
+    let priority = route.priority.unwrap_or(if bulk { Priority::Low } else { Priority::High });
+    let max_latency = route
+        .max_latency_ms
+        .map_or(default_max_latency(priority), |ms| Duration::from_secs_f64(ms / 1000.0));
+    TrackPolicy { priority, max_latency }
+}
+
+/// Longest `max_latency_ms` accepted: a frame older than a minute is no longer live data.
+const MAX_LATENCY_MS: f64 = 60_000.0;
 
 /// Checks a route's values that do not depend on topics; returns `(key, message)`.
 fn check_route(route: &RouteConfig) -> Result<(), (&'static str, String)> {
@@ -176,6 +215,14 @@ fn check_route(route: &RouteConfig) -> Result<(), (&'static str, String)> {
     }
     if route.queue_depth == 0 {
         return Err(("queue_depth", "must be at least 1".into()));
+    }
+    if let Some(ms) = route.max_latency_ms
+        && !(ms.is_finite() && ms > 0.0 && ms <= MAX_LATENCY_MS)
+    {
+        return Err((
+            "max_latency_ms",
+            format!("{ms}: a deadline must be greater than 0 and at most {MAX_LATENCY_MS} ms"),
+        ));
     }
     if route.qos.depth == Some(0) {
         return Err(("qos.depth", "must be at least 1".into()));
@@ -230,8 +277,9 @@ impl Plan {
 
     /// A table for `dtbridge check`.
     pub fn table(&self) -> String {
-        let mut out =
-            String::from("source topic -> track | type | encoding | compression | rate\n");
+        let mut out = String::from(
+            "source topic -> track | type | encoding | compression | rate | priority, deadline\n",
+        );
         for t in &self.tracks {
             let compression = match (&t.image, t.zstd_level) {
                 (Some(ImageCodec::Jpeg { quality }), _) => format!("jpeg q{quality}"),
@@ -241,14 +289,16 @@ impl Plan {
             };
             let rate = t.max_rate_hz.map_or("source rate".into(), |hz| format!("<= {hz} Hz"));
             out.push_str(&format!(
-                "{}:{} -> {} | {} | {} | {} | {}\n",
+                "{}:{} -> {} | {} | {} | {} | {} | {}, {} ms\n",
                 t.source,
                 t.topic,
                 t.track,
                 t.message_type.name,
                 t.frame_encoding(),
                 compression,
-                rate
+                rate,
+                t.policy.priority.name(),
+                t.policy.max_latency.as_millis()
             ));
         }
         for (source, topic, why) in &self.ignored {

@@ -33,6 +33,7 @@
 
 mod encoding;
 mod file;
+mod gaps;
 mod naming;
 mod repair;
 mod seal;
@@ -48,6 +49,7 @@ pub use repair::{RepairError, RepairReport, repair};
 use crate::codec::compress::zstd_decompress;
 use encoding::ChannelSpec;
 use file::McapFile;
+use gaps::GapCounter;
 use naming::{Template, sanitize_file_name, sanitize_topic, topic_segment, topic_with_suffix};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -254,6 +256,8 @@ pub struct TrackStats {
     pub decompress_failures: u64,
     /// Frames recorded without a schema (the schema text is missing).
     pub frames_without_schema: u64,
+    /// Frames that never arrived, seen as gaps between the timestamps of received ones.
+    pub missing: u64,
 }
 
 /// A snapshot of the recorder's counters.
@@ -295,6 +299,7 @@ struct Track {
     bytes: u64,
     decompress_failures: u64,
     frames_without_schema: u64,
+    gaps: GapCounter,
 }
 
 impl Track {
@@ -391,6 +396,7 @@ impl Recorder {
             bytes: 0,
             decompress_failures: 0,
             frames_without_schema: 0,
+            gaps: GapCounter::default(),
         };
         if track.spec.schema_missing {
             tracing::warn!(
@@ -425,6 +431,9 @@ impl Recorder {
             }
             return Ok(());
         };
+        if let Some(stamp_ms) = user_timestamp_ms {
+            entry.gaps.observe(stamp_ms);
+        }
         let spec = entry.spec.clone();
         let decompressed;
         let data = if spec.decompress {
@@ -523,6 +532,7 @@ impl Recorder {
                     bytes: t.bytes,
                     decompress_failures: t.decompress_failures,
                     frames_without_schema: t.frames_without_schema,
+                    missing: t.gaps.missing(),
                 })
                 .collect(),
             dropped: self.dropped,

@@ -1,0 +1,356 @@
+//! What the transport measures of the link below it: bytes in flight, the delivery rate and
+//! the round-trip time, from the data channel's own acknowledgement accounting.
+//!
+//! SCTP releases a data channel's bytes when the peer acknowledges them (or when an
+//! unreliable message is abandoned), and `webrtc` exposes what is still unreleased as
+//! `outstanding_bytes`. Released bytes over time are the rate the link delivers; the time from
+//! handing bytes to SCTP until they are released is a round trip plus whatever queue they met.
+//! The transport samples these while anything is in flight; the link scheduler above reads
+//! the result to decide how much to hand over and what to shed.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The transport's view of the link, published whenever it changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkState {
+    /// Frames the transport has taken from the data track core (they left its queues).
+    pub frames_taken: u64,
+    /// Bytes taken by the transport and not yet acknowledged by the peer: waiting in the
+    /// transport, in SCTP's send queue, or on the wire.
+    pub bytes_in_flight: u64,
+    /// What the link delivered recently, in bytes per second: the highest rate measured
+    /// over the last [`RATE_WINDOW`]; `None` until measured, or for a link with no limit.
+    pub delivery_rate: Option<f64>,
+    /// The shortest round trip seen over the last [`MIN_RTT_WINDOW`]: the link's own delay
+    /// without queues.
+    pub min_rtt: Option<Duration>,
+    /// The shortest round trip over the last [`RECENT_RTT_WINDOW`]: above `min_rtt` by the
+    /// queue that persisted that long (a minimum, so a delayed acknowledgement is no queue).
+    pub rtt: Option<Duration>,
+    /// True for a transport that is not a network (the loopback hub): nothing to pace.
+    pub unlimited: bool,
+}
+
+impl LinkState {
+    /// A transport without a link to measure.
+    pub const UNLIMITED: LinkState = LinkState {
+        frames_taken: 0,
+        bytes_in_flight: 0,
+        delivery_rate: None,
+        min_rtt: None,
+        rtt: None,
+        unlimited: true,
+    };
+
+    /// Time spent in queues on the way, as the round trip above its minimum.
+    pub fn queueing_delay(&self) -> Option<Duration> {
+        Some(self.rtt?.saturating_sub(self.min_rtt?))
+    }
+}
+
+/// How far back the delivery rate's maximum reaches. Long enough to span a few round trips
+/// of a slow link, short enough that a link that got slower is believed within seconds.
+pub const RATE_WINDOW: Duration = Duration::from_secs(2);
+/// How far back the minimum round trip reaches: a route change or a link that got longer
+/// shows within this.
+pub const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
+/// Shortest interval one delivery-rate sample spans: acknowledgements come in bursts, and a
+/// rate over a few milliseconds says more about the burst than about the link.
+const MIN_RATE_INTERVAL: Duration = Duration::from_millis(40);
+/// How far back the recent round trip reaches.
+pub const RECENT_RTT_WINDOW: Duration = Duration::from_millis(100);
+
+/// How often the transport asks SCTP what it released while bytes are in flight. SCTP reports
+/// releases only as a counter, so this clock is what turns them into events; a few
+/// milliseconds keep round-trip samples finer than any queue worth acting on.
+pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_millis(5);
+
+/// A [`LinkEstimator`] shared by the transport's two sides (frames arriving from the data
+/// track core, the sender writing them to SCTP) that publishes every change.
+pub(crate) struct LinkMeter {
+    estimator: Mutex<LinkEstimator>,
+    state: watch::Sender<LinkState>,
+}
+
+impl LinkMeter {
+    pub fn new() -> Self {
+        let estimator = LinkEstimator::new();
+        let state = watch::channel(estimator.state(Instant::now())).0;
+        Self { estimator: Mutex::new(estimator), state }
+    }
+
+    /// Updates the estimator and publishes its new state.
+    pub fn update<R>(&self, change: impl FnOnce(&mut LinkEstimator) -> R) -> R {
+        let mut estimator = super::lock(&self.estimator);
+        let result = change(&mut estimator);
+        self.state.send_replace(estimator.state(Instant::now()));
+        result
+    }
+
+    /// Whether SCTP holds bytes not yet acknowledged.
+    pub fn in_flight(&self) -> bool {
+        super::lock(&self.estimator).in_flight()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<LinkState> {
+        self.state.subscribe()
+    }
+}
+
+/// Turns sends and acknowledgements into a [`LinkState`].
+#[derive(Debug)]
+pub(crate) struct LinkEstimator {
+    frames_taken: u64,
+    /// Bytes taken from the data track core; some may still wait in the transport.
+    bytes_taken: u64,
+    /// Bytes handed to SCTP.
+    bytes_sent: u64,
+    /// Bytes SCTP released (acknowledged or abandoned).
+    bytes_released: u64,
+    /// When each not yet released send ended, by the running total of bytes sent after it.
+    sends: VecDeque<(u64, Instant)>,
+    /// Start of the delivery-rate interval being measured: released total and time.
+    interval_start: Option<(u64, Instant)>,
+    /// Whether the link had work waiting throughout the interval (a rate measured while the
+    /// sender had nothing to send says what was offered, not what the link carries).
+    interval_backlogged: bool,
+    rates: VecDeque<(Instant, f64)>,
+    min_rtt: WindowedMin,
+    recent_rtt: WindowedMin,
+}
+
+impl LinkEstimator {
+    pub fn new() -> Self {
+        Self {
+            frames_taken: 0,
+            bytes_taken: 0,
+            bytes_sent: 0,
+            bytes_released: 0,
+            sends: VecDeque::new(),
+            interval_start: None,
+            interval_backlogged: true,
+            rates: VecDeque::new(),
+            min_rtt: WindowedMin::new(MIN_RTT_WINDOW),
+            recent_rtt: WindowedMin::new(RECENT_RTT_WINDOW),
+        }
+    }
+
+    /// The transport took a frame of `bytes` from the data track core.
+    pub fn on_frame_taken(&mut self, bytes: u64) {
+        self.frames_taken += 1;
+        self.bytes_taken += bytes;
+    }
+
+    /// A frame the transport took was dropped before reaching SCTP.
+    pub fn on_frame_discarded(&mut self, bytes: u64) {
+        self.bytes_taken -= bytes.min(self.bytes_taken - self.bytes_sent);
+    }
+
+    /// A new connection: what SCTP held on the last one is gone, neither delivered nor
+    /// waiting.
+    pub fn on_new_session(&mut self) {
+        self.bytes_released = self.bytes_sent;
+        self.sends.clear();
+        self.interval_start = None;
+    }
+
+    /// `bytes` were handed to SCTP at `now`.
+    pub fn on_sent(&mut self, bytes: u64, now: Instant) {
+        self.bytes_sent += bytes;
+        self.sends.push_back((self.bytes_sent, now));
+    }
+
+    /// SCTP reports `outstanding` bytes not yet released at `now`; `backlogged` says whether
+    /// the sender had more to send than it handed over.
+    pub fn on_outstanding(&mut self, outstanding: u64, backlogged: bool, now: Instant) {
+        let released = self.bytes_sent.saturating_sub(outstanding).max(self.bytes_released);
+        self.bytes_released = released;
+        while let Some(&(end, sent_at)) = self.sends.front() {
+            if end > released {
+                break;
+            }
+            self.sends.pop_front();
+            let rtt = now.saturating_duration_since(sent_at);
+            self.min_rtt.add(rtt, now);
+            self.recent_rtt.add(rtt, now);
+        }
+        self.interval_backlogged &= backlogged || outstanding > 0;
+        match self.interval_start {
+            None => self.start_interval(released, now),
+            Some((start_released, start)) => {
+                let span = now.saturating_duration_since(start);
+                if span >= MIN_RATE_INTERVAL.max(self.min_rtt.get().unwrap_or_default()) {
+                    let rate = (released - start_released) as f64 / span.as_secs_f64();
+                    // A rate measured while the link idled for want of data is only a
+                    // lower bound: keep it only when it beats what is known.
+                    let known = self.delivery_rate(now).unwrap_or(0.0);
+                    if self.interval_backlogged || rate > known {
+                        self.rates.push_back((now, rate));
+                    }
+                    self.start_interval(released, now);
+                }
+            }
+        }
+        if outstanding == 0 {
+            // Nothing in flight: the next interval starts with the next send.
+            self.interval_start = None;
+        }
+        expire(&mut self.rates, RATE_WINDOW, now);
+        self.min_rtt.expire(now);
+        self.recent_rtt.expire(now);
+    }
+
+    fn start_interval(&mut self, released: u64, now: Instant) {
+        self.interval_start = Some((released, now));
+        self.interval_backlogged = true;
+    }
+
+    fn delivery_rate(&self, now: Instant) -> Option<f64> {
+        self.rates
+            .iter()
+            .filter(|(at, _)| now.saturating_duration_since(*at) <= RATE_WINDOW)
+            .map(|&(_, rate)| rate)
+            .reduce(f64::max)
+    }
+
+    /// Bytes taken and not yet released.
+    pub fn bytes_in_flight(&self) -> u64 {
+        self.bytes_taken - self.bytes_released.min(self.bytes_taken)
+    }
+
+    /// Whether anything waits for an acknowledgement.
+    pub fn in_flight(&self) -> bool {
+        self.bytes_sent > self.bytes_released
+    }
+
+    pub fn state(&self, now: Instant) -> LinkState {
+        LinkState {
+            frames_taken: self.frames_taken,
+            bytes_in_flight: self.bytes_in_flight(),
+            delivery_rate: self.delivery_rate(now),
+            min_rtt: self.min_rtt.get(),
+            rtt: self.recent_rtt.get(),
+            unlimited: false,
+        }
+    }
+}
+
+/// The minimum of the samples of the last `window`, kept as the samples that could still
+/// become the minimum (each smaller than every later one).
+#[derive(Debug)]
+struct WindowedMin {
+    window: Duration,
+    samples: VecDeque<(Instant, Duration)>,
+}
+
+impl WindowedMin {
+    fn new(window: Duration) -> Self {
+        Self { window, samples: VecDeque::new() }
+    }
+
+    fn add(&mut self, sample: Duration, now: Instant) {
+        while self.samples.back().is_some_and(|&(_, old)| old >= sample) {
+            self.samples.pop_back();
+        }
+        self.samples.push_back((now, sample));
+    }
+
+    fn expire(&mut self, now: Instant) {
+        expire(&mut self.samples, self.window, now);
+    }
+
+    fn get(&self) -> Option<Duration> {
+        self.samples.front().map(|&(_, sample)| sample)
+    }
+}
+
+/// Drops samples older than `window`.
+fn expire<T>(samples: &mut VecDeque<(Instant, T)>, window: Duration, now: Instant) {
+    while samples.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) > window) {
+        samples.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A link of `rate` bytes/s and a fixed round trip, fed 1000-byte sends as fast as the
+    /// sender allows `window` bytes in flight; ticks every millisecond.
+    fn simulate(rate: f64, rtt: Duration, window: u64, ticks: u32) -> LinkState {
+        let start = Instant::now();
+        let mut estimator = LinkEstimator::new();
+        // Bytes delivered by time t: rate * (t - rtt), limited by what was sent.
+        let mut sent_at: VecDeque<(u64, Instant)> = VecDeque::new();
+        let mut link_free = start;
+        for tick in 0..ticks {
+            let now = start + MS * tick;
+            while estimator.bytes_in_flight() < window {
+                estimator.on_frame_taken(1000);
+                estimator.on_sent(1000, now);
+                // Serialized after the previous packet, acknowledged a round trip later.
+                link_free = link_free.max(now) + Duration::from_secs_f64(1000.0 / rate);
+                sent_at.push_back((1000, link_free + rtt));
+            }
+            let acked: u64 = sent_at.iter().filter(|(_, at)| *at <= now).map(|(n, _)| n).sum();
+            let outstanding = estimator.bytes_sent - acked;
+            estimator.on_outstanding(outstanding, true, now);
+        }
+        estimator.state(start + MS * ticks)
+    }
+
+    #[test]
+    fn measures_the_rate_of_a_saturated_link() {
+        let state = simulate(1_000_000.0, 50 * MS, 200_000, 3000);
+        let rate = state.delivery_rate.expect("a rate after 3 s");
+        assert!((900_000.0..=1_100_000.0).contains(&rate), "rate {rate}");
+    }
+
+    #[test]
+    fn min_rtt_is_the_round_trip_without_queueing() {
+        // A window of half the bandwidth-delay product never queues.
+        let state = simulate(1_000_000.0, 50 * MS, 25_000, 2000);
+        let min_rtt = state.min_rtt.expect("round trips measured");
+        assert!((50 * MS..=53 * MS).contains(&min_rtt), "min rtt {min_rtt:?}");
+        // A window of 150 KB keeps 100 KB queued: 100 ms at 1 MB/s on top of the 50 ms.
+        let state = simulate(1_000_000.0, 50 * MS, 150_000, 2000);
+        let queueing = state.queueing_delay().expect("queueing measured");
+        assert!((80 * MS..=120 * MS).contains(&queueing), "queueing {queueing:?}");
+    }
+
+    #[test]
+    fn a_rate_measured_while_idle_does_not_lower_the_estimate() {
+        let mut estimator = LinkEstimator::new();
+        let start = Instant::now();
+        estimator.on_frame_taken(100_000);
+        estimator.on_sent(100_000, start);
+        estimator.on_outstanding(100_000, true, start);
+        estimator.on_outstanding(0, true, start + 100 * MS);
+        let fast = estimator.state(start + 100 * MS).delivery_rate.unwrap();
+        // Then a trickle while the sender has nothing more to send.
+        estimator.on_frame_taken(1_000);
+        estimator.on_sent(1_000, start + 200 * MS);
+        estimator.on_outstanding(1_000, false, start + 200 * MS);
+        estimator.on_outstanding(0, false, start + 300 * MS);
+        assert_eq!(estimator.state(start + 300 * MS).delivery_rate, Some(fast));
+    }
+
+    #[test]
+    fn in_flight_counts_bytes_still_in_the_transport() {
+        let mut estimator = LinkEstimator::new();
+        estimator.on_frame_taken(5_000);
+        estimator.on_frame_taken(3_000);
+        assert_eq!(estimator.bytes_in_flight(), 8_000);
+        estimator.on_sent(5_000, Instant::now());
+        estimator.on_outstanding(2_000, true, Instant::now());
+        assert_eq!(estimator.bytes_in_flight(), 5_000);
+        estimator.on_frame_discarded(3_000);
+        assert_eq!(estimator.bytes_in_flight(), 2_000);
+        assert!(estimator.in_flight());
+    }
+}

@@ -1,0 +1,86 @@
+//! Frames a track lost on the way, as far as the recorder can see them: data tracks carry no
+//! frame number a subscriber can read, but most robot data comes at a steady rate, so a gap
+//! of several frame intervals between two publish timestamps is frames that never arrived.
+
+use std::collections::VecDeque;
+
+/// Intervals the typical one is taken from.
+const INTERVALS: usize = 32;
+/// A gap counts as frames missing once it is this many typical intervals long: jitter on the
+/// robot and millisecond timestamps move single intervals by far less.
+const GAP_FACTOR: f64 = 1.5;
+
+/// Counts the frames missing between received ones of one track, from their timestamps.
+#[derive(Debug, Clone, Default)]
+pub struct GapCounter {
+    last_ms: Option<u64>,
+    intervals: VecDeque<u64>,
+    missing: u64,
+}
+
+impl GapCounter {
+    /// Takes the publish timestamp (UNIX ms) of the next frame received.
+    pub fn observe(&mut self, stamp_ms: u64) {
+        let Some(last) = self.last_ms.replace(stamp_ms) else { return };
+        // A timestamp that goes back (a publisher that restarted, a replay that loops) starts
+        // over rather than counting anything.
+        let Some(interval) = stamp_ms.checked_sub(last) else { return };
+        if let Some(typical) = self.typical_interval()
+            && typical > 0
+            && interval as f64 > GAP_FACTOR * typical as f64
+        {
+            self.missing += (interval as f64 / typical as f64).round() as u64 - 1;
+        }
+        if self.intervals.len() == INTERVALS {
+            self.intervals.pop_front();
+        }
+        self.intervals.push_back(interval);
+    }
+
+    /// The median of the recent intervals, once there are enough to trust it.
+    fn typical_interval(&self) -> Option<u64> {
+        if self.intervals.len() < INTERVALS / 2 {
+            return None;
+        }
+        let mut sorted: Vec<u64> = self.intervals.iter().copied().collect();
+        sorted.sort_unstable();
+        Some(sorted[sorted.len() / 2])
+    }
+
+    /// Frames missing so far.
+    pub fn missing(&self) -> u64 {
+        self.missing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(stamps: impl IntoIterator<Item = u64>) -> u64 {
+        let mut gaps = GapCounter::default();
+        for stamp in stamps {
+            gaps.observe(stamp);
+        }
+        gaps.missing()
+    }
+
+    #[test]
+    fn a_steady_track_misses_nothing() {
+        assert_eq!(count((0..300).map(|n| n * 33 + n % 3)), 0);
+    }
+
+    #[test]
+    fn counts_the_frames_of_each_gap() {
+        // 30 Hz with frames 100..103 and 200 missing.
+        let stamps = (0..300u64).filter(|n| !(100..104).contains(n) && *n != 200).map(|n| n * 33);
+        assert_eq!(count(stamps), 5);
+    }
+
+    #[test]
+    fn a_timestamp_going_back_counts_nothing() {
+        let first = (0..50u64).map(|n| n * 10);
+        let again = (0..50u64).map(|n| n * 10);
+        assert_eq!(count(first.chain(again)), 0);
+    }
+}
