@@ -121,7 +121,10 @@ mod tests {
 
     #[test]
     fn commands_parse_and_bad_ones_say_why() {
-        assert_eq!(parse("rate up 2mbit"), Ok(Command::Set(Ways::One(Way::Up), Setting::Rate(Some(2_000_000)))));
+        assert_eq!(
+            parse("rate up 2mbit"),
+            Ok(Command::Set(Ways::One(Way::Up), Setting::Rate(Some(2_000_000))))
+        );
         assert_eq!(parse(" loss both 2% "), Ok(Command::Set(Ways::Both, Setting::Loss(2.0))));
         assert_eq!(parse("profile lte"), Ok(Command::Profile(Profile::Lte)));
         assert_eq!(parse("cut"), Ok(Command::Cut));

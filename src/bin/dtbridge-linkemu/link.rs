@@ -48,11 +48,14 @@ impl Link {
         let on_error = Arc::new(on_error);
         let routes = [(Way::Up, &robot_side, &server_side), (Way::Down, &server_side, &robot_side)];
         for (way, input, output) in routes {
-            let (direction, input, on_error) = (self.direction(way).clone(), input.clone(), on_error.clone());
-            std::thread::Builder::new().name(format!("{}-receive", way.name())).spawn(move || {
-                let err = direction.receive_from(&input);
-                on_error(format!("receiving frames going {}: {err}", way.name()));
-            })?;
+            let (direction, input, on_error) =
+                (self.direction(way).clone(), input.clone(), on_error.clone());
+            std::thread::Builder::new().name(format!("{}-receive", way.name())).spawn(
+                move || {
+                    let err = direction.receive_from(&input);
+                    on_error(format!("receiving frames going {}: {err}", way.name()));
+                },
+            )?;
             let (direction, output) = (self.direction(way).clone(), output.clone());
             std::thread::Builder::new()
                 .name(format!("{}-send", way.name()))

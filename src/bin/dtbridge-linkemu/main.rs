@@ -98,10 +98,17 @@ fn run(args: Args) -> Result<Infallible> {
     namespaces.create(args.robot_addr, args.server_addr)?;
     let params = args.link_params();
     let link = Arc::new(Link::new(params, args.seed));
-    let exit = Arc::new(Exit { namespaces: namespaces.clone(), link: link.clone(), finishing: Mutex::new(()) });
+    let exit = Arc::new(Exit {
+        namespaces: namespaces.clone(),
+        link: link.clone(),
+        finishing: Mutex::new(()),
+    });
 
     let sockets = topology::within(&namespaces.emulator, || {
-        Ok::<_, std::io::Error>((PacketSocket::open(EMU_ROBOT_SIDE)?, PacketSocket::open(EMU_SERVER_SIDE)?))
+        Ok::<_, std::io::Error>((
+            PacketSocket::open(EMU_ROBOT_SIDE)?,
+            PacketSocket::open(EMU_SERVER_SIDE)?,
+        ))
     });
     let (robot_side, server_side) = match sockets {
         Ok(Ok(sockets)) => sockets,

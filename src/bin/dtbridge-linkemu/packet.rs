@@ -63,7 +63,12 @@ impl PacketSocket {
         Ok(socket)
     }
 
-    fn set_option(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    fn set_option(
+        &self,
+        level: libc::c_int,
+        name: libc::c_int,
+        value: libc::c_int,
+    ) -> io::Result<()> {
         // SAFETY: `value` is a valid c_int of the length passed.
         let rc = unsafe {
             libc::setsockopt(

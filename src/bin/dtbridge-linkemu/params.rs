@@ -73,7 +73,7 @@ impl DirectionParams {
         })
     }
 
-    pub fn to_json(&self) -> Value {
+    pub fn to_json(self) -> Value {
         json!({
             "rate_bps": self.rate_bps,
             "queue_limit_bytes": self.queue_limit_bytes(),
@@ -107,7 +107,7 @@ impl LinkParams {
         }
     }
 
-    pub fn to_json(&self) -> Value {
+    pub fn to_json(self) -> Value {
         json!({ "up": self.up.to_json(), "down": self.down.to_json() })
     }
 }

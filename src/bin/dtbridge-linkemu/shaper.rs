@@ -23,7 +23,10 @@ pub enum Admission {
     Lost,
     QueueFull,
     /// It leaves at `depart_at_ns` after waiting `queued_ns` for the serializer.
-    Depart { depart_at_ns: u64, queued_ns: u64 },
+    Depart {
+        depart_at_ns: u64,
+        queued_ns: u64,
+    },
 }
 
 /// The timing and loss decisions of one direction, free of threads and sockets.
@@ -222,11 +225,8 @@ mod tests {
     #[test]
     fn serialization_follows_the_rate_then_the_delay() {
         // 1 Mbit/s: a 1250-byte frame takes 10 ms on the wire.
-        let params = DirectionParams {
-            rate_bps: Some(1_000_000),
-            delay_ms: 20.0,
-            ..DirectionParams::WIRE
-        };
+        let params =
+            DirectionParams { rate_bps: Some(1_000_000), delay_ms: 20.0, ..DirectionParams::WIRE };
         let mut link = shaper(params);
         let first = link.admit(1000 * MS, 1250);
         assert_eq!(first, Admission::Depart { depart_at_ns: 1030 * MS, queued_ns: 0 });

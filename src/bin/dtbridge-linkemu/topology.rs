@@ -16,6 +16,10 @@ use std::str::FromStr;
 pub const ROBOT_INTERFACE: &str = "bot0";
 /// The server's interface, in the server namespace.
 pub const SERVER_INTERFACE: &str = "srv0";
+/// Fixed, locally administered MAC addresses of the robot's and the server's interface, so
+/// each side can know the other's without ARP.
+const ROBOT_MAC: &str = "02:00:0a:c9:00:01";
+const SERVER_MAC: &str = "02:00:0a:c9:00:02";
 /// The emulator's end of the robot's pair.
 pub const EMU_ROBOT_SIDE: &str = "emu-bot";
 /// The emulator's end of the server's pair.
@@ -107,27 +111,57 @@ impl Namespaces {
             ip(&["netns", "add", namespace])?;
             ip(&["-n", namespace, "link", "set", "lo", "up"])?;
         }
-        // The bridge's own interfaces stay silent: no IPv6 router solicitations or duplicate
-        // address probes of its own mixed into the emulated traffic.
-        for key in ["all", "default"] {
-            let setting = format!("net.ipv6.conf.{key}.disable_ipv6=1");
-            run(in_namespace(&self.emulator, "sysctl", &["-qw", &setting]))?;
+        // IPv4 only: no IPv6 router solicitations, duplicate address probes or multicast
+        // reports mixed into the emulated traffic, so the counters hold the traffic under test.
+        for namespace in self.all() {
+            for key in ["all", "default"] {
+                let setting = format!("net.ipv6.conf.{key}.disable_ipv6=1");
+                run(in_namespace(namespace, "sysctl", &["-qw", &setting]))?;
+            }
         }
-        let pairs = [
-            (&self.robot, ROBOT_INTERFACE, EMU_ROBOT_SIDE, robot),
-            (&self.server, SERVER_INTERFACE, EMU_SERVER_SIDE, server),
-        ];
-        for (namespace, outer, inner, address) in pairs {
-            let emulator = self.emulator.as_str();
+        let robot_end = End {
+            namespace: &self.robot,
+            interface: ROBOT_INTERFACE,
+            mac: ROBOT_MAC,
+            address: robot,
+            emulator_side: EMU_ROBOT_SIDE,
+        };
+        let server_end = End {
+            namespace: &self.server,
+            interface: SERVER_INTERFACE,
+            mac: SERVER_MAC,
+            address: server,
+            emulator_side: EMU_SERVER_SIDE,
+        };
+        let emulator = self.emulator.as_str();
+        for (end, peer) in [(&robot_end, &server_end), (&server_end, &robot_end)] {
+            let (namespace, outer, inner) = (end.namespace, end.interface, end.emulator_side);
             ip(&[
-                "link", "add", outer, "netns", namespace, "type", "veth", "peer", "name", inner,
-                "netns", emulator,
+                "link", "add", outer, "address", end.mac, "netns", namespace, "type", "veth",
+                "peer", "name", inner, "netns", emulator,
             ])?;
-            ip(&["-n", namespace, "addr", "add", &address.to_string(), "dev", outer])?;
+            ip(&["-n", namespace, "addr", "add", &end.address.to_string(), "dev", outer])?;
+            // The peer's address resolved for good: a lost ARP request (the link drops frames
+            // at random) would stall the first packets for a second; other addresses still
+            // resolve through the bridge.
+            let peer_ip = peer.address.address.to_string();
+            ip(&[
+                "-n",
+                namespace,
+                "neigh",
+                "replace",
+                &peer_ip,
+                "lladdr",
+                peer.mac,
+                "dev",
+                outer,
+                "nud",
+                "permanent",
+            ])?;
             // Checksum and segmentation offloads off on every end: with them, veth passes
             // TCP super-frames up to 64 KiB and frames with unfinished checksums, which the
             // bridge could not send out of the other pair.
-            for (ns, interface) in [(namespace.as_str(), outer), (emulator, inner)] {
+            for (ns, interface) in [(namespace, outer), (emulator, inner)] {
                 let features =
                     ["-K", interface, "tx", "off", "tso", "off", "gso", "off", "gro", "off"];
                 run(in_namespace(ns, "ethtool", &features))?;
@@ -137,6 +171,15 @@ impl Namespaces {
         }
         Ok(())
     }
+}
+
+/// One outer end of the link: the robot's or the server's interface and its emulator peer.
+struct End<'a> {
+    namespace: &'a str,
+    interface: &'static str,
+    mac: &'static str,
+    address: Cidr,
+    emulator_side: &'static str,
 }
 
 /// `ip ARGS`, failing with its stderr.
