@@ -13,14 +13,15 @@ use clap::Parser;
 ///
 /// Topology: <NAME>-bot (robot, bot0) <-> <NAME>-emu (this bridge) <-> <NAME>-srv (server,
 /// srv0). "up" is robot to server, "down" server to robot. Each direction has its own rate,
-/// queue limit, delay, jitter and loss: a profile sets both directions (delay, jitter and
-/// loss are the same both ways; only lte has a faster downlink), --X flags set both
-/// directions, --up-X and --down-X one of them, later ones winning in that order.
+/// queue limit, delay, jitter and loss. A profile sets both directions (delay, jitter and
+/// loss are the same both ways; only lte has a faster downlink); a --X flag overrides the
+/// profile in both directions, and --up-X or --down-X overrides both in one direction.
 ///
-/// Commands on stdin, one a line, each answered by one JSON line on stdout: rate|delay|
-/// jitter|loss|queue up|down|both VALUE, profile NAME, cut, restore, stats. Stdin closing,
-/// SIGINT or SIGTERM end the emulator and delete its namespaces; after a SIGKILL, run
-/// `dtbridge-linkemu --cleanup NAME`. Details: docs/link-emulator.md.
+/// Commands on stdin, one a line, each answered by one JSON line on stdout:
+/// `rate|queue|delay|jitter|loss up|down|both VALUE`, `profile NAME`, `cut`, `restore`,
+/// `stats`. Closing stdin, SIGINT, SIGTERM or SIGHUP end the emulator and delete its
+/// namespaces; after a SIGKILL, run `dtbridge-linkemu --cleanup NAME`. Details:
+/// docs/link-emulator.md.
 #[derive(Debug, Parser)]
 #[command(name = "dtbridge-linkemu", version)]
 pub struct Args {
@@ -33,9 +34,7 @@ pub struct Args {
     #[arg(long, value_name = "NAME", value_parser = parse_name, exclusive = true)]
     pub cleanup: Option<String>,
 
-    /// Starting values for both directions: lan (no limit), wifi (30 Mbit/s, 4 ms, 0.5%
-    /// loss), lte (8 Mbit/s up, 30 Mbit/s down, 25 ms, 5 ms jitter, 1% loss), satellite
-    /// (15 Mbit/s, 30 ms, 2% loss), congested (3 Mbit/s, 40 ms, 2% loss).
+    /// Starting values for both directions (the flags below override them).
     #[arg(long, value_enum, default_value = "lan")]
     pub profile: Profile,
 
@@ -53,16 +52,20 @@ pub struct Args {
     /// 100 ms at the rate).
     #[arg(long, value_name = "BYTES", value_parser = parse_queue)]
     pub queue: Option<QueueLimit>,
+    /// Queue limit robot -> server.
     #[arg(long, value_name = "BYTES", value_parser = parse_queue)]
     pub up_queue: Option<QueueLimit>,
+    /// Queue limit server -> robot.
     #[arg(long, value_name = "BYTES", value_parser = parse_queue)]
     pub down_queue: Option<QueueLimit>,
 
     /// One-way delay in ms, both directions.
     #[arg(long, value_name = "MS", value_parser = parse_millis)]
     pub delay_ms: Option<f64>,
+    /// One-way delay robot -> server.
     #[arg(long, value_name = "MS", value_parser = parse_millis)]
     pub up_delay_ms: Option<f64>,
+    /// One-way delay server -> robot.
     #[arg(long, value_name = "MS", value_parser = parse_millis)]
     pub down_delay_ms: Option<f64>,
 
@@ -70,16 +73,20 @@ pub struct Args {
     /// reordered (a packet waits for the one before it).
     #[arg(long, value_name = "MS", value_parser = parse_millis)]
     pub jitter_ms: Option<f64>,
+    /// Jitter robot -> server.
     #[arg(long, value_name = "MS", value_parser = parse_millis)]
     pub up_jitter_ms: Option<f64>,
+    /// Jitter server -> robot.
     #[arg(long, value_name = "MS", value_parser = parse_millis)]
     pub down_jitter_ms: Option<f64>,
 
     /// Random loss in percent, both directions (2 or 2%).
     #[arg(long, value_name = "PERCENT", value_parser = parse_loss)]
     pub loss: Option<f64>,
+    /// Loss robot -> server.
     #[arg(long, value_name = "PERCENT", value_parser = parse_loss)]
     pub up_loss: Option<f64>,
+    /// Loss server -> robot.
     #[arg(long, value_name = "PERCENT", value_parser = parse_loss)]
     pub down_loss: Option<f64>,
 

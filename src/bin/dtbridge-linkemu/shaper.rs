@@ -127,8 +127,8 @@ impl Direction {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panicking forwarding thread ends the process (panic = abort is not set, but the
-        // thread's result is checked), so a poisoned lock still holds consistent counters.
+        // Every update under this lock is a few field writes that cannot panic half-way, so
+        // a lock poisoned by a panic elsewhere still holds consistent state.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
