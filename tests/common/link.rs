@@ -52,8 +52,10 @@ impl EmulatedLink {
     /// [`skip`] when a prerequisite is missing.
     pub fn start(test: &str, args: &[&str]) -> Option<EmulatedLink> {
         // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            skip(test, "the link emulator needs root (network namespaces)");
+        if unsafe { libc::geteuid() } != 0 || !in_initial_user_namespace() {
+            // Root of a user namespace (netns-run.sh for a normal user) cannot mount the
+            // named namespaces under /run/netns.
+            skip(test, "the link emulator needs real root (named network namespaces)");
             return None;
         }
         for tool in ["ip", "ethtool"] {
@@ -241,6 +243,12 @@ fn unique_name() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!("dtle{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Whether this process's user ids are the machine's own (the whole range maps onto itself).
+fn in_initial_user_namespace() -> bool {
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
 }
 
 fn on_path(tool: &str) -> bool {
