@@ -4,8 +4,8 @@
 #
 #   bash scripts/test.sh [extra cargo test args, e.g. --test interop -- --nocapture]
 #
-# 1. Debian packages, only those missing (iproute2, util-linux, procps, python3-venv; clang,
-#    libclang-dev and libpython3.11 for r2r).
+# 1. Debian packages, only those missing (iproute2, util-linux, procps, python3-venv, ethtool
+#    for the link emulator; clang, libclang-dev and libpython3.11 for r2r).
 # 2. livekit-server (scripts/setup-livekit-server.sh, built from the Go module proxy) and the
 #    Python SDK venv (scripts/setup-python.sh), the ROS 2 wheels (scripts/setup-ros2.sh);
 #    exports DTBRIDGE_LIVEKIT_SERVER, DTBRIDGE_PYTHON and DTBRIDGE_ROS2_PYTHON (preset values
@@ -52,6 +52,8 @@ missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 command -v unshare >/dev/null || missing+=(util-linux)
 command -v sysctl >/dev/null || missing+=(procps)
+# dtbridge-linkemu turns veth offloads off with it (tests/link_emulator.rs).
+command -v ethtool >/dev/null || [[ -x /usr/sbin/ethtool ]] || missing+=(ethtool)
 command -v clang >/dev/null || missing+=(clang)
 compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || missing+=(libclang-dev)
 compgen -G "/usr/lib/*/libpython3.11.so.1.0" >/dev/null || missing+=(libpython3.11)

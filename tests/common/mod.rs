@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod link;
 pub mod process;
 pub mod readers;
 pub mod ros2;
