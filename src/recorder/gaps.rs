@@ -6,9 +6,11 @@ use std::collections::VecDeque;
 
 /// Intervals the typical one is taken from.
 const INTERVALS: usize = 32;
-/// A gap counts as frames missing once it is this many typical intervals long: jitter on the
-/// robot and millisecond timestamps move single intervals by far less.
+/// A gap counts as frames missing once it is this many typical intervals long, and at least
+/// [`MIN_GAP_EXCESS_MS`] longer than one: a lost frame doubles an interval, while timer jitter
+/// on a busy robot and millisecond timestamps stretch a 5 ms interval by a few milliseconds.
 const GAP_FACTOR: f64 = 1.5;
+const MIN_GAP_EXCESS_MS: u64 = 3;
 
 /// Counts the frames missing between received ones of one track, from their timestamps.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +30,7 @@ impl GapCounter {
         if let Some(typical) = self.typical_interval()
             && typical > 0
             && interval as f64 > GAP_FACTOR * typical as f64
+            && interval >= typical + MIN_GAP_EXCESS_MS
         {
             self.missing += (interval as f64 / typical as f64).round() as u64 - 1;
         }
@@ -75,6 +78,16 @@ mod tests {
         // 30 Hz with frames 100..103 and 200 missing.
         let stamps = (0..300u64).filter(|n| !(100..104).contains(n) && *n != 200).map(|n| n * 33);
         assert_eq!(count(stamps), 5);
+    }
+
+    #[test]
+    fn jitter_of_a_fast_track_is_not_a_gap() {
+        // 200 Hz with millisecond stamps, some intervals stretched to 7 ms and caught up.
+        let stamps = (0..400u64).map(|n| n * 5 + if n % 10 == 3 { 2 } else { 0 });
+        assert_eq!(count(stamps), 0);
+        // A lost frame of the same track is.
+        let stamps = (0..400u64).filter(|n| *n != 300).map(|n| n * 5);
+        assert_eq!(count(stamps), 1);
     }
 
     #[test]

@@ -123,27 +123,7 @@ impl EmulatedLink {
     /// Runs `work` on a thread inside `side`'s namespace and returns its result: sockets
     /// made there belong to that namespace, whichever thread uses them afterwards.
     pub fn enter<T: Send>(&self, side: Side, work: impl FnOnce() -> T + Send) -> T {
-        let path = Path::new("/run/netns").join(self.namespace(side));
-        let namespace = std::fs::File::open(&path)
-            .unwrap_or_else(|err| panic!("cannot open {}: {err}", path.display()));
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    use std::os::fd::AsRawFd;
-                    // SAFETY: setns on a valid namespace descriptor moves only this thread.
-                    let rc = unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) };
-                    assert_eq!(
-                        rc,
-                        0,
-                        "setns {}: {}",
-                        path.display(),
-                        std::io::Error::last_os_error()
-                    );
-                    work()
-                })
-                .join()
-                .expect("work inside the namespace panicked")
-        })
+        in_namespace(self.namespace(side), work)
     }
 
     /// Sends one control command (`rate up 2mbit`, `cut`, `restore`, `profile lte`, `stats`)
@@ -236,6 +216,26 @@ impl Drop for EmulatedLink {
             .args(["--cleanup", &self.name])
             .status();
     }
+}
+
+/// Runs `work` on a thread inside the named network namespace (`/run/netns/NAME`) and
+/// returns its result.
+pub fn in_namespace<T: Send>(name: &str, work: impl FnOnce() -> T + Send) -> T {
+    let path = Path::new("/run/netns").join(name);
+    let namespace = std::fs::File::open(&path)
+        .unwrap_or_else(|err| panic!("cannot open {}: {err}", path.display()));
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                use std::os::fd::AsRawFd;
+                // SAFETY: setns on a valid namespace descriptor moves only this thread.
+                let rc = unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns {}: {}", path.display(), std::io::Error::last_os_error());
+                work()
+            })
+            .join()
+            .expect("work inside the namespace panicked")
+    })
 }
 
 /// A namespace prefix no other test (in this or another test process) uses.

@@ -20,7 +20,25 @@ pub struct Process {
 impl Process {
     /// `dtbridge ARGS -c CONFIG` joined to `server`, logging at info.
     pub fn spawn(args: &[&str], config: &Path, server: &TestServer) -> Process {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_dtbridge"));
+        Self::spawn_in(None, args, config, server)
+    }
+
+    /// [`Process::spawn`] inside the named network namespace (one side of an emulated link).
+    pub fn spawn_in(
+        namespace: Option<&str>,
+        args: &[&str],
+        config: &Path,
+        server: &TestServer,
+    ) -> Process {
+        let binary = env!("CARGO_BIN_EXE_dtbridge");
+        let mut command = match namespace {
+            Some(name) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", name, binary]);
+                command
+            }
+            None => Command::new(binary),
+        };
         command
             .args(args)
             .arg("-c")

@@ -19,6 +19,8 @@ pub struct TestServer {
     pub ip: String,
     pub port: u16,
     dir: TempDir,
+    /// The network namespace it runs in, when not the test's own.
+    namespace: Option<String>,
 }
 
 /// Where the server binary is: `DTBRIDGE_LIVEKIT_SERVER`, else the newest one the setup
@@ -74,14 +76,23 @@ fn free_udp_port(ip: &str) -> u16 {
 impl TestServer {
     /// Starts a server, or returns `None` after [`skip`] when the binary is missing.
     pub fn start(test: &str) -> Option<TestServer> {
+        Self::start_at(test, test_ip(), None)
+    }
+
+    /// Starts a server on `ip` inside the named network namespace (an emulated link's server
+    /// side, see `link.rs`).
+    pub fn start_in(test: &str, ip: &str, namespace: &str) -> Option<TestServer> {
+        Self::start_at(test, ip.to_string(), Some(namespace.to_string()))
+    }
+
+    fn start_at(test: &str, ip: String, namespace: Option<String>) -> Option<TestServer> {
         let Some(binary) = server_binary() else {
             skip(test, "livekit-server is not built (scripts/setup-livekit-server.sh)");
             return None;
         };
-        let ip = test_ip();
-        let port = free_tcp_port(&ip);
-        let tcp_port = free_tcp_port(&ip);
-        let udp_port = free_udp_port(&ip);
+        let (port, tcp_port, udp_port) = in_own_namespace(namespace.as_deref(), || {
+            (free_tcp_port(&ip), free_tcp_port(&ip), free_udp_port(&ip))
+        });
         let dir = TempDir::new();
         // datachannel_data_track_target_latency 0s: by default the server drops a data track
         // packet when the subscriber's send buffer holds more than 100 ms at the recent
@@ -101,8 +112,8 @@ impl TestServer {
         );
         let config_path = dir.0.join("livekit.yaml");
         std::fs::File::create(&config_path).unwrap().write_all(config.as_bytes()).unwrap();
-        let child = spawn(&binary, &dir);
-        let server = TestServer { child, binary, ip, port, dir };
+        let child = spawn(&binary, &dir, namespace.as_deref());
+        let server = TestServer { child, binary, ip, port, dir, namespace };
         server.wait_ready();
         Some(server)
     }
@@ -112,17 +123,23 @@ impl TestServer {
     pub fn restart(&mut self) {
         _ = self.child.kill();
         _ = self.child.wait();
-        self.child = spawn(&self.binary, &self.dir);
+        self.child = spawn(&self.binary, &self.dir, self.namespace.as_deref());
         self.wait_ready();
     }
 
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if TcpStream::connect((self.ip.as_str(), self.port)).is_ok() {
-                return;
+        let listening = || {
+            while Instant::now() < deadline {
+                if TcpStream::connect((self.ip.as_str(), self.port)).is_ok() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
+            false
+        };
+        if in_own_namespace(self.namespace.as_deref(), listening) {
+            return;
         }
         let log = std::fs::read_to_string(self.dir.0.join("server.log")).unwrap_or_default();
         panic!("livekit-server did not listen on {}:{} within 20 s:\n{log}", self.ip, self.port);
@@ -154,13 +171,29 @@ impl TestServer {
     }
 }
 
-fn spawn(binary: &PathBuf, dir: &TempDir) -> Child {
+/// Runs `work` in `namespace`, or right here without one.
+fn in_own_namespace<T: Send>(namespace: Option<&str>, work: impl FnOnce() -> T + Send) -> T {
+    match namespace {
+        Some(name) => super::link::in_namespace(name, work),
+        None => work(),
+    }
+}
+
+fn spawn(binary: &PathBuf, dir: &TempDir, namespace: Option<&str>) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.0.join("server.log"))
         .unwrap();
-    Command::new(binary)
+    let mut command = match namespace {
+        Some(name) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", name]).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
+    command
         .arg("--config")
         .arg(dir.0.join("livekit.yaml"))
         .stdout(Stdio::from(log.try_clone().unwrap()))
