@@ -218,6 +218,17 @@ impl Watcher {
 
     /// Waits until `done` holds for the events so far; panics after `timeout` with them.
     fn wait(&self, what: &str, timeout: Duration, done: impl Fn(&[Value]) -> bool) {
+        self.wait_or_show(what, timeout, "", done)
+    }
+
+    /// [`Self::wait`], showing `context` (a log) too if it fails.
+    fn wait_or_show(
+        &self,
+        what: &str,
+        timeout: Duration,
+        context: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) {
         let deadline = Instant::now() + timeout;
         loop {
             if done(&self.events.lock().unwrap()) {
@@ -225,7 +236,7 @@ impl Watcher {
             }
             assert!(
                 Instant::now() < deadline,
-                "the watcher {what}: not within {timeout:?}; it saw {:?}",
+                "the watcher {what}: not within {timeout:?}; it saw {:?}\n{context}",
                 self.events.lock().unwrap()
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -297,9 +308,10 @@ fn a_stopped_robot_leaves_no_track_behind() {
         // Every track unpublished, and the robot gone: the leave reached the server. A lost
         // unpublish or leave keeps them listed until the server gives up on the robot, which
         // takes far longer than this.
-        watcher.wait(
+        watcher.wait_or_show(
             &format!("sees every track unpublished and the robot leave (stop {stop})"),
             Duration::from_secs(10),
+            &format!("dtbridge run:\n{log}"),
             |events| {
                 unpublished(events, from).is_superset(&sids)
                     && events[from..].iter().any(|e| {

@@ -213,8 +213,8 @@ impl Engine {
             regions: None,
         };
         let transport = &self.requests.transport;
-        // Returns once the message is written to the connection, so the close cannot
-        // overtake it.
+        // Returns once the server has acted on it (it closes the connection), so the close
+        // cannot overtake it.
         let sent = tokio::time::timeout_at(deadline, transport.send_signal(Request::Leave(leave)));
         if sent.await.is_err() {
             tracing::warn!("the leave message was not sent within {LEAVE_TIMEOUT:?}; closing");
