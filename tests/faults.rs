@@ -165,6 +165,7 @@ fn every_track_flows_again_after_the_server_restarts() {
         let sent = summary.topics[topic].frames;
         let recorded = times.len() as u64;
         let allowance = (rate * (gap.as_secs_f64() + 1.0)).ceil() as u64;
+        eprintln!("{topic}: run says it sent {sent} frames, the recording has {recorded}");
         assert!(
             recorded + allowance >= sent,
             "{topic}: run says it sent {sent} frames, the recording has {recorded}:\n{run_log}"
