@@ -220,6 +220,9 @@ async fn record(config: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     eprintln!("frames dropped because the writer was behind: {}", report.dropped_behind);
+    if let Some(line) = report.outages.summary() {
+        eprintln!("{line}");
+    }
     Ok(())
 }
 

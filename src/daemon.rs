@@ -90,6 +90,51 @@ pub async fn connect(connection: Connection) -> Result<(Room, RoomEvents), RoomE
 /// How often the stats line is printed.
 const STATS_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The connection losses of a session and how long each took to reconnect, logged as they
+/// happen and listed in the summary.
+#[derive(Debug, Default)]
+pub struct Outages {
+    lost_at: Option<Instant>,
+    /// How long each reconnect took, in order; an outage still going on is not listed.
+    pub reconnected_after: Vec<Duration>,
+}
+
+impl Outages {
+    /// Logs a lost connection (only the first of an outage starts its clock).
+    pub fn lost(&mut self, reason: &str) {
+        self.lost_at.get_or_insert_with(Instant::now);
+        tracing::warn!("connection lost ({reason}); reconnecting");
+    }
+
+    /// Logs the room back, with how long it was away; `what` says what is working again.
+    pub fn reconnected(&mut self, what: &str) {
+        let took = self.lost_at.take().map(|at| at.elapsed()).unwrap_or_default();
+        self.reconnected_after.push(took);
+        tracing::info!("reconnected after {:.1} s; {what}", took.as_secs_f64());
+    }
+
+    /// One line for a summary, or `None` when the connection never dropped.
+    pub fn summary(&self) -> Option<String> {
+        let ongoing = self.lost_at.map(|at| at.elapsed());
+        if self.reconnected_after.is_empty() && ongoing.is_none() {
+            return None;
+        }
+        let took: Vec<String> =
+            self.reconnected_after.iter().map(|d| format!("{:.1} s", d.as_secs_f64())).collect();
+        let mut line = format!(
+            "connection lost {} time(s)",
+            self.reconnected_after.len() + usize::from(ongoing.is_some())
+        );
+        if !took.is_empty() {
+            line.push_str(&format!(", reconnected after {}", took.join(", ")));
+        }
+        if let Some(ongoing) = ongoing {
+            line.push_str(&format!(", still reconnecting after {:.1} s", ongoing.as_secs_f64()));
+        }
+        Some(line)
+    }
+}
+
 /// What a publishing session did, per track.
 #[derive(Debug, Clone)]
 pub struct PublishReport {
@@ -148,6 +193,7 @@ pub async fn publish(
     ticker.tick().await;
     let mut previous: Vec<TrackStats> = Vec::new();
     let mut last = Instant::now();
+    let mut outages = Outages::default();
     loop {
         tokio::select! {
             _ = crate::source::stopped(&mut stop) => break,
@@ -157,8 +203,8 @@ pub async fn publish(
                 last = now;
             }
             event = events.recv() => match event {
-                Some(RoomEvent::Reconnecting { reason }) => tracing::warn!("connection lost ({reason}); reconnecting"),
-                Some(RoomEvent::Reconnected) => tracing::info!("reconnected; tracks published again"),
+                Some(RoomEvent::Reconnecting { reason }) => outages.lost(&reason),
+                Some(RoomEvent::Reconnected) => outages.reconnected("tracks published again"),
                 Some(RoomEvent::Disconnected { reason }) => {
                     stop_sources.send_replace(true);
                     pipeline.shutdown().await;
@@ -178,9 +224,19 @@ pub async fn publish(
     let unrouted = pipeline.unrouted();
     pipeline.shutdown().await;
     scheduler.stop();
-    let transport_dropped = room.transport_stats().frames_dropped;
     room.leave().await;
-    eprintln!("{}", summary(&workers, unrouted, transport_dropped, started.elapsed()));
+    let mut text = summary(&workers, unrouted, started.elapsed());
+    // What reached the network, next to what the tracks accepted: frames accepted while a
+    // connection was dying can be lost on the way, and this is where that shows.
+    let network = room.transport_stats();
+    text.push_str(&format!(
+        "\n  network: {} frames sent, {} dropped before sending",
+        network.frames_sent, network.frames_dropped
+    ));
+    if let Some(line) = outages.summary() {
+        text.push_str(&format!("\n  {line}"));
+    }
+    eprintln!("{text}");
     let tracks = workers.iter().map(|w| (w.plan.clone(), w.counters.snapshot())).collect();
     Ok(PublishReport { tracks, unrouted })
 }
@@ -235,7 +291,6 @@ fn link_estimate(report: &LinkReport) -> String {
 fn summary(
     workers: &[std::sync::Arc<crate::pipeline::WorkerInfo>],
     unrouted: u64,
-    transport_dropped: u64,
     elapsed: Duration,
 ) -> String {
     let mut out = format!("summary after {:.1} s:\n", elapsed.as_secs_f64());
@@ -258,9 +313,6 @@ fn summary(
             s.decimated
         ));
     }
-    out.push_str(&format!(
-        "  frames dropped in the transport's queue (all tracks): {transport_dropped}\n"
-    ));
     out.push_str(&format!("  samples on topics without a route: {unrouted}"));
     out
 }

@@ -75,6 +75,8 @@ pub struct RecordReport {
     pub dropped_behind: u64,
     /// End-to-end latency (receive time minus the frame's timestamp), p50 and p99 in ms.
     pub latency_ms: Option<(f64, f64)>,
+    /// Connection losses and how long each reconnect took.
+    pub outages: daemon::Outages,
 }
 
 /// Records the room in the configuration until `stop` becomes true.
@@ -150,6 +152,7 @@ pub async fn record(
     let mut readers = Vec::new();
     let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
     progress.tick().await;
+    let mut outages = daemon::Outages::default();
     loop {
         tokio::select! {
             _ = crate::source::stopped(&mut stop) => break,
@@ -168,8 +171,8 @@ pub async fn record(
                         latencies.clone(),
                     )));
                 }
-                Some(RoomEvent::Reconnecting { reason }) => tracing::warn!("connection lost ({reason}); reconnecting"),
-                Some(RoomEvent::Reconnected) => tracing::info!("reconnected"),
+                Some(RoomEvent::Reconnecting { reason }) => outages.lost(&reason),
+                Some(RoomEvent::Reconnected) => outages.reconnected("subscriptions renewed"),
                 Some(RoomEvent::Disconnected { reason }) => {
                     tracing::error!("the room ended: {reason}; finishing the recording");
                     break;
@@ -193,7 +196,12 @@ pub async fn record(
     latencies.sort_by(f64::total_cmp);
     let percentile = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     let latency_ms = (!latencies.is_empty()).then(|| (percentile(0.5), percentile(0.99)));
-    Ok(RecordReport { summary, dropped_behind: dropped_behind.load(Ordering::Relaxed), latency_ms })
+    Ok(RecordReport {
+        summary,
+        dropped_behind: dropped_behind.load(Ordering::Relaxed),
+        latency_ms,
+        outages,
+    })
 }
 
 fn wanted(patterns: &RecordConfig, track: &RemoteDataTrack) -> bool {

@@ -12,17 +12,22 @@ use livekit_datatrack::backend::{local, remote};
 use livekit_protocol as proto;
 use proto::signal_request::Message as Request;
 use proto::signal_response::Message as Response;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 /// Largest schema definition the server stores as a data blob.
 const MAX_SCHEMA_BYTES: usize = 50 * 1024;
 
 /// How long a data blob request may take.
 const BLOB_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long leaving may take in all: the server confirming every unpublish, then the leave
+/// message written to the signal connection.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Result<Response, String>>>>>;
 
@@ -38,6 +43,9 @@ pub(crate) struct Engine {
     remote: remote::ManagerInput,
     requests: Arc<Requests>,
     left: AtomicBool,
+    /// Whether the current session knows this participant's tracks; shared with every
+    /// [`LocalTrack`], which refuses frames while it is false.
+    online: Arc<AtomicBool>,
     events: mpsc::UnboundedSender<RoomEvent>,
 }
 
@@ -49,6 +57,10 @@ struct Requests {
     pending: Pending,
     next_request_id: AtomicU32,
     schemas: tokio::sync::Mutex<HashMap<proto::DataBlobKey, String>>,
+    /// Handles of this participant's tracks that the server of the current session holds:
+    /// added by its publish responses, removed by its unpublish responses (or its answer
+    /// that it holds no such track). What leaving waits for.
+    server_tracks: watch::Sender<HashSet<u32>>,
 }
 
 impl Engine {
@@ -77,7 +89,9 @@ impl Engine {
             pending: Pending::default(),
             next_request_id: AtomicU32::new(1),
             schemas: Default::default(),
+            server_tracks: watch::channel(HashSet::new()).0,
         });
+        let online = Arc::new(AtomicBool::new(true));
 
         tokio::spawn(forward_local_output(local_out, transport.clone()));
         tokio::spawn(forward_remote_output(
@@ -94,6 +108,8 @@ impl Engine {
             requests: requests.clone(),
             remote_tracks,
             events: events_tx.clone(),
+            online: online.clone(),
+            republishing: Mutex::new(None),
         };
         receive_thread(remote_manager, inbound, transport_events)?;
 
@@ -104,6 +120,7 @@ impl Engine {
             remote,
             requests,
             left: AtomicBool::new(false),
+            online,
             events: events_tx,
         };
         Ok((Arc::new(engine), events_rx))
@@ -134,7 +151,7 @@ impl Engine {
         self.local
             .publish_track(options.to_datatrack_options())
             .await
-            .map(LocalTrack::new)
+            .map(|track| LocalTrack::new(track, self.online.clone()))
             .map_err(|err| publish_error(err, &options))
     }
 
@@ -176,9 +193,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Unpublishes every track, waits (up to [`LEAVE_TIMEOUT`] in all) for the server to
+    /// confirm, tells it this participant leaves, and closes the connection.
+    ///
+    /// The managers' own unpublish requests on shutdown go out on their own time and would
+    /// race with the leave and the close: a request lost to the close leaves its track
+    /// listed for late joiners until the server gives up on the participant.
     pub async fn leave(&self) {
         if self.left.swap(true, Ordering::AcqRel) {
             return;
+        }
+        let deadline = tokio::time::Instant::now() + LEAVE_TIMEOUT;
+        // While reconnecting no server holds the tracks, and nobody would answer.
+        if self.online.load(Ordering::Acquire) {
+            self.unpublish_all(deadline).await;
         }
         _ = send_input(&self.local, local::InputEvent::Shutdown);
         _ = send_input(&self.remote, remote::InputEvent::Shutdown);
@@ -189,9 +217,46 @@ impl Engine {
             regions: None,
         };
         let transport = &self.requests.transport;
-        transport.send_signal(Request::Leave(leave)).await;
+        // Returns once the server has acted on it (it closes the connection), so the close
+        // cannot overtake it.
+        let sent = tokio::time::timeout_at(deadline, transport.send_signal(Request::Leave(leave)));
+        if sent.await.is_err() {
+            tracing::warn!("the leave message was not sent within {LEAVE_TIMEOUT:?}; closing");
+        }
         transport.close().await;
         _ = self.events.send(RoomEvent::Disconnected { reason: "left the room".into() });
+    }
+
+    /// Asks the server to unpublish every track it holds for this participant, including
+    /// any whose publish response arrives meanwhile, until it holds none or `deadline`.
+    async fn unpublish_all(&self, deadline: tokio::time::Instant) {
+        let mut held = self.requests.server_tracks.subscribe();
+        let mut requested = HashSet::new();
+        loop {
+            let pending: Vec<u32> = held.borrow_and_update().iter().copied().collect();
+            if pending.is_empty() {
+                return;
+            }
+            for pub_handle in pending.iter().copied().filter(|handle| requested.insert(*handle)) {
+                let request = proto::UnpublishDataTrackRequest { pub_handle };
+                self.requests
+                    .transport
+                    .send_signal(Request::UnpublishDataTrackRequest(request))
+                    .await;
+            }
+            match tokio::time::timeout_at(deadline, held.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::warn!(
+                        "leaving with {} track(s) the server did not confirm unpublished \
+                         within {LEAVE_TIMEOUT:?}",
+                        pending.len()
+                    );
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -309,6 +374,10 @@ struct Inbound {
     requests: Arc<Requests>,
     remote_tracks: RemoteTracks,
     events: mpsc::UnboundedSender<RoomEvent>,
+    online: Arc<AtomicBool>,
+    /// Restoring schemas and republishing after the latest reconnect; a new loss cancels it,
+    /// so that it cannot declare the tracks online for a session that is already gone.
+    republishing: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Inbound {
@@ -326,6 +395,10 @@ impl Inbound {
                 }
                 TransportEvent::Signal(message) => self.on_signal(*message),
                 TransportEvent::Reconnecting(reason) => {
+                    self.online.store(false, Ordering::Release);
+                    if let Some(task) = lock(&self.republishing).take() {
+                        task.abort();
+                    }
                     _ = self.events.send(RoomEvent::Reconnecting { reason });
                 }
                 TransportEvent::Reconnected(join) => self.on_reconnected(*join),
@@ -352,26 +425,45 @@ impl Inbound {
         }
         _ = send_input(&self.remote, update.into());
         _ = send_input(&self.remote, remote::InputEvent::ResendSubscriptionUpdates);
+        self.requests.server_tracks.send_replace(HashSet::new());
         let requests = self.requests.clone();
         let local = self.local.clone();
         let events = self.events.clone();
-        tokio::spawn(async move {
+        let online = self.online.clone();
+        let task = tokio::spawn(async move {
             // Schemas first, so a subscriber seeing a republished track can fetch its schema.
             requests.restore_schemas().await;
             _ = send_input(&local, local::InputEvent::RepublishTracks);
+            // The manager answers in order, so once it has listed its tracks every one of
+            // them is republishing and refuses frames until the server has it again.
+            local.query_tracks().await;
+            online.store(true, Ordering::Release);
             _ = events.send(RoomEvent::Reconnected);
         });
+        if let Some(previous) = lock(&self.republishing).replace(task) {
+            previous.abort();
+        }
     }
 
     fn on_signal(&self, message: Response) {
         match message {
             Response::PublishDataTrackResponse(response) => {
+                if let Some(info) = &response.info {
+                    self.requests
+                        .server_tracks
+                        .send_modify(|held| _ = held.insert(info.pub_handle));
+                }
                 match local::SfuPublishResponse::try_from(response) {
                     Ok(event) => _ = send_input(&self.local, event.into()),
                     Err(err) => tracing::warn!("malformed publish response: {err}"),
                 }
             }
             Response::UnpublishDataTrackResponse(response) => {
+                if let Some(info) = &response.info {
+                    self.requests
+                        .server_tracks
+                        .send_modify(|held| _ = held.remove(&info.pub_handle));
+                }
                 match local::SfuUnpublishResponse::try_from(response) {
                     Ok(event) => _ = send_input(&self.local, event.into()),
                     Err(err) => tracing::warn!("malformed unpublish response: {err}"),
@@ -401,6 +493,12 @@ impl Inbound {
     }
 
     fn on_request_response(&self, response: proto::RequestResponse) {
+        if let Some(proto::request_response::Request::UnpublishDataTrack(request)) =
+            &response.request
+        {
+            // Refused (most likely: not found): either way the server does not hold it.
+            self.requests.server_tracks.send_modify(|held| _ = held.remove(&request.pub_handle));
+        }
         if let Some(event) = local::publish_result_from_request_response(&response) {
             _ = send_input(&self.local, event.into());
             return;

@@ -200,6 +200,14 @@ impl HubState {
             }
             Request::UnpublishDataTrackRequest(request) => {
                 let Some(info) = member.tracks.remove(&request.pub_handle) else {
+                    // As the server answers a track it does not hold.
+                    member.send(Response::RequestResponse(proto::RequestResponse {
+                        reason: proto::request_response::Reason::NotFound.into(),
+                        request: Some(proto::request_response::Request::UnpublishDataTrack(
+                            request,
+                        )),
+                        ..Default::default()
+                    }));
                     return;
                 };
                 member.send(Response::UnpublishDataTrackResponse(

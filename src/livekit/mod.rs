@@ -132,8 +132,9 @@ impl Room {
         self.engine.link()
     }
 
-    /// Unpublishes every local track, tells the server this participant is leaving, and
-    /// closes the connection.
+    /// Unpublishes every local track and waits for the server to confirm, tells the server
+    /// this participant is leaving, and closes the connection; within about 2 s even when
+    /// the server does not answer.
     pub async fn leave(&self) {
         self.engine.leave().await
     }

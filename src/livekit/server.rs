@@ -51,9 +51,12 @@ const SCTP_RECEIVE_WINDOW: u32 = 128 * 1024;
 /// How long to wait for local ICE candidates before sending the offer without the rest.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// First and longest wait between reconnection attempts.
+/// First and longest wait between reconnection attempts. The longest bounds how long frames
+/// stay away once the server is back: joining takes about a second more, and frames must flow
+/// within 2 s. An attempt against a server that is down costs one refused connection, and one
+/// against an unreachable host waits for its connect timeout.
 const RECONNECT_BACKOFF: (Duration, Duration) =
-    (Duration::from_millis(250), Duration::from_secs(5));
+    (Duration::from_millis(250), Duration::from_millis(500));
 
 type Pc = Arc<dyn PeerConnection>;
 
@@ -71,8 +74,10 @@ pub(crate) struct ServerTransport {
 struct Session {
     signal: Arc<SignalClient>,
     pc: Pc,
-    tasks: Arc<Vec<JoinHandle<()>>>,
+    tasks: Arc<Tasks>,
     forwarding: Arc<watch::Sender<bool>>,
+    /// Becomes true when the server closes the signal connection.
+    signal_closed: watch::Receiver<bool>,
 }
 
 impl Session {
@@ -84,11 +89,36 @@ impl Session {
     async fn close(&self) {
         self.signal.close().await;
         _ = self.pc.close().await;
-        for task in self.tasks.iter() {
+        self.tasks.abort();
+    }
+}
+
+/// The tasks of one session, aborted when it closes, and also when the last handle goes
+/// away: an attempt to join that is given up (its timeout, or the room leaving meanwhile)
+/// must not leave tasks behind that take frames from the shared queue or report losses.
+struct Tasks(std::sync::Mutex<Vec<JoinHandle<()>>>);
+
+impl Tasks {
+    fn push(&self, task: JoinHandle<()>) {
+        super::lock(&self.0).push(task);
+    }
+
+    fn abort(&self) {
+        for task in super::lock(&self.0).iter() {
             task.abort();
         }
     }
 }
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// Where the tasks of one session report its loss; each session has its own, so a loss
+/// reported by an attempt that failed can never end the session that follows it.
+type Losses = mpsc::UnboundedReceiver<Loss>;
 
 /// How a session ended.
 #[derive(Debug)]
@@ -123,8 +153,7 @@ impl ServerTransport {
             counters: counters.clone(),
             link: link.clone(),
         });
-        let (lost_tx, lost_rx) = mpsc::unbounded_channel();
-        let (session, join) = open_session(options, &io, lost_tx).await?;
+        let (session, join, lost_rx) = open_session(options, &io).await?;
         session.forward_signals();
         let transport = Arc::new(ServerTransport {
             session: std::sync::Mutex::new(session),
@@ -148,7 +177,7 @@ async fn supervise(
     transport: std::sync::Weak<ServerTransport>,
     options: ConnectOptions,
     io: Arc<SessionIo>,
-    mut lost_rx: mpsc::UnboundedReceiver<Loss>,
+    mut lost_rx: Losses,
 ) {
     loop {
         let Some(loss) = lost_rx.recv().await else { return };
@@ -168,16 +197,16 @@ async fn supervise(
         strong.session().close().await;
         drop(strong);
         tracing::warn!("connection to {} lost ({reason}); reconnecting", options.url);
+        let lost_at = tokio::time::Instant::now();
         if io.events.send(TransportEvent::Reconnecting(reason)).await.is_err() {
             return;
         }
         let mut backoff = RECONNECT_BACKOFF.0;
-        let (lost_tx, new_lost_rx) = mpsc::unbounded_channel();
-        let (session, join) = loop {
-            let attempt = tokio::time::timeout(
-                options.connect_timeout,
-                open_session(&options, &io, lost_tx.clone()),
-            );
+        let mut attempts = 0u32;
+        let (session, join, new_lost_rx) = loop {
+            attempts += 1;
+            let attempt =
+                tokio::time::timeout(options.connect_timeout, open_session(&options, &io));
             let failure = tokio::select! {
                 outcome = attempt => match outcome {
                     Ok(Ok(joined)) => break joined,
@@ -203,7 +232,12 @@ async fn supervise(
         *super::lock(&strong.session) = session.clone();
         drop(strong);
         lost_rx = new_lost_rx;
-        tracing::info!("reconnected to {}", options.url);
+        tracing::info!(
+            "reconnected to {} after {:.1} s ({attempts} attempt{})",
+            options.url,
+            lost_at.elapsed().as_secs_f64(),
+            if attempts == 1 { "" } else { "s" }
+        );
         if io.events.send(TransportEvent::Reconnected(Box::new(join))).await.is_err() {
             return;
         }
@@ -212,12 +246,12 @@ async fn supervise(
 }
 
 /// Joins once: signal connection, peer connection, data channels; returns when `_data_track`
-/// is open. The session's tasks report its loss on `lost`.
+/// is open, with the receiver on which the session's tasks report its loss.
 async fn open_session(
     options: &ConnectOptions,
     io: &Arc<SessionIo>,
-    lost: mpsc::UnboundedSender<Loss>,
-) -> Result<(Session, proto::JoinResponse), RoomError> {
+) -> Result<(Session, proto::JoinResponse, Losses), RoomError> {
+    let (lost, lost_rx) = mpsc::unbounded_channel();
     let token = options.token()?;
     let mut signal_options = SignalOptions::default();
     signal_options.single_peer_connection = true;
@@ -291,11 +325,13 @@ async fn open_session(
 
     let (open_tx, mut open_rx) = watch::channel(false);
     let (forwarding, forwarding_rx) = watch::channel(false);
+    let (signal_closed_tx, signal_closed) = watch::channel(false);
     let negotiator = Arc::new(Negotiator { pc: pc.clone(), pending: Mutex::new(Some(vec![])) });
     let (room_messages_tx, room_messages_rx) = mpsc::unbounded_channel();
     let tasks = vec![
         tokio::spawn(run_signal(
             signal_events,
+            signal_closed_tx,
             signal.clone(),
             negotiator.clone(),
             room_messages_tx,
@@ -306,13 +342,13 @@ async fn open_session(
         tokio::spawn(drain_channel(reliable)),
         tokio::spawn(drain_channel(lossy)),
         tokio::spawn(receive_packets(data_track.clone(), io.clone(), open_tx, lost)),
-        tokio::spawn(send_frames(data_track, io.clone())),
     ];
     let session = Session {
         signal: signal.clone(),
         pc,
-        tasks: Arc::new(tasks),
+        tasks: Arc::new(Tasks(std::sync::Mutex::new(tasks))),
         forwarding: Arc::new(forwarding),
+        signal_closed,
     };
 
     let offer = match negotiator.offer().await {
@@ -327,17 +363,33 @@ async fn open_session(
         session.close().await;
         return Err(connect_error(options, "the data channel closed while opening".into()));
     }
-    Ok((session, join))
+    // The sender starts only now: a send on a channel that is not open yet fails, and ends
+    // the sender for the whole session. After a reconnect the frame queue is not empty when
+    // the session starts (frames pushed while the connection was down), so a sender started
+    // with the session died at its first frame and the session never sent another one.
+    session.tasks.push(tokio::spawn(send_frames(data_track, io.clone())));
+    Ok((session, join, lost_rx))
 }
 
 #[async_trait::async_trait]
 impl Transport for ServerTransport {
+    /// Sends a message; a `Leave` returns only once the server has closed the connection.
     async fn send_signal(&self, message: Request) {
-        if matches!(message, Request::Leave(_)) {
+        let leaving = matches!(message, Request::Leave(_));
+        if leaving {
             // The server closes the connection after a leave: that is no loss to recover from.
             self.closing.send_replace(true);
         }
-        self.session().signal.send(message).await
+        let session = self.session();
+        session.signal.send(message).await;
+        if leaving {
+            // The server closes the connection once it has removed the participant. Closing
+            // first can lose the leave: a socket closed with unread data from the server is
+            // reset, and the server may drop the leave it had not read yet (measured: one
+            // stop in ten under load left the participant in the room). The caller bounds
+            // the wait.
+            _ = session.signal_closed.clone().wait_for(|closed| *closed).await;
+        }
     }
 
     fn send_frame(&self, packets: Vec<Bytes>) {
@@ -428,6 +480,7 @@ fn session_description(kind: &str, sdp: String) -> proto::SessionDescription {
 /// Handles the signal messages that concern the peer connection and passes the rest on.
 async fn run_signal(
     mut signal_events: SignalEvents,
+    closed: watch::Sender<bool>,
     signal: Arc<SignalClient>,
     negotiator: Arc<Negotiator>,
     room_messages: mpsc::UnboundedSender<Response>,
@@ -437,6 +490,7 @@ async fn run_signal(
         let message = match event {
             SignalEvent::Message(message) => message,
             SignalEvent::Close(reason) => {
+                closed.send_replace(true);
                 _ = lost.send(Loss::Recoverable(format!("signal connection lost: {reason}")));
                 return;
             }

@@ -4,6 +4,8 @@ use super::error::shorten;
 use super::{DataTrackFrameEncoding, DataTrackInfo, DataTrackSchemaId, RoomError};
 use bytes::Bytes;
 use livekit_datatrack::api::{DataTrackFrame, LocalDataTrack, PushFrameErrorReason};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Longest track name the server accepts, in characters.
 pub const MAX_TRACK_NAME_CHARS: usize = 256;
@@ -95,8 +97,9 @@ pub enum PushError {
         /// The limit.
         max: usize,
     },
-    /// The track's send queue is full; the frame was not queued (the caller decides whether
-    /// to drop it or retry later).
+    /// The track's send queue is full, or the room is reconnecting and the track is not
+    /// published again yet; the frame was not queued (the caller decides whether to drop it
+    /// or retry later).
     #[error("the track's send queue is full")]
     QueueFull,
     /// The track is no longer published.
@@ -108,11 +111,14 @@ pub enum PushError {
 #[derive(Debug, Clone)]
 pub struct LocalTrack {
     track: LocalDataTrack,
+    /// False while the room has no session that knows this track (reconnecting, until the
+    /// track is republished): a frame accepted then would be sent where nobody forwards it.
+    online: Arc<AtomicBool>,
 }
 
 impl LocalTrack {
-    pub(crate) fn new(track: LocalDataTrack) -> Self {
-        Self { track }
+    pub(crate) fn new(track: LocalDataTrack, online: Arc<AtomicBool>) -> Self {
+        Self { track, online }
     }
 
     /// Name, sid, encoding and schema of the track.
@@ -130,6 +136,9 @@ impl LocalTrack {
         let payload = payload.into();
         if payload.len() > MAX_FRAME_BYTES {
             return Err(PushError::TooLarge { len: payload.len(), max: MAX_FRAME_BYTES });
+        }
+        if !self.online.load(Ordering::Acquire) {
+            return Err(PushError::QueueFull);
         }
         let mut frame = DataTrackFrame::new(payload);
         if let Some(ts) = user_timestamp_ms {

@@ -18,7 +18,8 @@ pub struct Process {
 }
 
 impl Process {
-    /// `dtbridge ARGS -c CONFIG` joined to `server`, logging at info.
+    /// `dtbridge ARGS -c CONFIG` joined to `server`, logging at info (or as
+    /// `DTBRIDGE_TEST_RUST_LOG` says, to look into a failure).
     pub fn spawn(args: &[&str], config: &Path, server: &TestServer) -> Process {
         Self::spawn_in(None, args, config, server)
     }
@@ -46,7 +47,10 @@ impl Process {
             .env("LIVEKIT_URL", server.url())
             .env("LIVEKIT_API_KEY", API_KEY)
             .env("LIVEKIT_API_SECRET", API_SECRET)
-            .env("RUST_LOG", "dtbridge=info");
+            .env(
+                "RUST_LOG",
+                std::env::var("DTBRIDGE_TEST_RUST_LOG").unwrap_or_else(|_| "dtbridge=info".into()),
+            );
         Process::watch(command)
     }
 
@@ -79,6 +83,11 @@ impl Process {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     /// SIGTERM, then the exit status and stderr.

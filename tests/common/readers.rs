@@ -43,3 +43,21 @@ pub fn messages(file: &Path, topic: &str) -> Vec<(u64, Vec<u8>)> {
         .map(|m| (m.publish_time, m.data.to_vec()))
         .collect()
 }
+
+/// The log times (receive times, UNIX ns) of the messages of `topic` in `file`, in file order.
+pub fn log_times(file: &Path, topic: &str) -> Vec<u64> {
+    let bytes = std::fs::read(file).unwrap();
+    mcap::MessageStream::new(&bytes)
+        .unwrap()
+        .map(|m| m.unwrap())
+        .filter(|m| m.channel.topic == topic)
+        .map(|m| m.log_time)
+        .collect()
+}
+
+/// How many channels of `file` carry `topic`.
+pub fn channel_count(file: &Path, topic: &str) -> usize {
+    let bytes = std::fs::read(file).unwrap();
+    let summary = mcap::Summary::read(&bytes).unwrap().expect("a finished file has a summary");
+    summary.channels.values().filter(|c| c.topic == topic).count()
+}

@@ -121,10 +121,26 @@ impl TestServer {
     /// Kills the server and starts it again on the same ports: to clients, the network
     /// dropped and came back, and every session is gone.
     pub fn restart(&mut self) {
+        self.kill();
+        self.start_again();
+    }
+
+    /// SIGKILLs the server: no leave, no goodbye, every session gone at once.
+    pub fn kill(&mut self) {
         _ = self.child.kill();
         _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same ports after [`Self::kill`]; returns once it
+    /// accepts connections.
+    pub fn start_again(&mut self) {
         self.child = spawn(&self.binary, &self.dir, self.namespace.as_deref());
         self.wait_ready();
+    }
+
+    /// The server's log so far (its level is `DTBRIDGE_TEST_SERVER_LOG`, default warn).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("server.log")).unwrap_or_default()
     }
 
     fn wait_ready(&self) {

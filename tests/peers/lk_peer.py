@@ -10,6 +10,12 @@ Subcommands
                  [--buffer-size K] [--max-partial-frames P] [--verify-seed S]
   bench-publish  --track NAME --size BYTES --rate HZ --duration SECS
   bench-subscribe --track NAME [--timeout SECS] [--idle-timeout SECS] [--buffer-size K]
+  watch          (no options) reports the room's data tracks and departures until stdin ends
+
+Watch: prints {"event":"joined"} once connected, then as they happen
+  {"event":"track_published","name":N,"sid":S,"publisher":P} (also for tracks that exist
+  when it joins), {"event":"track_unpublished","sid":S} and
+  {"event":"participant_disconnected","identity":P}; leaves on stdin EOF or any line.
 
 Protocol with the test harness (publish / bench-publish):
   prints {"event":"published",...}, then waits for ONE line on stdin (any text, or EOF)
@@ -365,6 +371,30 @@ async def cmd_bench_subscribe(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_watch(args: argparse.Namespace) -> int:
+    room = rtc.Room()
+    stdin = StdinLines(asyncio.get_running_loop())
+
+    def on_published(track: rtc.RemoteDataTrack) -> None:
+        emit({"event": "track_published", "name": track.info.name, "sid": track.info.sid,
+              "publisher": track.publisher_identity})
+
+    def on_unpublished(sid: str) -> None:
+        emit({"event": "track_unpublished", "sid": sid})
+
+    def on_disconnected(participant: rtc.RemoteParticipant) -> None:
+        emit({"event": "participant_disconnected", "identity": participant.identity})
+
+    room.on("data_track_published", on_published)
+    room.on("data_track_unpublished", on_unpublished)
+    room.on("participant_disconnected", on_disconnected)
+    await connect(args, room)
+    emit({"event": "joined"})
+    await stdin.readline()
+    await room.disconnect()
+    return 0
+
+
 # ---------------------------------------------------------------- CLI
 
 def main() -> int:
@@ -419,13 +449,16 @@ def main() -> int:
     sp.add_argument("--track", required=True)
     common_sub(sp)
 
+    sub.add_parser("watch")
+
     args = p.parse_args()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.identity is None:
         args.identity = f"py-{args.cmd}-{os.getpid()}"
     fn = {"publish": cmd_publish, "subscribe": cmd_subscribe,
-          "bench-publish": cmd_bench_publish, "bench-subscribe": cmd_bench_subscribe}[args.cmd]
+          "bench-publish": cmd_bench_publish, "bench-subscribe": cmd_bench_subscribe,
+          "watch": cmd_watch}[args.cmd]
     return asyncio.run(fn(args))
 
 
