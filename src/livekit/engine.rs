@@ -142,6 +142,10 @@ impl Engine {
         self.requests.transport.link()
     }
 
+    pub fn set_send_window(&self, bytes: u64) {
+        self.requests.transport.set_send_window(bytes)
+    }
+
     pub async fn publish_track(&self, options: TrackOptions) -> Result<LocalTrack, RoomError> {
         self.ensure_joined()?;
         options.validate_name()?;

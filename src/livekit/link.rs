@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -73,13 +74,26 @@ pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_millis(5);
 pub(crate) struct LinkMeter {
     estimator: Mutex<LinkEstimator>,
     state: watch::Sender<LinkState>,
+    /// Bytes SCTP may hold unacknowledged; unlimited until a link scheduler sets it.
+    send_window: AtomicU64,
 }
 
 impl LinkMeter {
     pub fn new() -> Self {
         let estimator = LinkEstimator::new();
         let state = watch::channel(estimator.state(Instant::now())).0;
-        Self { estimator: Mutex::new(estimator), state }
+        Self { estimator: Mutex::new(estimator), state, send_window: AtomicU64::new(u64::MAX) }
+    }
+
+    pub fn set_send_window(&self, bytes: u64) {
+        self.send_window.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether SCTP holds less than the send window, as of the last sample (it releases
+    /// bytes between samples, so this errs on the side of waiting).
+    pub fn has_room(&self) -> bool {
+        let estimator = super::lock(&self.estimator);
+        estimator.bytes_sent - estimator.bytes_released < self.send_window.load(Ordering::Relaxed)
     }
 
     /// Updates the estimator and publishes its new state.

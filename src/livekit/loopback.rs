@@ -358,6 +358,9 @@ impl Transport for LoopbackTransport {
         self.link.subscribe()
     }
 
+    /// Nothing waits in the hub: frames are forwarded as they come.
+    fn set_send_window(&self, _bytes: u64) {}
+
     /// Nothing to close: the leave request removed the member, which drops its event sender.
     async fn close(&self) {}
 }

@@ -132,6 +132,13 @@ impl Room {
         self.engine.link()
     }
 
+    /// Bytes the transport may leave unacknowledged in the data channel, whose queue is first
+    /// in, first out; beyond them frames wait in the transport, where small frames overtake
+    /// the rest of large ones. Unlimited until set (the link scheduler sets it).
+    pub fn set_send_window(&self, bytes: u64) {
+        self.engine.set_send_window(bytes)
+    }
+
     /// Unpublishes every local track and waits for the server to confirm, tells the server
     /// this participant is leaving, and closes the connection; within about 2 s even when
     /// the server does not answer.

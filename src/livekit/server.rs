@@ -404,6 +404,10 @@ impl Transport for ServerTransport {
         self.link.subscribe()
     }
 
+    fn set_send_window(&self, bytes: u64) {
+        self.link.set_send_window(bytes)
+    }
+
     async fn close(&self) {
         self.closing.send_replace(true);
         self.session().close().await;
@@ -652,18 +656,17 @@ async fn send_frames(channel: Arc<dyn DataChannel>, io: Arc<SessionIo>) {
     sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            packets = queue.pop() => {
-                let mut bytes = 0;
-                for packet in packets {
-                    bytes += packet.len();
-                    if let Err(err) = channel.send(BytesMut::from(packet)).await {
-                        tracing::debug!("data track send stopped: {err}");
-                        return;
-                    }
+            next = queue.pop_packet(), if link.has_room() => {
+                let bytes = next.packet.len();
+                if let Err(err) = channel.send(BytesMut::from(next.packet)).await {
+                    tracing::debug!("data track send stopped: {err}");
+                    return;
                 }
                 link.update(|link| link.on_sent(bytes as u64, Instant::now()));
-                Counters::add(&counters.frames_sent, 1);
                 Counters::add(&counters.bytes_sent, bytes as u64);
+                if next.frame_done {
+                    Counters::add(&counters.frames_sent, 1);
+                }
             }
             _ = sampling.tick(), if link.in_flight() => {
                 let Ok(outstanding) = channel.outstanding_bytes().await else { return };

@@ -45,6 +45,9 @@ pub(crate) trait Transport: Send + Sync + 'static {
     fn counters(&self) -> &Arc<Counters>;
     /// The transport's view of the link, updated as it changes.
     fn link(&self) -> watch::Receiver<LinkState>;
+    /// Bytes the transport may leave unacknowledged in SCTP's first-in-first-out queue; the
+    /// rest waits in its own queue, where small frames can overtake large ones.
+    fn set_send_window(&self, bytes: u64);
     /// Closes the transport; pending frames are dropped.
     async fn close(&self);
 }
@@ -91,19 +94,36 @@ impl Counters {
     }
 }
 
-/// The transport's send queue of whole frames, bounded in bytes, that drops the oldest frame
-/// when full.
+/// The transport's send queue, bounded in bytes, that drops the oldest frame when full and
+/// hands out one packet at a time, from the frame with the fewest bytes left.
 ///
-/// The link scheduler above hands over only what the link carries, so this queue is nearly
-/// always empty; its bound keeps memory in check for a caller that pushes frames without
-/// pacing them. Data tracks are lossy: the freshest frame is the one worth sending, and a
-/// frame is useless without all of its packets.
+/// SCTP sends what it is given first in, first out; the transport gives it only a window's
+/// worth at a time (see [`super::link::LinkMeter::has_room`]) and keeps the rest here. Taking
+/// the next packet from the frame closest to done lets a small frame (an IMU sample) overtake
+/// the rest of a large one (a camera image) instead of waiting for all of it. The link
+/// scheduler above hands over only what the link carries, so this queue stays short; its
+/// bound keeps memory in check for a caller that pushes frames without pacing them. Data
+/// tracks are lossy: the freshest frame is the one worth keeping, and a frame is useless
+/// without all of its packets.
 pub(crate) struct FrameQueue {
-    frames: Mutex<(VecDeque<Vec<Bytes>>, usize)>,
+    frames: Mutex<(VecDeque<QueuedFrame>, usize)>,
     ready: Notify,
     max_bytes: usize,
     counters: Arc<Counters>,
     link: Arc<LinkMeter>,
+}
+
+/// The packets of one frame not yet sent.
+struct QueuedFrame {
+    packets: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+/// One packet handed out by [`FrameQueue::pop_packet`].
+pub(crate) struct NextPacket {
+    pub packet: Bytes,
+    /// Whether it was its frame's last.
+    pub frame_done: bool,
 }
 
 impl FrameQueue {
@@ -126,12 +146,11 @@ impl FrameQueue {
         let mut discarded = 0;
         while *bytes + len > self.max_bytes {
             let Some(old) = frames.pop_front() else { break };
-            let old_len = old.iter().map(Bytes::len).sum::<usize>();
-            *bytes -= old_len;
-            discarded += old_len;
+            *bytes -= old.bytes;
+            discarded += old.bytes;
             Counters::add(&self.counters.frames_dropped, 1);
         }
-        frames.push_back(packets);
+        frames.push_back(QueuedFrame { packets: packets.into(), bytes: len });
         *bytes += len;
         drop(guard);
         self.link.update(|link| {
@@ -141,15 +160,24 @@ impl FrameQueue {
         self.ready.notify_one();
     }
 
-    /// Waits for the next frame.
-    pub async fn pop(&self) -> Vec<Bytes> {
+    /// Waits for the next packet: the first of the frame with the fewest bytes left (the
+    /// oldest of those).
+    pub async fn pop_packet(&self) -> NextPacket {
         loop {
             {
                 let mut guard = self.frames.lock().unwrap_or_else(|e| e.into_inner());
                 let (frames, bytes) = &mut *guard;
-                if let Some(frame) = frames.pop_front() {
-                    *bytes -= frame.iter().map(Bytes::len).sum::<usize>();
-                    return frame;
+                let shortest = (0..frames.len()).min_by_key(|&index| frames[index].bytes);
+                if let Some(index) = shortest {
+                    let frame = &mut frames[index];
+                    let packet = frame.packets.pop_front().unwrap_or_default();
+                    frame.bytes -= packet.len();
+                    *bytes -= packet.len();
+                    let frame_done = frame.packets.is_empty();
+                    if frame_done {
+                        frames.remove(index);
+                    }
+                    return NextPacket { packet, frame_done };
                 }
             }
             self.ready.notified().await;
@@ -160,6 +188,20 @@ impl FrameQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_small_frame_overtakes_the_rest_of_a_large_one() {
+        let counters = Arc::new(Counters::default());
+        let queue = FrameQueue::new(1_000_000, counters, Arc::new(LinkMeter::new()));
+        queue.push(frame(&[16_000, 16_000, 16_000]));
+        let first = queue.pop_packet().await;
+        assert!(!first.frame_done);
+        queue.push(frame(&[400]));
+        let next = queue.pop_packet().await;
+        assert_eq!((next.packet.len(), next.frame_done), (400, true));
+        assert_eq!(queue.pop_packet().await.packet.len(), 16_000);
+        assert!(queue.pop_packet().await.frame_done);
+    }
 
     fn frame(sizes: &[usize]) -> Vec<Bytes> {
         sizes.iter().map(|&n| Bytes::from(vec![0u8; n])).collect()
@@ -173,8 +215,9 @@ mod tests {
         queue.push(frame(&[10]));
         queue.push(frame(&[50])); // 60 + 10 + 50 > 100: the first frame goes
         assert_eq!(counters.snapshot().frames_dropped, 1);
-        assert_eq!(queue.pop().await.len(), 1);
-        assert_eq!(queue.pop().await[0].len(), 50);
+        assert_eq!(queue.pop_packet().await.packet.len(), 10);
+        assert_eq!(queue.pop_packet().await.packet.len(), 50);
+        assert!(queue.is_empty());
     }
 
     #[tokio::test]
@@ -184,6 +227,6 @@ mod tests {
         queue.push(frame(&[5]));
         queue.push(frame(&[40]));
         assert_eq!(counters.snapshot().frames_dropped, 1);
-        assert_eq!(queue.pop().await[0].len(), 40);
+        assert_eq!(queue.pop_packet().await.packet.len(), 40);
     }
 }

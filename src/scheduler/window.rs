@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// much queue in front of them on the link.
 pub const TARGET_QUEUEING: Duration = Duration::from_millis(20);
 /// Smallest window: one full data track packet, so any frame can always start.
-pub const MIN_WINDOW: f64 = 16.0 * 1024.0;
+pub const MIN_WINDOW: f64 = 4.0 * 1024.0;
 /// Window before anything is measured: a fast link's first round trips are not held back
 /// much, a slow one's first queue is short.
 pub const INITIAL_WINDOW: f64 = 64.0 * 1024.0;

@@ -103,12 +103,15 @@ impl TestServer {
             "port: {port}\n\
              bind_addresses: [\"{ip}\"]\n\
              rtc:\n  tcp_port: {tcp_port}\n  udp_port: {udp_port}\n  use_external_ip: false\n  \
-             node_ip: {ip}\n  enable_loopback_candidate: true\n  \
+             node_ip: {ip}\n  enable_loopback_candidate: {loopback}\n  \
              datachannel_data_track_target_latency: 0s\n\
              keys:\n  {API_KEY}: {API_SECRET}\n\
              enable_participant_data_blob: true\n\
              logging:\n  level: {level}\n",
-            level = std::env::var("DTBRIDGE_TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into())
+            level = std::env::var("DTBRIDGE_TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            // Behind an emulated link a client never gets connected when the server also
+            // offers loopback candidates (the client's own 127.0.0.1 answers nothing there).
+            loopback = namespace.is_none(),
         );
         let config_path = dir.0.join("livekit.yaml");
         std::fs::File::create(&config_path).unwrap().write_all(config.as_bytes()).unwrap();
