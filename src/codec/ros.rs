@@ -260,6 +260,7 @@ pub struct TransformStamped {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TFMessage {
     /// The transforms.
+    #[serde(deserialize_with = "messages::deserialize")]
     pub transforms: Vec<TransformStamped>,
 }
 
@@ -325,5 +326,36 @@ mod covariance {
             }
         }
         deserializer.deserialize_tuple(LEN, Elements)
+    }
+}
+
+/// serde for a sequence of messages, growing the vector as elements decode instead of
+/// preallocating the length the input claims: serde preallocates up to one element per byte
+/// left, which for a 100-byte struct would let a malformed length cost 100 times the input.
+mod messages {
+    use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    pub fn deserialize<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        struct Elements<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Elements<T> {
+            type Value = Vec<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a sequence of messages")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(element) = seq.next_element()? {
+                    out.push(element);
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_seq(Elements(PhantomData))
     }
 }

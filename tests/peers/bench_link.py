@@ -76,7 +76,11 @@ class Process:
     """A child whose stdout and stderr lines are collected as they come (so pipes never fill),
     and whose lines can be waited for."""
 
+    # Every child started, so a failed run can end them before their namespaces go away.
+    started = []
+
     def __init__(self, name, argv, env=None, stdin=False):
+        Process.started.append(self)
         self.name = name
         self.proc = subprocess.Popen(
             argv, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
@@ -145,6 +149,15 @@ class Process:
         with self.cond:
             self.cond.wait_for(lambda: all(v and v[-1] is None for v in self.lines.values()), 10)
         return self.proc.returncode
+
+
+def end_children():
+    """Ends the children still running (after a failure), the emulator last: its namespaces
+    must outlive what runs in them."""
+    for process in sorted(Process.started, key=lambda p: p.name == "linkemu"):
+        if process.proc.poll() is None:
+            process.stop(signal.SIGTERM, timeout=10)
+    Process.started.clear()
 
 
 def cpu_seconds(pid):
@@ -361,13 +374,16 @@ def totals(phase, up_rate_bps):
 
 def one_run(profile, run):
     work = Path(tempfile.mkdtemp(prefix=f"bench-link-{profile}-"))
-    link = Link(ARGS, profile, work)
     try:
-        dtb = dtbridge_phase(link, work, run)
-        wire = {t: v["frame_bytes"] for t, v in dtb["tracks"].items()}
-        py = python_phase(link, work, run, wire)
+        link = Link(ARGS, profile, work)
+        try:
+            dtb = dtbridge_phase(link, work, run)
+            wire = {t: v["frame_bytes"] for t, v in dtb["tracks"].items()}
+            py = python_phase(link, work, run, wire)
+        finally:
+            counters = link.close()
     finally:
-        counters = link.close()
+        end_children()
     for phase in (dtb, py):
         totals(phase, link.up_rate_bps)
     shutil.rmtree(work, ignore_errors=True)
