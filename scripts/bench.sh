@@ -11,13 +11,34 @@
 #                     --runs N for medians; builds with --features realsense
 #   ros2              rclpy publishers -> dtbridge run (--features ros2) -> livekit-server ->
 #                     dtbridge record, next to an rclpy subscriber (tests/peers/bench_ros2.py)
+#   link [PROFILE]    the RealSense-like synthetic robot through dtbridge-linkemu's emulated
+#                     link (lan, wifi, lte, satellite, congested, or all; default lte), next to
+#                     the official Python SDK publishing the same streams
+#                     (tests/peers/bench_link.py); needs root for the network namespaces
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}/target}"
-KIND="${1:?usage: bench.sh codec|recorder|transport|run|run-realsense|ros2 [ARGS...]}"
+KIND="${1:?usage: bench.sh codec|recorder|transport|run|run-realsense|ros2|link [ARGS...]}"
 shift
 BIN="$CARGO_TARGET_DIR/release/dtbridge"
+
+if [[ "$KIND" == link ]]; then
+  if [[ $EUID -ne 0 ]]; then
+    echo "bench.sh link: the link emulator creates network namespaces and needs root:" >&2
+    echo "  sudo -E bash scripts/bench.sh link $*" >&2
+    exit 1
+  fi
+  # `bench.sh link lte` is `bench.sh link --profile lte`.
+  if [[ $# -gt 0 && "$1" != -* ]]; then
+    set -- --profile "$@"
+  fi
+  (cd "$ROOT" && cargo build --release --bin dtbridge --bin dtbridge-linkemu)
+  LK_SERVER_BIN="$("$HERE/setup-livekit-server.sh" | tail -n1)"
+  DTBRIDGE_PYTHON="$("$HERE/setup-python.sh" | tail -n1)"
+  exec "$DTBRIDGE_PYTHON" "$ROOT/tests/peers/bench_link.py" --dtbridge "$BIN" \
+    --linkemu "$CARGO_TARGET_DIR/release/dtbridge-linkemu" --server "$LK_SERVER_BIN" "$@"
+fi
 
 if [[ "${DTBRIDGE_IN_NETNS:-}" != 1 ]]; then
   features=()

@@ -10,7 +10,9 @@
 //! ament index.
 
 use super::ros::{
-    CameraInfo, CompressedImage, Header, Image, Imu, Quaternion, RegionOfInterest, Time, Vector3,
+    CameraInfo, CompressedImage, Header, Image, Imu, Odometry, Point, Pose, PoseWithCovariance,
+    Quaternion, RegionOfInterest, TFMessage, Time, Transform, TransformStamped, Twist,
+    TwistWithCovariance, Vector3,
 };
 use super::{CodecError, cdr};
 use serde::Serialize;
@@ -146,6 +148,95 @@ ros_message!(
     "RIHS01_7d9a00ff131080897a5ec7e26e315954b8eae3353c3f995c55faf71574000b5b",
     [
         ("geometry_msgs", "Quaternion"),
+        ("geometry_msgs", "Vector3"),
+        ("std_msgs", "Header"),
+        ("builtin_interfaces", "Time")
+    ]
+);
+
+ros_message!(
+    Point,
+    "geometry_msgs",
+    "Point",
+    "RIHS01_6963084842a9b04494d6b2941d11444708d892da2f4b09843b9c43f42a7f6881",
+    []
+);
+ros_message!(
+    Pose,
+    "geometry_msgs",
+    "Pose",
+    "RIHS01_d501954e9476cea2996984e812054b68026ae0bfae789d9a10b23daf35cc90fa",
+    [("geometry_msgs", "Point"), ("geometry_msgs", "Quaternion")]
+);
+ros_message!(
+    PoseWithCovariance,
+    "geometry_msgs",
+    "PoseWithCovariance",
+    "RIHS01_9a7c0fd234b7f45c6098745ecccd773ca1085670e64107135397aee31c02e1bb",
+    [("geometry_msgs", "Pose"), ("geometry_msgs", "Point"), ("geometry_msgs", "Quaternion")]
+);
+ros_message!(
+    Twist,
+    "geometry_msgs",
+    "Twist",
+    "RIHS01_9c45bf16fe0983d80e3cfe750d6835843d265a9a6c46bd2e609fcddde6fb8d2a",
+    [("geometry_msgs", "Vector3")]
+);
+ros_message!(
+    TwistWithCovariance,
+    "geometry_msgs",
+    "TwistWithCovariance",
+    "RIHS01_49f574f033f095d8b6cd1beaca5ca7925e296e84af1716d16c89d38b059c8c18",
+    [("geometry_msgs", "Twist"), ("geometry_msgs", "Vector3")]
+);
+ros_message!(
+    Transform,
+    "geometry_msgs",
+    "Transform",
+    "RIHS01_beb83fbe698636351461f6f35d1abb20010c43d55374d81bd041f1ba2581fddc",
+    [("geometry_msgs", "Quaternion"), ("geometry_msgs", "Vector3")]
+);
+ros_message!(
+    TransformStamped,
+    "geometry_msgs",
+    "TransformStamped",
+    "RIHS01_0a241f87d04668d94099cbb5ba11691d5ad32c2f29682e4eb5653424bd275206",
+    [
+        ("geometry_msgs", "Transform"),
+        ("geometry_msgs", "Quaternion"),
+        ("geometry_msgs", "Vector3"),
+        ("std_msgs", "Header"),
+        ("builtin_interfaces", "Time")
+    ]
+);
+// tf2_msgs has no PyPI wheel: its hash was computed from TransformStamped's type description
+// with rosidl_generator_type_description's algorithm, checked on the wheels' own hashes.
+ros_message!(
+    TFMessage,
+    "tf2_msgs",
+    "TFMessage",
+    "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087",
+    [
+        ("geometry_msgs", "TransformStamped"),
+        ("geometry_msgs", "Transform"),
+        ("geometry_msgs", "Quaternion"),
+        ("geometry_msgs", "Vector3"),
+        ("std_msgs", "Header"),
+        ("builtin_interfaces", "Time")
+    ]
+);
+ros_message!(
+    Odometry,
+    "nav_msgs",
+    "Odometry",
+    "RIHS01_3cc97dc7fb7502f8714462c526d369e35b603cfc34d946e3f2eda2766dfec6e0",
+    [
+        ("geometry_msgs", "PoseWithCovariance"),
+        ("geometry_msgs", "Pose"),
+        ("geometry_msgs", "Point"),
+        ("geometry_msgs", "Quaternion"),
+        ("geometry_msgs", "TwistWithCovariance"),
+        ("geometry_msgs", "Twist"),
         ("geometry_msgs", "Vector3"),
         ("std_msgs", "Header"),
         ("builtin_interfaces", "Time")

@@ -8,7 +8,8 @@
 //! would record. `tests/codec.rs` checks both against the ROS 2 Kilted PyPI wheels.
 //!
 //! - [`cdr`]: serde-based CDR (XCDR1, little-endian) for any type built from ROS primitives.
-//! - [`ros`]: `sensor_msgs` Image, CompressedImage, CameraInfo, Imu and what they contain.
+//! - [`ros`]: `sensor_msgs` Image, CompressedImage, CameraInfo, Imu, `tf2_msgs` TFMessage,
+//!   `nav_msgs` Odometry and what they contain.
 //! - [`compress`]: zstd with level checks and the `<base>+zstd` encoding name rule.
 //! - [`image`]: JPEG/PNG into `sensor_msgs/msg/CompressedImage`, as image_transport does.
 

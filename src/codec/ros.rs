@@ -185,3 +185,177 @@ pub struct Imu {
     /// Row-major covariance x, y, z.
     pub linear_acceleration_covariance: [f64; 9],
 }
+
+/// `geometry_msgs/msg/Point`: a position in free space.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Point {
+    /// x coordinate.
+    pub x: f64,
+    /// y coordinate.
+    pub y: f64,
+    /// z coordinate.
+    pub z: f64,
+}
+
+/// `geometry_msgs/msg/Pose`: a position and an orientation.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Pose {
+    /// Position.
+    pub position: Point,
+    /// Orientation.
+    pub orientation: Quaternion,
+}
+
+/// `geometry_msgs/msg/PoseWithCovariance`: a pose with its uncertainty.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PoseWithCovariance {
+    /// The pose.
+    pub pose: Pose,
+    /// Row-major 6x6 covariance of (x, y, z, rotation about X, Y, Z).
+    #[serde(with = "covariance")]
+    pub covariance: [f64; 36],
+}
+
+/// `geometry_msgs/msg/Twist`: linear and angular velocity.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Twist {
+    /// Linear velocity in m/s.
+    pub linear: Vector3,
+    /// Angular velocity in rad/s.
+    pub angular: Vector3,
+}
+
+/// `geometry_msgs/msg/TwistWithCovariance`: a twist with its uncertainty.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TwistWithCovariance {
+    /// The twist.
+    pub twist: Twist,
+    /// Row-major 6x6 covariance of (x, y, z, rotation about X, Y, Z).
+    #[serde(with = "covariance")]
+    pub covariance: [f64; 36],
+}
+
+/// `geometry_msgs/msg/Transform`: a translation and a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Transform {
+    /// Translation in metres.
+    pub translation: Vector3,
+    /// Rotation.
+    pub rotation: Quaternion,
+}
+
+/// `geometry_msgs/msg/TransformStamped`: the transform from `header.frame_id` to
+/// `child_frame_id` at `header.stamp`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TransformStamped {
+    /// Time and parent frame.
+    pub header: Header,
+    /// The child frame.
+    pub child_frame_id: String,
+    /// Child frame in the parent frame.
+    pub transform: Transform,
+}
+
+/// `tf2_msgs/msg/TFMessage`: what `/tf` and `/tf_static` carry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TFMessage {
+    /// The transforms.
+    #[serde(deserialize_with = "messages::deserialize")]
+    pub transforms: Vec<TransformStamped>,
+}
+
+/// `nav_msgs/msg/Odometry`: a pose and velocity estimate.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Odometry {
+    /// Time and the pose's frame (e.g. `odom`).
+    pub header: Header,
+    /// The twist's frame (e.g. `base_link`).
+    pub child_frame_id: String,
+    /// Pose in `header.frame_id`.
+    pub pose: PoseWithCovariance,
+    /// Velocity in `child_frame_id`.
+    pub twist: TwistWithCovariance,
+}
+
+impl Default for PoseWithCovariance {
+    /// All zero (`Default` is derived only for arrays up to 32 elements).
+    fn default() -> Self {
+        Self { pose: Pose::default(), covariance: [0.0; 36] }
+    }
+}
+
+impl Default for TwistWithCovariance {
+    /// All zero (`Default` is derived only for arrays up to 32 elements).
+    fn default() -> Self {
+        Self { twist: Twist::default(), covariance: [0.0; 36] }
+    }
+}
+
+/// serde for `float64[36]`: serde derives arrays only up to 32 elements. A fixed-size array is
+/// a tuple to serde, which CDR writes without a length, as ROS does.
+mod covariance {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::ser::SerializeTuple;
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    const LEN: usize = 36;
+
+    pub fn serialize<S: Serializer>(values: &[f64; LEN], serializer: S) -> Result<S::Ok, S::Error> {
+        let mut tuple = serializer.serialize_tuple(LEN)?;
+        for value in values {
+            tuple.serialize_element(value)?;
+        }
+        tuple.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[f64; LEN], D::Error> {
+        struct Elements;
+        impl<'de> Visitor<'de> for Elements {
+            type Value = [f64; LEN];
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "{LEN} float64 values")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut values = [0.0; LEN];
+                for (i, value) in values.iter_mut().enumerate() {
+                    *value =
+                        seq.next_element()?.ok_or_else(|| A::Error::invalid_length(i, &self))?;
+                }
+                Ok(values)
+            }
+        }
+        deserializer.deserialize_tuple(LEN, Elements)
+    }
+}
+
+/// serde for a sequence of messages, growing the vector as elements decode instead of
+/// preallocating the length the input claims: serde preallocates up to one element per byte
+/// left, which for a 100-byte struct would let a malformed length cost 100 times the input.
+mod messages {
+    use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    pub fn deserialize<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        struct Elements<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Elements<T> {
+            type Value = Vec<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a sequence of messages")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(element) = seq.next_element()? {
+                    out.push(element);
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_seq(Elements(PhantomData))
+    }
+}

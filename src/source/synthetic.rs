@@ -1,5 +1,6 @@
 //! The `synthetic` source: a camera without hardware, publishing what the ROS 2 RealSense
-//! driver publishes (16UC1 depth, rgb8 color, their CameraInfo) plus an IMU as telemetry.
+//! driver publishes (16UC1 depth, rgb8 color, their CameraInfo) plus telemetry: an IMU, and
+//! optionally `/tf` and `/odom` of a robot driving in a circle.
 //! Frames are deterministic functions of the frame number, which is also drawn into both
 //! images, so a recording shows which frame is which.
 
@@ -8,7 +9,10 @@ use super::{
     header, now_ns,
 };
 use crate::codec::MESSAGE_ENCODING;
-use crate::codec::ros::{CameraInfo, Header, Image, Imu, Quaternion, RegionOfInterest, Vector3};
+use crate::codec::ros::{
+    CameraInfo, Header, Image, Imu, Odometry, Point, Pose, PoseWithCovariance, Quaternion,
+    RegionOfInterest, TFMessage, Transform, TransformStamped, Twist, TwistWithCovariance, Vector3,
+};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,7 +49,18 @@ pub struct SyntheticConfig {
     /// IMU messages per second; 0 turns them off.
     #[serde(default = "default_imu_hz")]
     pub imu_hz: f64,
+    /// `/tf` messages per second; 0 (the default) turns them off.
+    #[serde(default)]
+    pub tf_hz: f64,
+    /// `/odom` messages per second; 0 (the default) turns them off.
+    #[serde(default)]
+    pub odom_hz: f64,
 }
+
+/// `/tf` and `/odom` are the robot's, not the camera's: ROS puts them at the root, whatever
+/// the camera's namespace.
+const TF_TOPIC: &str = "/tf";
+const ODOM_TOPIC: &str = "/odom";
 
 fn default_namespace() -> String {
     "/camera".into()
@@ -75,8 +90,11 @@ impl SyntheticConfig {
         if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 1000.0) {
             return bad("fps", format!("{} is not in (0, 1000]", self.fps));
         }
-        if !(self.imu_hz.is_finite() && (0.0..=10_000.0).contains(&self.imu_hz)) {
-            return bad("imu_hz", format!("{} is not in [0, 10000]", self.imu_hz));
+        for (key, hz) in [("imu_hz", self.imu_hz), ("tf_hz", self.tf_hz), ("odom_hz", self.odom_hz)]
+        {
+            if !(hz.is_finite() && (0.0..=10_000.0).contains(&hz)) {
+                return bad(key, format!("{hz} is not in [0, 10000]"));
+            }
         }
         if !self.namespace.starts_with('/') {
             return bad("namespace", format!("'{}' must start with '/'", self.namespace));
@@ -124,6 +142,12 @@ impl SyntheticSource {
         if c.imu_hz > 0.0 {
             topics.push((c.topic("imu"), MessageType::of::<Imu>()));
         }
+        if c.tf_hz > 0.0 {
+            topics.push((TF_TOPIC.into(), MessageType::of::<TFMessage>()));
+        }
+        if c.odom_hz > 0.0 {
+            topics.push((ODOM_TOPIC.into(), MessageType::of::<Odometry>()));
+        }
         topics
     }
 }
@@ -153,10 +177,31 @@ impl Source for SyntheticSource {
     ) -> Result<(), SourceError> {
         let types: HashMap<String, Arc<MessageType>> = self.topic_list().into_iter().collect();
         let config = Arc::new(self.config);
-        // Independent loops: drawing a frame must not delay the IMU.
+        let types = Arc::new(types);
+        let telemetry = |hz: f64, topic: String, message: fn(u64, f64, u64) -> Payload| Telemetry {
+            source: config.name.clone(),
+            hz,
+            topic,
+            message,
+            types: types.clone(),
+            out: out.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let imu = telemetry(config.imu_hz, config.topic("imu"), |n, _, stamp_ns| {
+            encoded(&imu_message(n, header(stamp_ns, "camera_imu_optical_frame")))
+        });
+        let tf = telemetry(config.tf_hz, TF_TOPIC.into(), |_, t, stamp_ns| {
+            encoded(&tf_message(t, stamp_ns))
+        });
+        let odom = telemetry(config.odom_hz, ODOM_TOPIC.into(), |_, t, stamp_ns| {
+            encoded(&odometry(t, stamp_ns))
+        });
+        // Independent loops: drawing a frame must not delay the telemetry.
         tokio::join!(
             camera_loop(config.clone(), types.clone(), out.clone(), shutdown.clone()),
-            imu_loop(config, types, out, shutdown),
+            imu.run(),
+            tf.run(),
+            odom.run(),
         );
         Ok(())
     }
@@ -192,14 +237,13 @@ async fn send_all(out: &SampleSender, samples: Vec<Sample>) -> bool {
 
 async fn camera_loop(
     c: Arc<SyntheticConfig>,
-    types: HashMap<String, Arc<MessageType>>,
+    types: Arc<HashMap<String, Arc<MessageType>>>,
     out: SampleSender,
     mut shutdown: Shutdown,
 ) {
     if !c.depth && !c.color {
         return;
     }
-    let types = Arc::new(types);
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / c.fps));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     for frame in 0u64.. {
@@ -244,27 +288,39 @@ async fn camera_loop(
     }
 }
 
-async fn imu_loop(
-    c: Arc<SyntheticConfig>,
-    types: HashMap<String, Arc<MessageType>>,
+/// One periodic telemetry topic.
+struct Telemetry {
+    source: String,
+    /// Messages per second; 0 = off.
+    hz: f64,
+    topic: String,
+    /// The message for sequence number n, at t seconds since the first, stamped stamp_ns.
+    message: fn(u64, f64, u64) -> Payload,
+    types: Arc<HashMap<String, Arc<MessageType>>>,
     out: SampleSender,
-    mut shutdown: Shutdown,
-) {
-    if c.imu_hz <= 0.0 {
-        return;
-    }
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / c.imu_hz));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    for n in 0u64.. {
-        tokio::select! {
-            _ = super::stopped(&mut shutdown) => return,
-            _ = ticks.tick() => {}
-        }
-        let stamp_ns = now_ns();
-        let message = imu_message(n, header(stamp_ns, "camera_imu_optical_frame"));
-        let imu = sample(&c.name, &types, c.topic("imu"), encoded(&message), stamp_ns);
-        if !send_all(&out, vec![imu]).await {
+    shutdown: Shutdown,
+}
+
+impl Telemetry {
+    async fn run(mut self) {
+        if self.hz <= 0.0 {
             return;
+        }
+        let period = 1.0 / self.hz;
+        let mut ticks = tokio::time::interval(Duration::from_secs_f64(period));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        for n in 0u64.. {
+            tokio::select! {
+                _ = super::stopped(&mut self.shutdown) => return,
+                _ = ticks.tick() => {}
+            }
+            let stamp_ns = now_ns();
+            // Motion follows the sequence number, so every run draws the same path.
+            let payload = (self.message)(n, n as f64 * period, stamp_ns);
+            let sample = sample(&self.source, &self.types, self.topic.clone(), payload, stamp_ns);
+            if !send_all(&self.out, vec![sample]).await {
+                return;
+            }
         }
     }
 }
@@ -345,6 +401,72 @@ fn imu_message(n: u64, header: Header) -> Imu {
     }
 }
 
+/// The synthetic robot drives a circle of this radius (m) ...
+const CIRCLE_RADIUS: f64 = 2.0;
+/// ... at this angular speed (rad/s): 0.5 m/s, one lap in about 25 s.
+const CIRCLE_RATE: f64 = 0.25;
+
+/// The robot's pose on its circle `t` seconds after the start, in the `odom` frame.
+fn circle_pose(t: f64) -> Pose {
+    let angle = t * CIRCLE_RATE;
+    // Heading is tangent to the circle.
+    let yaw = angle + std::f64::consts::FRAC_PI_2;
+    Pose {
+        position: Point { x: CIRCLE_RADIUS * angle.cos(), y: CIRCLE_RADIUS * angle.sin(), z: 0.0 },
+        orientation: Quaternion { x: 0.0, y: 0.0, z: (yaw / 2.0).sin(), w: (yaw / 2.0).cos() },
+    }
+}
+
+/// A robot's usual chain: `odom -> base_link` (moving), `base_link -> camera_link` and
+/// `camera_link -> camera_depth_optical_frame` (fixed mounts, re-sent as a driver does).
+fn tf_message(t: f64, stamp_ns: u64) -> TFMessage {
+    let pose = circle_pose(t);
+    let transform =
+        |parent: &str, child: &str, translation: Vector3, rotation: Quaternion| TransformStamped {
+            header: header(stamp_ns, parent),
+            child_frame_id: child.into(),
+            transform: Transform { translation, rotation },
+        };
+    let position = Vector3 { x: pose.position.x, y: pose.position.y, z: pose.position.z };
+    TFMessage {
+        transforms: vec![
+            transform("odom", "base_link", position, pose.orientation),
+            transform(
+                "base_link",
+                "camera_link",
+                Vector3 { x: 0.2, y: 0.0, z: 0.3 },
+                Quaternion::default(),
+            ),
+            // The optical frame: z forward, x right, y down (REP 103).
+            transform(
+                "camera_link",
+                "camera_depth_optical_frame",
+                Vector3::default(),
+                Quaternion { x: -0.5, y: 0.5, z: -0.5, w: 0.5 },
+            ),
+        ],
+    }
+}
+
+/// Odometry of the robot on its circle: pose in `odom`, velocity in `base_link`.
+fn odometry(t: f64, stamp_ns: u64) -> Odometry {
+    // A diagonal covariance, as a wheel odometry driver reports.
+    let covariance =
+        |variance: f64| std::array::from_fn(|i| if i % 7 == 0 { variance } else { 0.0 });
+    Odometry {
+        header: header(stamp_ns, "odom"),
+        child_frame_id: "base_link".into(),
+        pose: PoseWithCovariance { pose: circle_pose(t), covariance: covariance(0.01) },
+        twist: TwistWithCovariance {
+            twist: Twist {
+                linear: Vector3 { x: CIRCLE_RADIUS * CIRCLE_RATE, y: 0.0, z: 0.0 },
+                angular: Vector3 { x: 0.0, y: 0.0, z: CIRCLE_RATE },
+            },
+            covariance: covariance(0.001),
+        },
+    }
+}
+
 /// 5x7 digits, one row per byte, most significant of the low 5 bits leftmost.
 const DIGITS: [[u8; 7]; 10] = [
     [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
@@ -386,6 +508,7 @@ fn draw_number(n: u64, width: usize, height: usize, mut set: impl FnMut(usize, u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::RosMessage;
 
     fn config() -> SyntheticConfig {
         toml_config("name = \"cam\"\nwidth = 64\nheight = 48\n")
@@ -420,5 +543,42 @@ mod tests {
         let mut c = config();
         c.namespace = "camera".into();
         assert_eq!(c.validate().unwrap_err().0, "namespace");
+        let mut c = config();
+        c.tf_hz = -1.0;
+        assert_eq!(c.validate().unwrap_err().0, "tf_hz");
+        let mut c = config();
+        c.odom_hz = f64::NAN;
+        assert_eq!(c.validate().unwrap_err().0, "odom_hz");
+    }
+
+    #[test]
+    fn tf_and_odom_are_off_by_default_and_at_the_root() {
+        let topics = |c: &SyntheticConfig| -> Vec<String> {
+            SyntheticSource::new(c.clone()).topic_list().into_iter().map(|(t, _)| t).collect()
+        };
+        let c = config();
+        assert!(!topics(&c).iter().any(|t| t == "/tf" || t == "/odom"));
+        let c = toml_config("name = \"cam\"\ntf_hz = 100\nodom_hz = 50\n");
+        let names = topics(&c);
+        assert!(names.contains(&"/tf".to_string()) && names.contains(&"/odom".to_string()));
+        let types: HashMap<_, _> = SyntheticSource::new(c).topic_list().into_iter().collect();
+        assert_eq!(types["/tf"].name, "tf2_msgs/msg/TFMessage");
+        assert_eq!(types["/odom"].name, "nav_msgs/msg/Odometry");
+    }
+
+    #[test]
+    fn tf_chain_and_odometry_agree() {
+        let tf = tf_message(10.0, 1_000_000_000);
+        let children: Vec<&str> = tf.transforms.iter().map(|t| t.child_frame_id.as_str()).collect();
+        assert_eq!(children, ["base_link", "camera_link", "camera_depth_optical_frame"]);
+        let odom = odometry(10.0, 1_000_000_000);
+        let moving = &tf.transforms[0].transform;
+        assert_eq!(moving.translation.x, odom.pose.pose.position.x);
+        assert_eq!(moving.rotation, odom.pose.pose.orientation);
+        let r = odom.pose.pose.position.x.hypot(odom.pose.pose.position.y);
+        assert!((r - CIRCLE_RADIUS).abs() < 1e-9);
+        // Round trips through CDR, as the pipeline sends them.
+        assert_eq!(TFMessage::from_cdr(&tf.to_cdr()).unwrap(), tf);
+        assert_eq!(Odometry::from_cdr(&odom.to_cdr()).unwrap(), odom);
     }
 }

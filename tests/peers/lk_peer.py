@@ -11,6 +11,7 @@ Subcommands
   bench-publish  --track NAME --size BYTES --rate HZ --duration SECS
   bench-subscribe --track NAME [--timeout SECS] [--idle-timeout SECS] [--buffer-size K]
   watch          (no options) reports the room's data tracks and departures until stdin ends
+  bench-streams  --stream NAME:BYTES:HZ [--stream ...] --duration SECS [--hold SECS]
 
 Watch: prints {"event":"joined"} once connected, then as they happen
   {"event":"track_published","name":N,"sid":S,"publisher":P} (also for tracks that exist
@@ -38,6 +39,16 @@ Deterministic payload generator (publish; reproduce it in Rust with plain u64 ar
 Bench frame layout (bench-publish): bytes 0..8 = send time in UNIX microseconds (LE u64),
 bytes 8..16 = sequence number from 0 (LE u64), rest zeros; frame size >= 16.
 No user_timestamp is set on bench frames.
+
+bench-streams (scripts/bench.sh link): one participant publishes several tracks at once, each
+at its own rate and frame size, as a robot does; every frame carries user_timestamp = the UNIX
+milliseconds when it was pushed (as dtbridge stamps frames), its payload is incompressible
+bytes. Same stdin protocol as bench-publish. After the start line it holds --hold seconds
+(default 0.5, dtbridge's SUBSCRIBE_WINDOW: LiveKit tells a publisher nothing about its
+subscribers, so subscribers in the room need that long to set up their subscriptions to new
+tracks) and then pushes for --duration seconds. "done" has per track "pushed" and "dropped"
+(QueueFull), the pushing time "secs" and this process's CPU seconds (user + system, all
+threads, the SDK's native ones included) over it, "cpu_secs".
 """
 
 from __future__ import annotations
@@ -395,6 +406,68 @@ async def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_stream(text: str) -> tuple[str, int, float]:
+    try:
+        name, size, hz = text.rsplit(":", 2)
+        stream = (name, int(size), float(hz))
+    except ValueError:
+        raise SystemExit(f"--stream {text!r}: expected NAME:BYTES:HZ")
+    if not name or stream[1] < 1 or not stream[2] > 0:
+        raise SystemExit(f"--stream {text!r}: need a name, BYTES >= 1 and HZ > 0")
+    return stream
+
+
+async def cmd_bench_streams(args: argparse.Namespace) -> int:
+    streams = [parse_stream(text) for text in args.stream]
+    room = rtc.Room()
+    stdin = StdinLines(asyncio.get_running_loop())
+    await connect(args, room)
+    tracks = [await publish_track(room, name) for name, _, _ in streams]
+    await stdin.readline()
+    await asyncio.sleep(args.hold)
+
+    # One payload per stream, reused: random, so nothing on the way can compress it.
+    payloads = [os.urandom(size) for _, size, _ in streams]
+    periods = [1.0 / hz for _, _, hz in streams]
+    pushed = [0] * len(streams)
+    dropped = [0] * len(streams)
+    cpu0 = os.times()
+    t0 = time.monotonic()
+    end = t0 + args.duration
+    due = [t0] * len(streams)
+    while True:
+        i = min(range(len(streams)), key=due.__getitem__)
+        if due[i] >= end:
+            break
+        delay = due[i] - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        # A stream that fell behind skips the missed frames, as dtbridge's sources do.
+        now = time.monotonic()
+        due[i] += periods[i] * max(1, int((now - due[i]) / periods[i]) + 1)
+        frame = rtc.DataTrackFrame(payload=payloads[i], user_timestamp=time.time_ns() // 1_000_000)
+        try:
+            tracks[i].try_push(frame)
+            pushed[i] += 1
+        except rtc.PushFrameError as e:
+            if not is_queue_full(e):
+                emit({"event": "error", "track": streams[i][0], "message": e.message})
+                return 1
+            dropped[i] += 1
+    elapsed = time.monotonic() - t0
+    cpu1 = os.times()
+    emit({"event": "done", "secs": round(elapsed, 3),
+          "cpu_secs": round(cpu1.user + cpu1.system - cpu0.user - cpu0.system, 3),
+          "tracks": {name: {"pushed": pushed[i], "dropped": dropped[i]}
+                     for i, (name, _, _) in enumerate(streams)}})
+
+    await stdin.readline()
+    for track in tracks:
+        await track.unpublish()
+    await room.disconnect()
+    return 0
+
+
 # ---------------------------------------------------------------- CLI
 
 def main() -> int:
@@ -445,6 +518,11 @@ def main() -> int:
     sp.add_argument("--rate", type=float, required=True)
     sp.add_argument("--duration", type=float, required=True)
 
+    sp = sub.add_parser("bench-streams")
+    sp.add_argument("--stream", action="append", required=True, help="NAME:BYTES:HZ (repeat)")
+    sp.add_argument("--duration", type=float, required=True)
+    sp.add_argument("--hold", type=float, default=0.5)
+
     sp = sub.add_parser("bench-subscribe")
     sp.add_argument("--track", required=True)
     common_sub(sp)
@@ -458,7 +536,7 @@ def main() -> int:
         args.identity = f"py-{args.cmd}-{os.getpid()}"
     fn = {"publish": cmd_publish, "subscribe": cmd_subscribe,
           "bench-publish": cmd_bench_publish, "bench-subscribe": cmd_bench_subscribe,
-          "watch": cmd_watch}[args.cmd]
+          "watch": cmd_watch, "bench-streams": cmd_bench_streams}[args.cmd]
     return asyncio.run(fn(args))
 
 
