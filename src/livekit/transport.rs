@@ -95,7 +95,8 @@ impl Counters {
 }
 
 /// The transport's send queue, bounded in bytes, that drops the oldest frame when full and
-/// hands out one packet at a time, from the frame with the fewest bytes left.
+/// hands out one packet at a time: first from frames with a single packet left, in the order
+/// they came, then from the oldest frame.
 ///
 /// SCTP sends what it is given first in, first out; the transport gives it only a window's
 /// worth at a time (see [`super::link::LinkMeter::has_room`]) and keeps the rest here. Taking
@@ -160,15 +161,15 @@ impl FrameQueue {
         self.ready.notify_one();
     }
 
-    /// Waits for the next packet: the first of the frame with the fewest bytes left (the
-    /// oldest of those).
+    /// Waits for the next packet: that of the oldest frame with a single packet left, else
+    /// the next of the oldest frame.
     pub async fn pop_packet(&self) -> NextPacket {
         loop {
             {
                 let mut guard = self.frames.lock().unwrap_or_else(|e| e.into_inner());
                 let (frames, bytes) = &mut *guard;
-                let shortest = (0..frames.len()).min_by_key(|&index| frames[index].bytes);
-                if let Some(index) = shortest {
+                let next = frames.iter().position(|frame| frame.packets.len() == 1);
+                if let Some(index) = next.or((!frames.is_empty()).then_some(0)) {
                     let frame = &mut frames[index];
                     let packet = frame.packets.pop_front().unwrap_or_default();
                     frame.bytes -= packet.len();
@@ -201,6 +202,17 @@ mod tests {
         assert_eq!((next.packet.len(), next.frame_done), (400, true));
         assert_eq!(queue.pop_packet().await.packet.len(), 16_000);
         assert!(queue.pop_packet().await.frame_done);
+    }
+
+    #[tokio::test]
+    async fn small_frames_leave_in_the_order_they_came() {
+        let counters = Arc::new(Counters::default());
+        let queue = FrameQueue::new(1_000_000, counters, Arc::new(LinkMeter::new()));
+        queue.push(frame(&[724]));
+        for _ in 0..5 {
+            queue.push(frame(&[340]));
+        }
+        assert_eq!(queue.pop_packet().await.packet.len(), 724);
     }
 
     fn frame(sizes: &[usize]) -> Vec<Bytes> {
