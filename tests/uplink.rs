@@ -1,7 +1,7 @@
 //! A robot on a slow uplink (issue 11), end to end: `dtbridge run` in the robot's namespace,
 //! livekit-server and `dtbridge record` in the server's, joined by the link emulator
-//! (docs/link-emulator.md). The robot offers far more than the link carries: raw depth images
-//! (~49 Mbit/s), JPEG color and a 200 Hz IMU. Assertions count against what the robot says it
+//! (docs/link-emulator.md). The robot offers more than the link carries: zstd depth and JPEG
+//! color images at 30 fps and a 200 Hz IMU. Assertions count against what the robot says it
 //! sent and measure latencies against the emulated link's own delay, generously enough for a
 //! loaded 2-core machine; BENCHMARKS.md ("Slow links") has the precise numbers.
 
@@ -18,7 +18,7 @@ const IMU: &str = "/camera/imu";
 const DEPTH: &str = "/camera/depth/image_rect_raw";
 const COLOR: &str = "/camera/color/image_raw";
 
-/// The robot: raw 424x240 depth (203 kB a frame, 30 fps), 640x360 color as JPEG, both camera
+/// The robot: 424x240 depth as zstd, 640x360 color as JPEG, both at 30 fps, both camera
 /// infos, a 200 Hz IMU, every route at its default priority.
 const ROBOT: &str = r#"
 [livekit]
@@ -39,6 +39,11 @@ imu_hz = 200
 [[routes]]
 topic = "/camera/color/image_raw"
 image_format = "jpeg"
+
+[[routes]]
+topic = "/camera/depth/image_rect_raw"
+compression = "zstd"
+zstd_level = 1
 
 [[routes]]
 topic = "/camera/**"
@@ -172,14 +177,17 @@ fn under_lte_the_imu_arrives_whole_and_prompt_beside_an_overloading_camera() {
         assert!(recording[topic].len() >= 10, "{topic}: {}\n{run_log}", recording[topic].len());
         assert!(summary.topics[topic].dropped > 0, "{topic} was not shed\n{run_log}");
     }
-    // What the robot dropped and the link lost is what the recorder sees missing.
+    // The recorder's missing frames (gaps in the timestamps it received) account for what the
+    // link lost, and for no more than what never arrived: the robot's own drops show as gaps
+    // only where no catch-up hides them, and the first frames before the recorder subscribed
+    // not at all.
     let produced = sent + summary.topics[IMU].dropped;
     let missing = recorder_missing(&record_log, IMU);
-    let lost = produced - imu.len() as u64;
+    let arrived = imu.len() as u64;
+    let tolerance = produced / 50 + 5;
     assert!(
-        missing.abs_diff(lost) <= produced / 50 + 5,
-        "imu: recorder says {missing} missing, robot produced {produced}, {} arrived",
-        imu.len()
+        missing + tolerance >= sent - arrived && missing <= produced - arrived + tolerance,
+        "imu: recorder says {missing} missing; robot produced {produced}, sent {sent}, {arrived} arrived"
     );
 }
 

@@ -10,7 +10,9 @@
 
 use super::engine::Engine;
 use super::track::MAX_TRACK_NAME_CHARS;
-use super::transport::{Counters, TRANSPORT_EVENT_CAPACITY, Transport, TransportEvent};
+use super::transport::{
+    Counters, PACKET_HANDLE_OFFSET, TRANSPORT_EVENT_CAPACITY, Transport, TransportEvent,
+};
 use super::{LinkState, Room, RoomError, RoomEvents, lock};
 use bytes::{Bytes, BytesMut};
 use livekit_protocol as proto;
@@ -20,9 +22,6 @@ use proto::signal_response::Message as Response;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
-
-/// Byte offset of the 16-bit big-endian track handle in a data track packet header.
-const PACKET_HANDLE_OFFSET: usize = 2;
 
 /// An in-process room that [`Room`]s join with [`LoopbackHub::join`].
 #[derive(Clone)]

@@ -40,10 +40,10 @@ const DATA_TRACK_STREAM_ID: u16 = 102;
 
 /// Bytes SCTP may hold unacknowledged per channel before a send waits. The link scheduler
 /// keeps far less in flight; this bounds memory for callers that do not pace their frames.
-const SEND_BUFFER_LIMIT: usize = 1024 * 1024;
+const SEND_BUFFER_LIMIT: usize = 256 * 1024;
 /// Bytes of whole frames waiting for the send buffer; beyond this the oldest frames go. Like
 /// the send buffer, a bound for unpaced callers: paced ones leave this queue empty.
-const FRAME_QUEUE_BYTES: usize = 1024 * 1024;
+const FRAME_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 /// SCTP receive window. The default 1 MiB lets the server burst more than the kernel's
 /// default UDP receive buffer (208 KiB) holds, and on an unreliable channel every datagram
 /// the kernel drops loses a whole frame.

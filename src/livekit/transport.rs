@@ -116,9 +116,14 @@ pub(crate) struct FrameQueue {
 
 /// The packets of one frame not yet sent.
 struct QueuedFrame {
+    /// The track handle of its packets: frames of one track never overtake each other.
+    handle: Option<[u8; 2]>,
     packets: VecDeque<Bytes>,
     bytes: usize,
 }
+
+/// Byte offset of the 16-bit track handle in a data track packet header.
+pub(crate) const PACKET_HANDLE_OFFSET: usize = 2;
 
 /// One packet handed out by [`FrameQueue::pop_packet`].
 pub(crate) struct NextPacket {
@@ -151,7 +156,10 @@ impl FrameQueue {
             discarded += old.bytes;
             Counters::add(&self.counters.frames_dropped, 1);
         }
-        frames.push_back(QueuedFrame { packets: packets.into(), bytes: len });
+        let handle = packets.first().and_then(|packet| {
+            packet.get(PACKET_HANDLE_OFFSET..PACKET_HANDLE_OFFSET + 2)?.try_into().ok()
+        });
+        frames.push_back(QueuedFrame { handle, packets: packets.into(), bytes: len });
         *bytes += len;
         drop(guard);
         self.link.update(|link| {
@@ -161,14 +169,20 @@ impl FrameQueue {
         self.ready.notify_one();
     }
 
-    /// Waits for the next packet: that of the oldest frame with a single packet left, else
-    /// the next of the oldest frame.
+    /// Waits for the next packet: that of the oldest frame with a single packet left and no
+    /// earlier frame of its track queued, else the next of the oldest frame.
     pub async fn pop_packet(&self) -> NextPacket {
         loop {
             {
                 let mut guard = self.frames.lock().unwrap_or_else(|e| e.into_inner());
                 let (frames, bytes) = &mut *guard;
-                let next = frames.iter().position(|frame| frame.packets.len() == 1);
+                let next = (0..frames.len()).find(|&index| {
+                    frames[index].packets.len() == 1
+                        && frames
+                            .iter()
+                            .take(index)
+                            .all(|earlier| earlier.handle != frames[index].handle)
+                });
                 if let Some(index) = next.or((!frames.is_empty()).then_some(0)) {
                     let frame = &mut frames[index];
                     let packet = frame.packets.pop_front().unwrap_or_default();
@@ -194,10 +208,10 @@ mod tests {
     async fn a_small_frame_overtakes_the_rest_of_a_large_one() {
         let counters = Arc::new(Counters::default());
         let queue = FrameQueue::new(1_000_000, counters, Arc::new(LinkMeter::new()));
-        queue.push(frame(&[16_000, 16_000, 16_000]));
+        queue.push(track_frame(1, &[16_000, 16_000, 16_000]));
         let first = queue.pop_packet().await;
         assert!(!first.frame_done);
-        queue.push(frame(&[400]));
+        queue.push(track_frame(2, &[400]));
         let next = queue.pop_packet().await;
         assert_eq!((next.packet.len(), next.frame_done), (400, true));
         assert_eq!(queue.pop_packet().await.packet.len(), 16_000);
@@ -208,15 +222,38 @@ mod tests {
     async fn small_frames_leave_in_the_order_they_came() {
         let counters = Arc::new(Counters::default());
         let queue = FrameQueue::new(1_000_000, counters, Arc::new(LinkMeter::new()));
-        queue.push(frame(&[724]));
+        queue.push(track_frame(1, &[724]));
         for _ in 0..5 {
-            queue.push(frame(&[340]));
+            queue.push(track_frame(2, &[340]));
         }
         assert_eq!(queue.pop_packet().await.packet.len(), 724);
     }
 
+    #[tokio::test]
+    async fn frames_of_one_track_never_overtake_each_other() {
+        let counters = Arc::new(Counters::default());
+        let queue = FrameQueue::new(1_000_000, counters, Arc::new(LinkMeter::new()));
+        queue.push(track_frame(1, &[16_000, 16_000]));
+        queue.push(track_frame(1, &[300]));
+        assert_eq!(queue.pop_packet().await.packet.len(), 16_000);
+        assert_eq!(queue.pop_packet().await.packet.len(), 16_000);
+        assert_eq!(queue.pop_packet().await.packet.len(), 300);
+    }
+
     fn frame(sizes: &[usize]) -> Vec<Bytes> {
-        sizes.iter().map(|&n| Bytes::from(vec![0u8; n])).collect()
+        track_frame(0, sizes)
+    }
+
+    /// A frame of track `handle` with packets of `sizes` bytes (at least 4).
+    fn track_frame(handle: u8, sizes: &[usize]) -> Vec<Bytes> {
+        sizes
+            .iter()
+            .map(|&n| {
+                let mut packet = vec![0u8; n];
+                packet[PACKET_HANDLE_OFFSET + 1] = handle;
+                Bytes::from(packet)
+            })
+            .collect()
     }
 
     #[tokio::test]

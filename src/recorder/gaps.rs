@@ -1,6 +1,8 @@
 //! Frames a track lost on the way, as far as the recorder can see them: data tracks carry no
 //! frame number a subscriber can read, but most robot data comes at a steady rate, so a gap
-//! of several frame intervals between two publish timestamps is frames that never arrived.
+//! of several frame intervals between two publish timestamps is frames that never arrived,
+//! unless frames follow it closer together than usual: a busy robot's timer that fell behind
+//! and caught up.
 
 use std::collections::VecDeque;
 
@@ -17,7 +19,10 @@ const MIN_GAP_EXCESS_MS: u64 = 3;
 pub struct GapCounter {
     last_ms: Option<u64>,
     intervals: VecDeque<u64>,
-    missing: u64,
+    /// Frames the gaps so far stand for.
+    gap_frames: u64,
+    /// Frames that came less than half an interval after the one before: caught up.
+    caught_up: u64,
 }
 
 impl GapCounter {
@@ -29,10 +34,14 @@ impl GapCounter {
         let Some(interval) = stamp_ms.checked_sub(last) else { return };
         if let Some(typical) = self.typical_interval()
             && typical > 0
-            && interval as f64 > GAP_FACTOR * typical as f64
-            && interval >= typical + MIN_GAP_EXCESS_MS
         {
-            self.missing += (interval as f64 / typical as f64).round() as u64 - 1;
+            if interval as f64 > GAP_FACTOR * typical as f64
+                && interval >= typical + MIN_GAP_EXCESS_MS
+            {
+                self.gap_frames += (interval as f64 / typical as f64).round() as u64 - 1;
+            } else if (interval as f64) < typical as f64 / 2.0 {
+                self.caught_up += 1;
+            }
         }
         if self.intervals.len() == INTERVALS {
             self.intervals.pop_front();
@@ -52,7 +61,7 @@ impl GapCounter {
 
     /// Frames missing so far.
     pub fn missing(&self) -> u64 {
-        self.missing
+        self.gap_frames.saturating_sub(self.caught_up)
     }
 }
 
@@ -88,6 +97,14 @@ mod tests {
         // A lost frame of the same track is.
         let stamps = (0..400u64).filter(|n| *n != 300).map(|n| n * 5);
         assert_eq!(count(stamps), 1);
+    }
+
+    #[test]
+    fn a_timer_that_falls_behind_and_catches_up_misses_nothing() {
+        // 200 Hz; at frame 100 the robot's timer is 20 ms late, then sends the 4 overdue
+        // samples at once.
+        let stamps = (0..400u64).map(|n| if (100..104).contains(&n) { 520 } else { n * 5 });
+        assert_eq!(count(stamps), 0);
     }
 
     #[test]

@@ -18,8 +18,9 @@ pub const MIN_WINDOW: f64 = 4.0 * 1024.0;
 /// Window before anything is measured: a fast link's first round trips are not held back
 /// much, a slow one's first queue is short.
 pub const INITIAL_WINDOW: f64 = 64.0 * 1024.0;
-/// Largest window, as the transport's own send buffer (1 MiB): beyond it sends would wait there.
-pub const MAX_WINDOW: f64 = 1024.0 * 1024.0;
+/// Largest window, as the transport's own send buffer (256 KiB): beyond it sends would wait
+/// there.
+pub const MAX_WINDOW: f64 = 256.0 * 1024.0;
 /// Growth per round trip while the queue is short and frames wait.
 const GROWTH: f64 = 1.25;
 /// Shortest time between two adjustments: a round trip of a fast link is shorter than the
