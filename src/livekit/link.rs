@@ -92,8 +92,7 @@ impl LinkMeter {
     /// Whether SCTP holds less than the send window, as of the last sample (it releases
     /// bytes between samples, so this errs on the side of waiting).
     pub fn has_room(&self) -> bool {
-        let estimator = super::lock(&self.estimator);
-        estimator.bytes_sent - estimator.bytes_released < self.send_window.load(Ordering::Relaxed)
+        super::lock(&self.estimator).unreleased() < self.send_window.load(Ordering::Relaxed)
     }
 
     /// Updates the estimator and publishes its new state.
@@ -235,9 +234,14 @@ impl LinkEstimator {
         self.bytes_taken - self.bytes_released.min(self.bytes_taken)
     }
 
+    /// Bytes handed to SCTP and not released, as of the last sample.
+    fn unreleased(&self) -> u64 {
+        self.bytes_sent - self.bytes_released
+    }
+
     /// Whether anything waits for an acknowledgement.
     pub fn in_flight(&self) -> bool {
-        self.bytes_sent > self.bytes_released
+        self.unreleased() > 0
     }
 
     pub fn state(&self, now: Instant) -> LinkState {

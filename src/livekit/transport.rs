@@ -140,14 +140,14 @@ impl FrameQueue {
 
     /// Whether frames wait to be sent.
     pub fn is_empty(&self) -> bool {
-        self.frames.lock().unwrap_or_else(|e| e.into_inner()).0.is_empty()
+        super::lock(&self.frames).0.is_empty()
     }
 
     /// Queues a frame, dropping the oldest ones until it fits (a frame larger than the whole
     /// queue is still admitted alone).
     pub fn push(&self, packets: Vec<Bytes>) {
         let len: usize = packets.iter().map(Bytes::len).sum();
-        let mut guard = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = super::lock(&self.frames);
         let (frames, bytes) = &mut *guard;
         let mut discarded = 0;
         while *bytes + len > self.max_bytes {
@@ -174,7 +174,7 @@ impl FrameQueue {
     pub async fn pop_packet(&self) -> NextPacket {
         loop {
             {
-                let mut guard = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+                let mut guard = super::lock(&self.frames);
                 let (frames, bytes) = &mut *guard;
                 let next = (0..frames.len()).find(|&index| {
                     frames[index].packets.len() == 1

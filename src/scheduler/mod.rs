@@ -333,8 +333,9 @@ impl Dispatcher {
         // the pacer (then `wake` says when it lets them).
         let mut blocked = vec![false; state.tracks.len()];
         let mut wake: Option<Instant> = None;
+        // One look per round: `now` does not move within it, so no frame turns stale later.
+        drop_stale(&mut state.tracks, now);
         loop {
-            drop_stale(&mut state.tracks, now);
             let Some(index) = next_track(&state.tracks, &blocked, &self.last_served) else {
                 return deadline_wake(&state.tracks, wake);
             };
