@@ -12,6 +12,7 @@ use common::process::{Process, recorded_file, run_summary, write_operator_config
 use common::server::{TempDir, TestServer};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const IMU: &str = "/camera/imu";
@@ -81,6 +82,7 @@ fn unix_ns() -> u64 {
 /// The link emulator with `args`, livekit-server, the recorder and the robot, all running;
 /// `None` when a prerequisite is missing (skipped loudly, or failing in CI).
 struct Setup {
+    _turn: MutexGuard<'static, ()>,
     link: EmulatedLink,
     _server: TestServer,
     record: Process,
@@ -90,6 +92,10 @@ struct Setup {
 
 impl Setup {
     fn start(test: &str, args: &[&str]) -> Option<Setup> {
+        // One robot on an emulated link at a time: two robots with their cameras, servers and
+        // recorders would measure how two cores share five processes, not the link.
+        static TURN: Mutex<()> = Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let link = EmulatedLink::start(test, args)?;
         let ip = link.server_ip().to_string();
         let server = TestServer::start_in(test, &ip, link.namespace(Side::Server))?;
@@ -104,7 +110,7 @@ impl Setup {
         let run = Process::spawn_in(Some(link.namespace(Side::Robot)), &["run"], &robot, &server);
         let joined = run.wait_for("joined room", 1, Duration::from_secs(60));
         assert!(joined, "run never joined:\n{}", run.log());
-        Some(Setup { link, _server: server, record, run, dir })
+        Some(Setup { _turn: turn, link, _server: server, record, run, dir })
     }
 
     /// Waits until the recorder has recorded every topic, so measuring starts with the data
@@ -208,16 +214,34 @@ fn a_link_that_drops_to_2_mbit_for_10_s_keeps_high_priority_tracks_and_recovers(
     std::thread::sleep(Duration::from_secs(8));
     let (run_log, _, recording) = setup.finish();
 
-    // The IMU never stops: every second of the slow link has at least half its 200 samples.
+    // The IMU never stops: of the samples it took in each second of the slow link, most
+    // arrive (the link's own queue drops a few when the rate falls), and arrivals never pause
+    // for long: the drop overflows the link's queue, and the losses cost SCTP a retransmission
+    // timeout (220 ms at least) and a restart of its congestion window.
     let imu = &recording[IMU];
+    let slow = |stamp: u64| (dropped_at..restored_at).contains(&stamp);
     let per_second: Vec<usize> = (0..10u64)
         .map(|second| {
             let from = dropped_at + second * 1_000_000_000;
-            imu.iter().filter(|(log, _)| (from..from + 1_000_000_000).contains(log)).count()
+            imu.iter().filter(|(_, publish)| (from..from + 1_000_000_000).contains(publish)).count()
         })
         .collect();
-    eprintln!("imu messages in each second of the slow link: {per_second:?}");
-    assert!(per_second.iter().all(|&n| n >= 100), "imu stalled on the slow link: {per_second:?}");
+    eprintln!("imu samples of each second of the slow link that arrived: {per_second:?}");
+    assert!(per_second.iter().all(|&n| n >= 150), "imu lost on the slow link: {per_second:?}");
+    let arrivals: Vec<u64> = imu.iter().map(|(log, _)| *log).filter(|log| slow(*log)).collect();
+    let longest_pause = arrivals.windows(2).map(|pair| pair[1] - pair[0]).max().unwrap_or(u64::MAX);
+    let longest_pause_ms = longest_pause as f64 / 1e6;
+    eprintln!("imu: longest pause between arrivals on the slow link {longest_pause_ms:.0} ms");
+    assert!(longest_pause_ms < 1000.0, "imu paused {longest_pause_ms:.0} ms on the slow link");
+    // Once the window has adapted, the IMU is prompt again on the slow link.
+    let settled: Vec<_> = imu
+        .iter()
+        .copied()
+        .filter(|(_, publish)| slow(*publish) && *publish >= dropped_at + 2_000_000_000)
+        .collect();
+    let p99 = latency_ms(&settled, 0.99);
+    eprintln!("imu: p99 latency {p99:.0} ms from 2 s into the slow link");
+    assert!(p99 <= delay_ms + 250.0, "imu p99 {p99:.0} ms on the slow link over {delay_ms} ms");
     // Latency does not stay high: from 3 s after the link is back, every track is under 1 s.
     for (topic, messages) in &recording {
         let after: Vec<_> = messages

@@ -307,14 +307,18 @@ impl Telemetry {
             return;
         }
         let period = 1.0 / self.hz;
-        let mut ticks = tokio::time::interval(Duration::from_secs_f64(period));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // Like a sensor with its own clock, every sample is stamped when it is due and none is
+        // skipped: a busy host reads samples late (and in a burst), never not at all, so gaps
+        // a subscriber sees in the stamps are frames lost on the way.
+        let (start, start_ns) = (tokio::time::Instant::now(), now_ns());
+        let mut ticks = tokio::time::interval_at(start, Duration::from_secs_f64(period));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         for n in 0u64.. {
-            tokio::select! {
+            let due = tokio::select! {
                 _ = super::stopped(&mut self.shutdown) => return,
-                _ = ticks.tick() => {}
-            }
-            let stamp_ns = now_ns();
+                due = ticks.tick() => due,
+            };
+            let stamp_ns = start_ns + (due - start).as_nanos() as u64;
             // Motion follows the sequence number, so every run draws the same path.
             let payload = (self.message)(n, n as f64 * period, stamp_ns);
             let sample = sample(&self.source, &self.types, self.topic.clone(), payload, stamp_ns);
