@@ -127,6 +127,16 @@ impl ConnectOptions {
         Ok(Self::new(url, credentials))
     }
 
+    /// Host and TCP port the signal connection goes to, from the URL (the scheme's port when
+    /// it names none).
+    pub(crate) fn server_address(&self) -> Result<(String, u16), RoomError> {
+        let invalid = |why: &str| RoomError::Config(format!("server URL {:?}: {why}", self.url));
+        let url = url::Url::parse(&self.url).map_err(|err| invalid(&err.to_string()))?;
+        let host = url.host_str().ok_or_else(|| invalid("no host"))?;
+        let port = url.port_or_known_default().ok_or_else(|| invalid("no port"))?;
+        Ok((host.trim_matches(['[', ']']).to_string(), port))
+    }
+
     /// The access token to present: the given one, or one minted from the key and secret.
     pub(crate) fn token(&self) -> Result<String, RoomError> {
         match &self.credentials {
@@ -147,5 +157,27 @@ impl ConnectOptions {
                     .map_err(|err| RoomError::Config(format!("cannot mint access token: {err}")))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(url: &str) -> Result<(String, u16), RoomError> {
+        ConnectOptions::new(url, Credentials::Token(String::new())).server_address()
+    }
+
+    #[test]
+    fn the_server_address_comes_from_the_url() {
+        assert_eq!(address("ws://10.0.0.2:7880").unwrap(), ("10.0.0.2".into(), 7880));
+        assert_eq!(
+            address("wss://example.livekit.cloud").unwrap(),
+            ("example.livekit.cloud".into(), 443)
+        );
+        assert_eq!(address("http://[::1]:7880/").unwrap(), ("::1".into(), 7880));
+        assert_eq!(address("https://lk.example.org/base").unwrap(), ("lk.example.org".into(), 443));
+        let err = address("not a url").unwrap_err().to_string();
+        assert!(err.contains("server URL \"not a url\""), "{err}");
     }
 }

@@ -57,6 +57,11 @@ const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
 /// against an unreachable host waits for its connect timeout.
 const RECONNECT_BACKOFF: (Duration, Duration) =
     (Duration::from_millis(250), Duration::from_millis(500));
+/// While the server does not answer at all (a cut link drops every packet), a fresh TCP
+/// connection is tried this often, each given this long: a join started during the cut would
+/// wait out its connect timeout and the kernel's growing SYN retries (1, 2, 4, 8 s) after the
+/// link is back, a probe reaches the server within this long of its return.
+const REACHABLE_PROBE: Duration = Duration::from_secs(1);
 
 type Pc = Arc<dyn PeerConnection>;
 
@@ -196,6 +201,7 @@ async fn supervise(
         let mut closing = strong.closing.subscribe();
         strong.session().close().await;
         drop(strong);
+        io.queue.discard_all();
         tracing::warn!("connection to {} lost ({reason}); reconnecting", options.url);
         let lost_at = tokio::time::Instant::now();
         if io.events.send(TransportEvent::Reconnecting(reason)).await.is_err() {
@@ -204,6 +210,10 @@ async fn supervise(
         let mut backoff = RECONNECT_BACKOFF.0;
         let mut attempts = 0u32;
         let (session, join, new_lost_rx) = loop {
+            tokio::select! {
+                _ = reachable(&options) => {}
+                _ = closing.wait_for(|closing| *closing) => return,
+            }
             attempts += 1;
             let attempt =
                 tokio::time::timeout(options.connect_timeout, open_session(&options, &io));
@@ -242,6 +252,20 @@ async fn supervise(
             return;
         }
         session.forward_signals();
+    }
+}
+
+/// Returns once a TCP connection to the server is answered (accepted, or refused by a server
+/// restarting: joining then reports that with its own error and backoff), trying a fresh one
+/// every [`REACHABLE_PROBE`] while they go unanswered. A URL without a usable address returns
+/// at once: joining reports that problem too.
+async fn reachable(options: &ConnectOptions) {
+    let Ok((host, port)) = options.server_address() else { return };
+    loop {
+        let probe = tokio::net::TcpStream::connect((host.as_str(), port));
+        if tokio::time::timeout(REACHABLE_PROBE, probe).await.is_ok() {
+            return;
+        }
     }
 }
 

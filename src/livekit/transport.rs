@@ -169,6 +169,15 @@ impl FrameQueue {
         self.ready.notify_one();
     }
 
+    /// Drops every queued frame, counted: after a lost connection their packets carry track
+    /// handles the next session does not know, and sending them would only delay the frames
+    /// of the tracks published again.
+    pub fn discard_all(&self) {
+        let (frames, bytes) = std::mem::take(&mut *super::lock(&self.frames));
+        Counters::add(&self.counters.frames_dropped, frames.len() as u64);
+        self.link.update(|link| link.on_frame_discarded(bytes as u64));
+    }
+
     /// Waits for the next packet: that of the oldest frame with a single packet left and no
     /// earlier frame of its track queued, else the next of the oldest frame.
     pub async fn pop_packet(&self) -> NextPacket {
@@ -267,6 +276,19 @@ mod tests {
         assert_eq!(queue.pop_packet().await.packet.len(), 10);
         assert_eq!(queue.pop_packet().await.packet.len(), 50);
         assert!(queue.is_empty());
+    }
+
+    #[tokio::test]
+    async fn discards_everything_counted() {
+        let counters = Arc::new(Counters::default());
+        let queue = FrameQueue::new(100, counters.clone(), Arc::new(LinkMeter::new()));
+        queue.push(frame(&[30, 30]));
+        queue.push(frame(&[10]));
+        queue.discard_all();
+        assert!(queue.is_empty());
+        assert_eq!(counters.snapshot().frames_dropped, 2);
+        queue.push(frame(&[5]));
+        assert_eq!(queue.pop_packet().await.packet.len(), 5);
     }
 
     #[tokio::test]
