@@ -8,7 +8,10 @@
 
 use crate::config::{Loaded, RecordConfig};
 use crate::daemon::{self, DaemonError};
-use crate::livekit::{DataTrackSubscribeOptions, RemoteDataTrack, Room, RoomEvent, RoomEvents};
+use crate::livekit::{
+    DataTrackSubscribeOptions, RemoteDataTrack, Room, RoomEvent, RoomEvents, TimestampUnit,
+    user_timestamp_ns,
+};
 use crate::recorder::{
     Recorder, RecorderConfig, RecorderError, RecorderStats, RecordingSummary, TrackId, TrackMeta,
     frame_encoding_name, schema_encoding_name,
@@ -63,7 +66,7 @@ const LATENCY_SAMPLES: usize = 100_000;
 /// What the writer thread is asked to do.
 enum Command {
     Track(Box<TrackMeta>, oneshot::Sender<TrackId>),
-    Frame { track: TrackId, payload: bytes::Bytes, receive_ns: u64, user_timestamp_ms: Option<u64> },
+    Frame { track: TrackId, payload: bytes::Bytes, receive_ns: u64, publish_ns: Option<u64> },
 }
 
 /// Everything a recording session reports at the end.
@@ -259,18 +262,26 @@ async fn read_track(
         return;
     }
     let Ok(track_id) = track_id.await else { return };
+    let mut unit_reported = false;
     while let Some(frame) = frames.next().await {
         let receive_ns = crate::source::now_ns();
-        let user_timestamp_ms = frame.user_timestamp();
-        if let Some(ts) = user_timestamp_ms {
+        let publish_ns = frame.user_timestamp().and_then(|raw| {
+            let (ns, unit) = user_timestamp_ns(raw);
+            if !unit_reported && (ns.is_none() || unit != TimestampUnit::Milliseconds) {
+                unit_reported = true;
+                report_timestamp_unit(&track, raw, ns.is_some(), unit);
+            }
+            ns
+        });
+        if let Some(publish_ns) = publish_ns {
             let mut samples = crate::livekit::lock(&latencies);
             if samples.len() < LATENCY_SAMPLES {
-                samples.push((receive_ns as f64 / 1e6) - ts as f64);
+                samples.push((receive_ns as f64 - publish_ns as f64) / 1e6);
             }
         }
         let payload = frame.payload();
         let len = payload.len();
-        let command = Command::Frame { track: track_id, payload, receive_ns, user_timestamp_ms };
+        let command = Command::Frame { track: track_id, payload, receive_ns, publish_ns };
         match queue.try_send_frame(command, len) {
             Ok(()) => {}
             Err(true) => {
@@ -278,6 +289,23 @@ async fn read_track(
             }
             Err(false) => return,
         }
+    }
+}
+
+/// Says once per track that its user timestamps are not UNIX milliseconds (see
+/// [`user_timestamp_ns`]), or are no time at all.
+fn report_timestamp_unit(track: &RemoteDataTrack, raw: u64, readable: bool, unit: TimestampUnit) {
+    let (name, publisher) = (track.info().name(), track.publisher_identity());
+    if readable {
+        tracing::warn!(
+            "track {name:?} of {publisher:?} stamps its frames in {unit} (e.g. {raw}), not \
+             milliseconds: recorded as {unit}"
+        );
+    } else {
+        tracing::warn!(
+            "track {name:?} of {publisher:?} stamps its frames with {raw}, no time in any unit: \
+             such frames are recorded at the time they arrived"
+        );
     }
 }
 
@@ -297,8 +325,8 @@ fn write_loop(
                 _ = reply.send(recorder.add_track(*meta));
                 Ok(())
             }
-            Ok(Command::Frame { track, payload, receive_ns, user_timestamp_ms }) => {
-                let written = recorder.write(track, &payload, receive_ns, user_timestamp_ms);
+            Ok(Command::Frame { track, payload, receive_ns, publish_ns }) => {
+                let written = recorder.write(track, &payload, receive_ns, publish_ns);
                 WriterQueue::written(backlog, payload.len());
                 written
             }

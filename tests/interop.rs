@@ -402,13 +402,27 @@ async fn python_publisher_to_rust_subscriber() {
 /// A track published by the official Python SDK, untyped bytes, is recorded byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_track_is_recorded_byte_for_byte() {
-    const TEST: &str = "python_track_is_recorded_byte_for_byte";
+    record_python_track("python_track_is_recorded_byte_for_byte", "ms").await;
+}
+
+/// Frames stamped in microseconds (LiveKit's C++ examples) and nanoseconds (Foxglove's remote
+/// access) are recorded at the time they stand for, not at a saturated one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_stamped_in_other_units_are_recorded_at_their_time() {
+    const TEST: &str = "frames_stamped_in_other_units_are_recorded_at_their_time";
+    record_python_track(TEST, "us").await;
+    record_python_track(TEST, "ns").await;
+}
+
+/// The Python SDK publishes [`FRAMES`] deterministic frames stamped in `unit` (`ms`, `us` or
+/// `ns`) to a dtbridge recorder: each is recorded once, byte for byte, at its publish time.
+async fn record_python_track(test: &str, unit: &str) {
     const FRAMES: usize = 50;
-    let Some(python) = prerequisites(TEST) else {
+    let Some(python) = prerequisites(test) else {
         return;
     };
     let _serial = SERIAL.lock().await;
-    let Some(server) = TestServer::start(TEST) else {
+    let Some(server) = TestServer::start(test) else {
         return;
     };
     let (room, track_name) = ("interop-record", "py/untyped");
@@ -429,7 +443,7 @@ async fn python_track_is_recorded_byte_for_byte() {
     #[rustfmt::skip]
     let mut py = Peer::spawn(&python, &server, room, "py-pub", &[
         "publish", "--track", track_name, "--count", &count, "--seed", &seed,
-        "--sizes", &sizes, "--rate", "20", "--byte-rate", "250000",
+        "--sizes", &sizes, "--rate", "20", "--byte-rate", "250000", "--timestamp-unit", unit,
     ]);
     py.expect("published", &[], Duration::from_secs(40)).await;
     // The recorder subscribes when it sees the track; probe frames (timestamps below the
@@ -454,10 +468,10 @@ async fn python_track_is_recorded_byte_for_byte() {
         .filter(|m| m.channel.topic == track_name && m.publish_time >= TS_BASE * 1_000_000)
         .map(|m| (m.publish_time, m.data.to_vec(), m.channel.message_encoding.clone()))
         .collect();
-    assert_eq!(recorded.len(), FRAMES, "every frame recorded once");
+    assert_eq!(recorded.len(), FRAMES, "every frame stamped in {unit} recorded once");
     for (i, (publish_time, data, encoding)) in recorded.iter().enumerate() {
         assert_eq!(encoding, dtbridge::recorder::RAW_MESSAGE_ENCODING);
-        assert_eq!(*publish_time, (TS_BASE + i as u64) * 1_000_000, "frame {i}: timestamp");
+        assert_eq!(*publish_time, (TS_BASE + i as u64) * 1_000_000, "frame {i} ({unit}): time");
         assert_eq!(data, &frame(i), "frame {i}: bytes");
     }
 }

@@ -236,10 +236,10 @@ fn ros2_tracks_make_a_ros2_profile_file_that_every_reader_decodes() {
         let t = base + u64::from(i) * 1_000_000;
         let stamp_ms = 1_700_000_000_000 + u64::from(i);
         let img = image(i).to_cdr();
-        recorder.write(color, &img, t, Some(stamp_ms)).unwrap();
+        recorder.write(color, &img, t, Some(stamp_ms * 1_000_000)).unwrap();
         expected.push(("/camera/color/image_raw", img.clone(), t, stamp_ms));
         let cam = camera_info(i).to_cdr();
-        recorder.write(info, &cam, t + 1, Some(stamp_ms)).unwrap();
+        recorder.write(info, &cam, t + 1, Some(stamp_ms * 1_000_000)).unwrap();
         expected.push(("/camera/color/camera_info", cam, t + 1, stamp_ms));
         let depth = image(100 + i).to_cdr();
         recorder.write(packed, &zstd_compress(&depth, 3).unwrap(), t + 2, None).unwrap();
@@ -369,7 +369,7 @@ fn bad_input_is_counted_and_the_rest_is_recorded() {
     let t = now_ns();
     let raw_frames = [vec![0u8, 1, 2, 255], vec![], noise(1, 1000)];
     for (i, frame) in raw_frames.iter().enumerate() {
-        recorder.write(raw, frame, t + i as u64, Some(5)).unwrap();
+        recorder.write(raw, frame, t + i as u64, Some(5_000_000)).unwrap();
     }
     recorder.write(json, br#"{"battery": 0.5}"#, t + 10, None).unwrap();
     let cdr = image(1).to_cdr();

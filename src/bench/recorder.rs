@@ -73,7 +73,7 @@ pub fn run(frames: usize, runs: usize) -> Result<RecorderReport> {
                 (color_track, &color[i / 2 % color.len()])
             };
             let arrived = Instant::now();
-            recorder.write(id, payload, i as u64, Some(i as u64))?;
+            recorder.write(id, payload, i as u64, Some(i as u64 * 1_000_000))?;
             recorder.tick()?;
             latencies.push(arrived.elapsed().as_secs_f64() * 1e3);
             frame_bytes += stored[i] as u64;

@@ -15,6 +15,7 @@ mod error;
 mod link;
 mod loopback;
 mod server;
+mod timestamp;
 mod track;
 mod transport;
 mod udp;
@@ -29,6 +30,7 @@ pub use livekit_datatrack::api::{
     DataTrackSchemaId, DataTrackSid, DataTrackStream, DataTrackSubscribeOptions, RemoteDataTrack,
 };
 pub use loopback::LoopbackHub;
+pub use timestamp::{TimestampUnit, user_timestamp_ns};
 pub use track::{
     LocalTrack, MAX_FRAME_BYTES, MAX_TRACK_NAME_CHARS, PushError, TrackOptions, wire_len,
 };

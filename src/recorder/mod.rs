@@ -411,7 +411,8 @@ impl Recorder {
     }
 
     /// Records one frame of `track`, received at `receive_time_ns` (UNIX ns, the log time)
-    /// with the publisher's `user_timestamp_ms` (UNIX ms, the publish time). Frames that cannot
+    /// with the publisher's timestamp `publish_time_ns` (UNIX ns, the publish time; the
+    /// receive time when there is none). Frames that cannot
     /// be recorded are counted and dropped; the only error is a failure of the file, which is
     /// then sealed (the next frames are dropped for [`RETRY_AFTER_ERROR`]).
     pub fn write(
@@ -419,7 +420,7 @@ impl Recorder {
         track: TrackId,
         payload: &[u8],
         receive_time_ns: u64,
-        user_timestamp_ms: Option<u64>,
+        publish_time_ns: Option<u64>,
     ) -> Result<(), WriteError> {
         let Some(entry) = self.tracks.get_mut(track.0 as usize) else {
             self.dropped.unknown_track += 1;
@@ -431,8 +432,8 @@ impl Recorder {
             }
             return Ok(());
         };
-        if let Some(stamp_ms) = user_timestamp_ms {
-            entry.gaps.observe(stamp_ms);
+        if let Some(stamp_ns) = publish_time_ns {
+            entry.gaps.observe(stamp_ns / 1_000_000);
         }
         let spec = entry.spec.clone();
         let decompressed;
@@ -476,8 +477,7 @@ impl Recorder {
         }
         self.rotate_if_due(now, data.len() as u64)?;
         self.ensure_channel(track)?;
-        let publish_time =
-            user_timestamp_ms.map_or(receive_time_ns, |ms| ms.saturating_mul(1_000_000));
+        let publish_time = publish_time_ns.unwrap_or(receive_time_ns);
         let written = match self.file.as_mut() {
             Some(file) => file.write(track, data, receive_time_ns, publish_time),
             None => return Ok(()),

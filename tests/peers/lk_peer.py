@@ -34,6 +34,8 @@ Deterministic payload generator (publish; reproduce it in Rust with plain u64 ar
   byte_j  = (i*31 + j*7 + seed) mod 256        for j in 0..size_i
             (Rust: (i.wrapping_mul(31).wrapping_add(j * 7).wrapping_add(seed)) as u8, all u64)
   user_timestamp_i = 1_700_000_000_000 + i     (so the receiver recovers i = ts - BASE)
+                     in milliseconds; --timestamp-unit us|ns scales it by 1000 or 10^6, as
+                     LiveKit's C++ examples and Foxglove's remote access stamp frames
   Default sizes: 1,2,100,1000,4096,15000,16000,16001,32000,60000.
 
 Bench frame layout (bench-publish): bytes 0..8 = send time in UNIX microseconds (LE u64),
@@ -68,6 +70,8 @@ from typing import Optional
 from livekit import rtc
 
 TS_BASE = 1_700_000_000_000
+# user_timestamp scale per --timestamp-unit
+TIMESTAMP_SCALE = {"ms": 1, "us": 1_000, "ns": 1_000_000}
 DEFAULT_SIZES = "1,2,100,1000,4096,15000,16000,16001,32000,60000"
 
 
@@ -211,7 +215,7 @@ async def cmd_publish(args: argparse.Namespace) -> int:
         next_at = max(next_at, time.monotonic() - 0.05) + max(
             interval, size / args.byte_rate if args.byte_rate else 0.0)
         frame = rtc.DataTrackFrame(payload=gen_payload(args.seed, i, size),
-                                   user_timestamp=TS_BASE + i)
+                                   user_timestamp=(TS_BASE + i) * TIMESTAMP_SCALE[args.timestamp_unit])
         while True:
             try:
                 track.try_push(frame)
@@ -503,6 +507,7 @@ def main() -> int:
     sp.add_argument("--byte-rate", type=float, default=None,
                     help="also pace by payload bytes/s (a frame of S bytes is followed by S/BPS s)")
     sp.add_argument("--sizes", default=DEFAULT_SIZES)
+    sp.add_argument("--timestamp-unit", choices=sorted(TIMESTAMP_SCALE), default="ms")
 
     sp = sub.add_parser("subscribe")
     sp.add_argument("--track", required=True)

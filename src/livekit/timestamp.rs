@@ -1,0 +1,66 @@
+//! A data track frame's user timestamp, read whatever unit its publisher used. LiveKit leaves
+//! the unit to the application: dtbridge and LiveKit's SDK examples send UNIX milliseconds,
+//! LiveKit's C++ examples microseconds, Foxglove's remote access nanoseconds. The magnitude
+//! tells them apart for any time after March 1973: below 10^14 it is milliseconds (until the
+//! year 5138), below 10^17 microseconds, from there nanoseconds.
+
+/// The unit a user timestamp was read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampUnit {
+    Milliseconds,
+    Microseconds,
+    Nanoseconds,
+}
+
+impl std::fmt::Display for TimestampUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Milliseconds => "milliseconds",
+            Self::Microseconds => "microseconds",
+            Self::Nanoseconds => "nanoseconds",
+        })
+    }
+}
+
+/// Below this, a user timestamp is UNIX milliseconds.
+const MICROSECONDS_FROM: u64 = 100_000_000_000_000;
+/// From this on, a user timestamp is UNIX nanoseconds.
+const NANOSECONDS_FROM: u64 = 100_000_000_000_000_000;
+
+/// The UNIX time in nanoseconds a user timestamp stands for, and the unit it was read in;
+/// `None` for milliseconds beyond what nanoseconds hold in 64 bits (after the year 2554).
+pub fn user_timestamp_ns(raw: u64) -> (Option<u64>, TimestampUnit) {
+    if raw < MICROSECONDS_FROM {
+        (raw.checked_mul(1_000_000), TimestampUnit::Milliseconds)
+    } else if raw < NANOSECONDS_FROM {
+        (Some(raw * 1_000), TimestampUnit::Microseconds)
+    } else {
+        (Some(raw), TimestampUnit::Nanoseconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-11-26 06:00:00 UTC in nanoseconds.
+    const NOW_NS: u64 = 1_795_672_800_000_000_000;
+
+    #[test]
+    fn reads_each_unit_from_its_magnitude() {
+        let ms = user_timestamp_ns(NOW_NS / 1_000_000);
+        assert_eq!(ms, (Some(NOW_NS), TimestampUnit::Milliseconds));
+        let us = user_timestamp_ns(NOW_NS / 1_000);
+        assert_eq!(us, (Some(NOW_NS), TimestampUnit::Microseconds));
+        assert_eq!(user_timestamp_ns(NOW_NS), (Some(NOW_NS), TimestampUnit::Nanoseconds));
+    }
+
+    #[test]
+    fn never_saturates() {
+        // Milliseconds past 2554 do not fit in nanoseconds; no unit overflows otherwise.
+        assert_eq!(user_timestamp_ns(MICROSECONDS_FROM - 1).0, None);
+        assert_eq!(user_timestamp_ns(NANOSECONDS_FROM - 1).0, Some((NANOSECONDS_FROM - 1) * 1000));
+        assert_eq!(user_timestamp_ns(u64::MAX).0, Some(u64::MAX));
+        assert_eq!(user_timestamp_ns(0).0, Some(0));
+    }
+}
