@@ -277,9 +277,20 @@ fn check(config: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("dtbridge=info,warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // The ICE gatherer logs an error per unresolvable STUN server and connection (an offline
+    // robot, livekit-server's default public STUN servers); the transport says it once.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "dtbridge=info,warn,webrtc::peer_connection::transport::stun_gatherer=off",
+        )
+    });
+    // Colour codes only for a terminal: in files and journals they are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
 }
 
 /// Picks the exit status from the error's cause: configuration, connection, or anything else.

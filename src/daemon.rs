@@ -6,6 +6,7 @@ use crate::livekit::{LoopbackHub, Room, RoomError, RoomEvent, RoomEvents};
 use crate::pipeline::{Pipeline, Plan, Router, TrackStats};
 use crate::scheduler::{LinkReport, Scheduler, SchedulerOptions};
 use crate::source::{self, Source, TopicInfo};
+use crate::text::printable;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -152,7 +153,9 @@ pub async fn run(
     let connection =
         prepared.loaded.config.livekit.connection("robot").map_err(DaemonError::Connect)?;
     let (room, events) = connect(connection).await.map_err(DaemonError::Connect)?;
-    tracing::info!("joined room '{}' as '{}'", room.name(), room.identity());
+    let (room_name, identity) = (room.name(), room.identity());
+    let (room_name, identity) = (printable(room_name), printable(identity));
+    tracing::info!("joined room '{room_name}' as '{identity}'");
     publish(prepared, room, events, stop).await
 }
 

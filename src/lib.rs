@@ -17,4 +17,5 @@ pub mod record;
 pub mod recorder;
 pub mod scheduler;
 pub mod source;
+pub mod text;
 pub mod topic;

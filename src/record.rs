@@ -16,6 +16,7 @@ use crate::recorder::{
     Recorder, RecorderConfig, RecorderError, RecorderStats, RecordingSummary, TrackId, TrackMeta,
     frame_encoding_name, schema_encoding_name,
 };
+use crate::text::printable;
 use crate::topic::glob_match;
 use futures::StreamExt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -87,7 +88,7 @@ pub async fn run(loaded: Loaded, stop: watch::Receiver<bool>) -> Result<RecordRe
     let connection = loaded.config.livekit.connection("operator").map_err(DaemonError::Connect)?;
     let recorder = recorder_config(&loaded, &connection_names(&connection))?;
     let (room, events) = daemon::connect(connection).await.map_err(DaemonError::Connect)?;
-    tracing::info!("joined room '{}' as '{}'", room.name(), room.identity());
+    tracing::info!("joined room '{}' as '{}'", printable(room.name()), printable(room.identity()));
     record(room, events, recorder, loaded.config.record.clone(), stop).await
 }
 
@@ -159,7 +160,9 @@ pub async fn record(
     loop {
         tokio::select! {
             _ = crate::source::stopped(&mut stop) => break,
-            _ = progress.tick() => print_progress(&stats.borrow(), dropped_behind.load(Ordering::Relaxed)),
+            _ = progress.tick() => {
+                eprintln!("{}", progress_line(&stats.borrow(), dropped_behind.load(Ordering::Relaxed)));
+            }
             event = events.recv() => match event {
                 Some(RoomEvent::TrackPublished(track)) => {
                     if !wanted(&patterns, &track) {
@@ -220,7 +223,8 @@ async fn track_meta(room: &Room, track: &RemoteDataTrack) -> TrackMeta {
         Some(_) => match room.schema_definition(track).await {
             Ok(text) => Some(text),
             Err(err) => {
-                tracing::warn!("track '{}': {err}; recording it without its schema", info.name());
+                let name = printable(info.name());
+                tracing::warn!("track '{name}': {err}; recording it without its schema");
                 None
             }
         },
@@ -252,7 +256,7 @@ async fn read_track(
     let mut frames = match track.subscribe_with_options(options).await {
         Ok(frames) => frames,
         Err(err) => {
-            tracing::error!("cannot subscribe to '{}': {err}", track.info().name());
+            tracing::error!("cannot subscribe to '{}': {err}", printable(track.info().name()));
             return;
         }
     };
@@ -344,12 +348,13 @@ fn write_loop(
     recorder.finish()
 }
 
-fn print_progress(stats: &RecorderStats, dropped_behind: u64) {
+/// The recorder's progress line; remote names escaped (see [`printable`]).
+fn progress_line(stats: &RecorderStats, dropped_behind: u64) -> String {
     let topics: Vec<String> = stats
         .tracks
         .iter()
         .map(|t| {
-            let topic = t.topic.as_deref().unwrap_or(&t.track);
+            let topic = printable(t.topic.as_deref().unwrap_or(&t.track));
             format!(
                 "{topic} {} frames {:.1} MB missing {}",
                 t.frames,
@@ -359,11 +364,39 @@ fn print_progress(stats: &RecorderStats, dropped_behind: u64) {
         })
         .collect();
     let dropped = stats.dropped.decompress + stats.dropped.unknown_track + stats.dropped.io;
-    eprintln!(
+    format!(
         "recording {}: {:.1} MB | {} | dropped {} (writer behind {dropped_behind})",
         stats.file.as_ref().map_or("-".into(), |f| f.display().to_string()),
         stats.file_bytes as f64 / 1e6,
         topics.join(" | "),
         dropped + dropped_behind
-    );
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::TrackStats;
+
+    #[test]
+    fn the_progress_line_escapes_remote_names() {
+        let track = |name: &str| TrackStats {
+            publisher: "robot\n2026-11-26T00:00:00Z  INFO forged".into(),
+            track: name.into(),
+            topic: None,
+            frames: 0,
+            bytes: 0,
+            decompress_failures: 0,
+            frames_without_schema: 0,
+            missing: 0,
+        };
+        let stats = RecorderStats {
+            tracks: vec![track("/camera/imu"), track("evil\u{1b}]0;pwned\u{7}\nINFO forged\0")],
+            ..Default::default()
+        };
+        let line = progress_line(&stats, 0);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains("| /camera/imu 0 frames"), "{line}");
+        assert!(line.contains("evil\\u{1b}]0;pwned\\u{7}\\nINFO forged\\u{0} 0 frames"), "{line}");
+    }
 }

@@ -74,8 +74,10 @@ pub struct ConnectOptions {
     pub credentials: Credentials,
     /// Upper bound for the whole join: signaling, ICE, DTLS and the data channels opening.
     pub connect_timeout: Duration,
-    /// Local UDP addresses to gather ICE candidates on. The default binds every interface and
-    /// loopback, so the same build reaches LiveKit Cloud and a server on 127.0.0.1.
+    /// Local UDP addresses to gather ICE candidates on; empty (the default) binds every
+    /// interface, and loopback too when the server's host resolves to a loopback address, so
+    /// the same build reaches LiveKit Cloud and a server on 127.0.0.1 (a socket on loopback
+    /// cannot send anywhere else, and every try would log an error).
     pub ice_udp_addrs: Vec<String>,
 }
 
@@ -89,7 +91,7 @@ impl ConnectOptions {
             url: url.into(),
             credentials,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
-            ice_udp_addrs: vec!["0.0.0.0:0".into(), "127.0.0.1:0".into()],
+            ice_udp_addrs: Vec::new(),
         }
     }
 

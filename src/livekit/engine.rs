@@ -164,7 +164,10 @@ impl Engine {
         let Some(id) = track.info().schema() else {
             return Err(RoomError::Schema {
                 schema: String::new(),
-                reason: format!("track '{}' has no schema id", track.info().name()),
+                reason: format!(
+                    "track '{}' has no schema id",
+                    crate::text::printable(track.info().name())
+                ),
             });
         };
         let schema_error = |reason: String| RoomError::Schema { schema: id.name().into(), reason };

@@ -255,6 +255,68 @@ async fn supervise(
     }
 }
 
+/// Says once per process and host which ICE servers the server names that do not resolve
+/// (an offline robot and livekit-server's default public STUN servers): ICE goes on without
+/// them, and the default log filter (`cli.rs`) silences the gatherer's own error per server
+/// and connection.
+async fn report_unresolvable_ice_servers(urls: Vec<String>) {
+    static REPORTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    for url in urls {
+        let Some((host, port)) = ice_server_address(&url) else { continue };
+        if super::lock(&REPORTED).contains(&host) {
+            continue;
+        }
+        let resolved = tokio::net::lookup_host((host.as_str(), port)).await.map(drop);
+        if let Err(err) = resolved {
+            super::lock(&REPORTED).push(host);
+            let url = crate::text::printable(&url);
+            tracing::warn!("ICE server {url} is not reachable ({err}); connecting without it");
+        }
+    }
+}
+
+/// Host and port of a `stun:`, `stuns:`, `turn:` or `turns:` URL (RFC 7064, RFC 7065).
+fn ice_server_address(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once(':')?;
+    let default_port = match scheme {
+        "stun" | "turn" => 3478,
+        "stuns" | "turns" => 5349,
+        _ => return None,
+    };
+    let authority = rest.split('?').next()?;
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = port.map_or(Some(default_port), |port| port.parse().ok())?;
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+/// The local addresses to gather ICE candidates on: [`ConnectOptions::ice_udp_addrs`], or
+/// every interface, plus loopback when the server is on it.
+async fn ice_udp_addrs(options: &ConnectOptions) -> Vec<String> {
+    if !options.ice_udp_addrs.is_empty() {
+        return options.ice_udp_addrs.clone();
+    }
+    let mut addrs = vec!["0.0.0.0:0".to_string()];
+    let server_on_loopback = match options.server_address() {
+        Ok((host, port)) => tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .is_ok_and(|mut resolved| resolved.any(|addr| addr.ip().is_loopback())),
+        Err(_) => false,
+    };
+    if server_on_loopback {
+        addrs.push("127.0.0.1:0".into());
+    }
+    addrs
+}
+
 /// Returns once a TCP connection to the server is answered (accepted, or refused by a server
 /// restarting: joining then reports that with its own error and backoff), trying a fresh one
 /// every [`REACHABLE_PROBE`] while they go unanswered. A URL without a usable address returns
@@ -296,6 +358,8 @@ async fn open_session(
     let signal = Arc::new(signal);
 
     let (pc_events_tx, pc_events_rx) = mpsc::unbounded_channel();
+    let ice_urls = join.ice_servers.iter().flat_map(|server| server.urls.clone()).collect();
+    tokio::spawn(report_unresolvable_ice_servers(ice_urls));
     let ice_servers = join
         .ice_servers
         .iter()
@@ -318,7 +382,7 @@ async fn open_session(
                 .build(),
         )
         .with_handler(Arc::new(PcEvents(pc_events_tx)))
-        .with_udp_addrs(options.ice_udp_addrs.clone())
+        .with_udp_addrs(ice_udp_addrs(options).await)
         .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
         .build()
         .await
@@ -723,5 +787,33 @@ fn signal_error(url: &str, err: SignalError) -> RoomError {
             RoomError::Config(format!("the server URL '{url}' is not valid: {reason}"))
         }
         other => RoomError::Connect { url: url.to_string(), reason: other.to_string() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ice_server_urls_give_host_and_port() {
+        let address = ice_server_address;
+        assert_eq!(
+            address("stun:stun.l.google.com:19302"),
+            Some(("stun.l.google.com".into(), 19302))
+        );
+        assert_eq!(
+            address("stun:global.stun.twilio.com"),
+            Some(("global.stun.twilio.com".into(), 3478))
+        );
+        assert_eq!(
+            address("turns:turn.example.org?transport=tcp"),
+            Some(("turn.example.org".into(), 5349))
+        );
+        assert_eq!(address("turn:10.0.0.1:3479?transport=udp"), Some(("10.0.0.1".into(), 3479)));
+        assert_eq!(address("stun:[2001:db8::1]:3478"), Some(("2001:db8::1".into(), 3478)));
+        assert_eq!(address("stun:[2001:db8::1]"), Some(("2001:db8::1".into(), 3478)));
+        assert_eq!(address("http://example.org"), None);
+        assert_eq!(address("stun:host:notaport"), None);
+        assert_eq!(address("stun:"), None);
     }
 }

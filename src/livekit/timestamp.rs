@@ -28,12 +28,13 @@ const MICROSECONDS_FROM: u64 = 100_000_000_000_000;
 const NANOSECONDS_FROM: u64 = 100_000_000_000_000_000;
 
 /// The UNIX time in nanoseconds a user timestamp stands for, and the unit it was read in;
-/// `None` for milliseconds beyond what nanoseconds hold in 64 bits (after the year 2554).
+/// `None` for a time in milliseconds or microseconds beyond what nanoseconds hold in 64 bits
+/// (after the year 2554).
 pub fn user_timestamp_ns(raw: u64) -> (Option<u64>, TimestampUnit) {
     if raw < MICROSECONDS_FROM {
         (raw.checked_mul(1_000_000), TimestampUnit::Milliseconds)
     } else if raw < NANOSECONDS_FROM {
-        (Some(raw * 1_000), TimestampUnit::Microseconds)
+        (raw.checked_mul(1_000), TimestampUnit::Microseconds)
     } else {
         (Some(raw), TimestampUnit::Nanoseconds)
     }
@@ -57,9 +58,13 @@ mod tests {
 
     #[test]
     fn never_saturates() {
-        // Milliseconds past 2554 do not fit in nanoseconds; no unit overflows otherwise.
+        // Milliseconds and microseconds past 2554 do not fit in nanoseconds.
         assert_eq!(user_timestamp_ns(MICROSECONDS_FROM - 1).0, None);
-        assert_eq!(user_timestamp_ns(NANOSECONDS_FROM - 1).0, Some((NANOSECONDS_FROM - 1) * 1000));
+        assert_eq!(user_timestamp_ns(NANOSECONDS_FROM - 1).0, None);
+        assert_eq!(
+            user_timestamp_ns(u64::MAX / 1_000_000).0,
+            Some(u64::MAX / 1_000_000 * 1_000_000)
+        );
         assert_eq!(user_timestamp_ns(u64::MAX).0, Some(u64::MAX));
         assert_eq!(user_timestamp_ns(0).0, Some(0));
     }
