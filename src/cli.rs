@@ -48,8 +48,8 @@ enum Command {
     /// an MCAP file to open in Foxglove.
     Demo {
         /// Seconds to record.
-        #[arg(long, default_value_t = 5.0)]
-        seconds: f64,
+        #[arg(long, default_value = "5", value_parser = parse_positive_seconds)]
+        seconds: Duration,
         /// The file to write.
         #[arg(long, default_value = "demo.mcap")]
         output: PathBuf,
@@ -94,8 +94,8 @@ enum BenchCommand {
     /// LIVEKIT_API_SECRET): received rate, latency and CPU per track.
     Run {
         /// Seconds of the measuring window (after a 3 s warm-up).
-        #[arg(long, default_value_t = 20.0)]
-        seconds: f64,
+        #[arg(long, default_value = "20", value_parser = parse_positive_seconds)]
+        seconds: Duration,
         /// The `dtbridge run` configuration; the bench joins its room. Repeated, the
         /// configurations are measured alternately and compared side by side.
         #[arg(long, default_value = "config/bench-realsense.toml")]
@@ -122,8 +122,8 @@ struct TransportArgs {
     #[arg(long = "case")]
     cases: Vec<Case>,
     /// Seconds each case offers frames.
-    #[arg(long, default_value_t = 5.0)]
-    duration: f64,
+    #[arg(long, default_value = "5", value_parser = parse_positive_seconds)]
+    duration: Duration,
     /// Python interpreter with the official `livekit` SDK; without it, the Python column is
     /// left out.
     #[arg(long, env = "DTBRIDGE_PYTHON")]
@@ -134,6 +134,12 @@ struct TransportArgs {
     /// Offered load of the overload check, FRAME_BYTES@FRAMES_PER_SECOND.
     #[arg(long, default_value = "1048576@500")]
     flood: Case,
+}
+
+/// A positive number of seconds on the command line (see [`crate::duration`]).
+fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text.parse().map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    crate::duration::positive_seconds(value)
 }
 
 /// Runs the command line and returns the process exit status.
@@ -226,10 +232,7 @@ async fn record(config: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn demo(seconds: f64, output: &std::path::Path) -> anyhow::Result<()> {
-    if !(seconds.is_finite() && seconds > 0.0) {
-        anyhow::bail!("--seconds must be positive, got {seconds}");
-    }
+async fn demo(seconds: Duration, output: &std::path::Path) -> anyhow::Result<()> {
     println!("{}", crate::demo::run(seconds, output).await?);
     Ok(())
 }
@@ -313,15 +316,12 @@ fn exit_status(err: &anyhow::Error) -> u8 {
 }
 
 async fn bench_transport(args: TransportArgs) -> anyhow::Result<()> {
-    if args.duration <= 0.0 {
-        anyhow::bail!("--duration must be positive, got {}", args.duration);
-    }
     let bench = TransportBench {
         url: args.url,
         api_key: args.api_key,
         api_secret: args.api_secret,
         cases: if args.cases.is_empty() { bench::DEFAULT_CASES.to_vec() } else { args.cases },
-        duration: Duration::from_secs_f64(args.duration),
+        duration: args.duration,
         python: args.python,
         peer_script: args.peer_script,
         flood: args.flood,
@@ -339,15 +339,12 @@ fn bench_codec(runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bench_run(seconds: f64, configs: Vec<PathBuf>, runs: usize) -> anyhow::Result<()> {
-    if !(seconds.is_finite() && seconds > 0.0) {
-        anyhow::bail!("--seconds must be positive, got {seconds}");
-    }
+async fn bench_run(seconds: Duration, configs: Vec<PathBuf>, runs: usize) -> anyhow::Result<()> {
     if runs == 0 {
         anyhow::bail!("--runs must be at least 1");
     }
     if let ([config], 1) = (configs.as_slice(), runs) {
-        let bench = RunBench { config: config.clone(), window: Duration::from_secs_f64(seconds) };
+        let bench = RunBench { config: config.clone(), window: seconds };
         println!("{}", bench.run().await?.to_markdown());
         return Ok(());
     }
@@ -356,8 +353,7 @@ async fn bench_run(seconds: f64, configs: Vec<PathBuf>, runs: usize) -> anyhow::
     for run in 1..=runs {
         for (config, reports) in configs.iter().zip(&mut reports) {
             eprintln!("bench run {run}/{runs}: {}", config.display());
-            let bench =
-                RunBench { config: config.clone(), window: Duration::from_secs_f64(seconds) };
+            let bench = RunBench { config: config.clone(), window: seconds };
             let report = bench.run().await?;
             eprintln!("{}", report.to_markdown());
             reports.push(report);

@@ -12,7 +12,6 @@ use crate::source::ros2::Ros2Config;
 use crate::source::synthetic::SyntheticConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The whole file.
 #[derive(Debug, Clone)]
@@ -160,7 +159,10 @@ impl LiveKitConfig {
                 let mut options =
                     ConnectOptions::from_env_with_url(self.url.clone(), &room, &identity)?;
                 if let Some(secs) = self.connect_timeout_s {
-                    options.connect_timeout = Duration::from_secs_f64(secs);
+                    options.connect_timeout =
+                        crate::duration::positive_seconds(secs).map_err(|why| {
+                            RoomError::Config(format!("livekit.connect_timeout_s: {why}"))
+                        })?;
                 }
                 Ok(Connection::Server(options))
             }

@@ -48,11 +48,9 @@ pub fn prepare(path: &Path) -> Result<Prepared, DaemonError> {
 /// [`prepare`] for a configuration already loaded.
 pub fn prepare_loaded(loaded: Loaded) -> Result<Prepared, DaemonError> {
     if let Some(secs) = loaded.config.livekit.connect_timeout_s
-        && !(secs.is_finite() && secs > 0.0)
+        && let Err(why) = crate::duration::positive_seconds(secs)
     {
-        return Err(loaded
-            .error("livekit.connect_timeout_s", format!("{secs}: must be > 0"))
-            .into());
+        return Err(loaded.error("livekit.connect_timeout_s", why).into());
     }
     if let Some(mbps) = loaded.config.livekit.max_bandwidth_mbps
         && !(mbps.is_finite() && mbps > 0.0)

@@ -43,7 +43,7 @@ topic = "/camera/camera/**"
 "#;
 
 /// Runs the demo for `seconds` and writes `output`.
-pub async fn run(seconds: f64, output: &Path) -> Result<String, DaemonError> {
+pub async fn run(seconds: Duration, output: &Path) -> Result<String, DaemonError> {
     let directory = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = output.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
         DaemonError::Runtime(format!("'{}' is not a file name", output.display()))
@@ -72,7 +72,7 @@ pub async fn run(seconds: f64, output: &Path) -> Result<String, DaemonError> {
         stop.clone(),
     ));
     let publishing = tokio::spawn(daemon::publish(prepared, robot, robot_events, stop));
-    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    tokio::time::sleep(seconds).await;
     stop_tx.send_replace(true);
     let joined = |err: tokio::task::JoinError| DaemonError::Runtime(err.to_string());
     let published = publishing.await.map_err(joined)??;

@@ -11,6 +11,7 @@ pub mod codec;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod duration;
 pub mod livekit;
 pub mod pipeline;
 pub mod record;

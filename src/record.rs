@@ -117,7 +117,10 @@ pub fn recorder_config(
         _ => Ok(value),
     };
     let max_mb = positive("max_file_mb", record.max_file_mb)?;
-    let max_minutes = positive("max_file_minutes", record.max_file_minutes)?;
+    let max_file_duration = positive("max_file_minutes", record.max_file_minutes)?
+        .map(|minutes| crate::duration::positive_seconds(minutes * 60.0))
+        .transpose()
+        .map_err(|why| loaded.error("record.max_file_minutes", why))?;
     if record.buffer_frames == 0 {
         return Err(loaded.error("record.buffer_frames", "must be at least 1").into());
     }
@@ -129,7 +132,7 @@ pub fn recorder_config(
     config.file_template = record.file_template.clone();
     config.topic_template = record.topic_template.clone();
     config.max_file_bytes = max_mb.map(|mb| (mb * 1e6) as u64);
-    config.max_file_duration = max_minutes.map(|m| Duration::from_secs_f64(m * 60.0));
+    config.max_file_duration = max_file_duration;
     Ok(config)
 }
 

@@ -230,3 +230,49 @@ fn a_realsense_source_needs_the_feature() {
     let expected = if cfg!(feature = "realsense") { "sources[0].fps" } else { "sources[0].type" };
     assert!(error.contains(expected), "{error}");
 }
+
+/// Durations from the configuration and the command line: NaN, negative, infinite and
+/// overflowing values are an error naming the key or option, never a panic.
+#[test]
+fn durations_out_of_range_are_errors_not_panics() {
+    for value in ["1e300", "nan", "-1", "inf"] {
+        let timeout = format!("[livekit]\nconnect_timeout_s = {value}\n\n{SOURCE}");
+        let error = config_error(&timeout);
+        assert!(error.contains("livekit.connect_timeout_s"), "{value}: {error}");
+
+        let dir = TempDir::new();
+        let record = "[livekit]\nbackend = \"loopback\"\n\n[record]\nmax_file_minutes = VALUE\n";
+        let path = write(&dir, "operator.toml", &record.replace("VALUE", value));
+        let output = dtbridge(&["record"], &path);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{value}: {stderr}");
+        assert!(stderr.contains("record.max_file_minutes"), "{value}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{value}: {stderr}");
+
+        // `--option=VALUE`, so that "-1" is a value, not a flag.
+        for (args, option) in [
+            (vec!["demo", "--seconds=VALUE"], "--seconds"),
+            (vec!["bench", "run", "--seconds=VALUE"], "--seconds"),
+            (
+                vec!["bench", "transport", "--url", "ws://127.0.0.1:9", "--duration=VALUE"],
+                "--duration",
+            ),
+            (
+                vec!["bench", "transport", "--url", "ws://127.0.0.1:9", "--case=1024@VALUE"],
+                "--case",
+            ),
+        ] {
+            let args: Vec<String> = args.iter().map(|arg| arg.replace("VALUE", value)).collect();
+            let output = Command::new(env!("CARGO_BIN_EXE_dtbridge"))
+                .args(&args)
+                .env("LIVEKIT_API_KEY", "key")
+                .env("LIVEKIT_API_SECRET", "secret")
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+            assert!(stderr.contains(option), "{args:?} names {option}: {stderr}");
+        }
+    }
+}

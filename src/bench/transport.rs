@@ -36,8 +36,9 @@ impl std::str::FromStr for Case {
         let (size, rate) = s.split_once('@').ok_or(format!("'{s}' is not SIZE@RATE"))?;
         let size: usize = size.parse().map_err(|_| format!("bad frame size in '{s}'"))?;
         let rate: f64 = rate.parse().map_err(|_| format!("bad rate in '{s}'"))?;
-        if size < 16 || rate <= 0.0 {
-            return Err(format!("'{s}': size must be >= 16 bytes and rate > 0"));
+        // A rate is a number of frames in a second: up to a million, never NaN or infinite.
+        if size < 16 || !(rate.is_finite() && rate > 0.0 && rate <= 1e6) {
+            return Err(format!("'{s}': size must be >= 16 bytes and rate from 0 to 1e6 per s"));
         }
         Ok(Case { size, rate })
     }

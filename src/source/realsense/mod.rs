@@ -189,8 +189,8 @@ impl RealsenseConfig {
         if !(self.depth || self.color || self.imu) {
             return bad("depth", "depth, color and imu are all off: nothing to publish".into());
         }
-        if !(self.retry_interval_s.is_finite() && self.retry_interval_s > 0.0) {
-            return bad("retry_interval_s", format!("{} is not > 0", self.retry_interval_s));
+        if let Err(why) = crate::duration::positive_seconds(self.retry_interval_s) {
+            return bad("retry_interval_s", why);
         }
         if !self.namespace.starts_with('/') {
             return bad("namespace", format!("'{}' must start with '/'", self.namespace));

@@ -110,8 +110,8 @@ impl Ros2Config {
                 format!("{} is not in [0.05, 60]", self.discovery_interval_s),
             );
         }
-        if !(self.latched_resend_s.is_finite() && self.latched_resend_s >= 0.0) {
-            return bad("latched_resend_s", format!("{} is not >= 0", self.latched_resend_s));
+        if let Err(why) = crate::duration::seconds(self.latched_resend_s) {
+            return bad("latched_resend_s", why);
         }
         if self.latched_depth == 0 {
             return bad("latched_depth", "must be at least 1".into());
