@@ -105,7 +105,8 @@ struct RawConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LiveKitConfig {
-    /// `server` or `loopback`; by default `server` when a URL is known.
+    /// `server` (the default) or `loopback`, the in-process room, which must be asked for:
+    /// a robot that forgot its URL must not stream into a room nobody can join.
     pub backend: Option<Backend>,
     /// Server URL; `LIVEKIT_URL` otherwise.
     pub url: Option<String>,
@@ -149,11 +150,7 @@ impl LiveKitConfig {
     pub fn connection(&self, default_identity: &str) -> Result<Connection, RoomError> {
         let room = self.room.clone().unwrap_or_else(|| "dtbridge".into());
         let identity = self.identity.clone().unwrap_or_else(|| default_identity.into());
-        let env_url = std::env::var(crate::livekit::ENV_URL).ok().filter(|u| !u.is_empty());
-        let has_url = self.url.is_some() || env_url.is_some();
-        let backend =
-            self.backend.unwrap_or(if has_url { Backend::Server } else { Backend::Loopback });
-        match backend {
+        match self.backend.unwrap_or(Backend::Server) {
             Backend::Loopback => Ok(Connection::Loopback { room, identity }),
             Backend::Server => {
                 let mut options =

@@ -86,22 +86,14 @@ pub struct RecordReport {
 /// Records the room in the configuration until `stop` becomes true.
 pub async fn run(loaded: Loaded, stop: watch::Receiver<bool>) -> Result<RecordReport, DaemonError> {
     let connection = loaded.config.livekit.connection("operator").map_err(DaemonError::Connect)?;
-    let recorder = recorder_config(&loaded, &connection_names(&connection))?;
+    // Checked before connecting; the names are the server's, whatever the credentials say (a
+    // ready token carries its own room and identity).
+    let mut recorder = recorder_config(&loaded, &(String::new(), String::new()))?;
     let (room, events) = daemon::connect(connection).await.map_err(DaemonError::Connect)?;
     tracing::info!("joined room '{}' as '{}'", printable(room.name()), printable(room.identity()));
+    recorder.room = room.name().to_string();
+    recorder.identity = room.identity().to_string();
     record(room, events, recorder, loaded.config.record.clone(), stop).await
-}
-
-fn connection_names(connection: &crate::config::Connection) -> (String, String) {
-    match connection {
-        crate::config::Connection::Server(options) => match &options.credentials {
-            crate::livekit::Credentials::ApiKey { room, identity, .. } => {
-                (room.clone(), identity.clone())
-            }
-            crate::livekit::Credentials::Token(_) => ("room".into(), "operator".into()),
-        },
-        crate::config::Connection::Loopback { room, identity } => (room.clone(), identity.clone()),
-    }
 }
 
 /// The writer's configuration from `[record]`, checked.

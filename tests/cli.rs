@@ -153,7 +153,7 @@ fn run_reports_a_missing_replay_file_and_keeps_the_other_sources() {
         &dir,
         "run.toml",
         &format!(
-            "{SOURCE}imu_hz = 100\n[[sources]]\ntype = \"mcap\"\nname = \"replay\"\npath = \"missing.mcap\"\n[[routes]]\ntopic = \"/cam/imu\"\n"
+            "[livekit]\nbackend = \"loopback\"\n\n{SOURCE}imu_hz = 100\n[[sources]]\ntype = \"mcap\"\nname = \"replay\"\npath = \"missing.mcap\"\n[[routes]]\ntopic = \"/cam/imu\"\n"
         ),
     );
     let child = Command::new(env!("CARGO_BIN_EXE_dtbridge"))
@@ -274,5 +274,20 @@ fn durations_out_of_range_are_errors_not_panics() {
             assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
             assert!(stderr.contains(option), "{args:?} names {option}: {stderr}");
         }
+    }
+}
+
+/// `run` and `record` without a server URL are an error saying how to set one, not a room in
+/// the process nobody can join; the in-process room must be asked for.
+#[test]
+fn without_a_url_run_and_record_say_how_to_set_one() {
+    let dir = TempDir::new();
+    let path = write(&dir, "robot.toml", &format!("{SOURCE}[[routes]]\ntopic = \"/cam/imu\"\n"));
+    for command in ["run", "record"] {
+        let output = dtbridge(&[command], &path);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.contains("no server URL: set LIVEKIT_URL"), "{command}: {stderr}");
+        assert!(stderr.contains("backend = \"loopback\""), "{command}: {stderr}");
     }
 }

@@ -207,3 +207,50 @@ fn a_killed_recorder_leaves_a_file_repair_recovers() {
     let gaps = stamps.windows(2).filter(|w| w[1] - w[0] > 100).count();
     assert_eq!(gaps, 0, "gaps in the recovered frames: {stamps:?}");
 }
+
+/// With a ready `LIVEKIT_TOKEN` (no API key or secret, no room or identity in the config), the
+/// recording is named after the room and identity the token carries, as the server reports
+/// them.
+#[test]
+fn a_recorder_with_a_ready_token_names_its_file_after_the_tokens_room_and_identity() {
+    let test = "a_recorder_with_a_ready_token_names_its_file_after_the_tokens_room_and_identity";
+    let Some(server) = TestServer::start(test) else { return };
+    let token = livekit_api::access_token::AccessToken::with_api_key(
+        common::server::API_KEY,
+        common::server::API_SECRET,
+    )
+    .with_identity("ops-7")
+    .with_grants(livekit_api::access_token::VideoGrants {
+        room_join: true,
+        room: "yard-3".into(),
+        can_subscribe: Some(true),
+        can_publish: Some(false),
+        can_publish_data: Some(false),
+        ..Default::default()
+    })
+    .to_jwt()
+    .unwrap();
+    let dir = TempDir::new();
+    let config = dir.0.join("operator.toml");
+    std::fs::write(&config, "[record]\noutput_dir = \"out\"\n").unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dtbridge"));
+    command
+        .args(["record", "-c"])
+        .arg(&config)
+        .env("LIVEKIT_URL", server.url())
+        .env("LIVEKIT_TOKEN", &token)
+        .env_remove("LIVEKIT_API_KEY")
+        .env_remove("LIVEKIT_API_SECRET")
+        .env("RUST_LOG", "dtbridge=info");
+    let recorder = Process::watch(command);
+    assert!(
+        recorder.wait_for("joined room 'yard-3' as 'ops-7'", 1, Duration::from_secs(30)),
+        "{}",
+        recorder.log()
+    );
+    let (ok, log) = recorder.stop();
+    assert!(ok, "{log}");
+    let file = recorded_file(&dir.0.join("out"));
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+    assert!(name.contains("_yard-3_ops-7_"), "{name}");
+}

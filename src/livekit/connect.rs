@@ -108,9 +108,13 @@ impl ConnectOptions {
         identity: &str,
     ) -> Result<Self, RoomError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let url = url
-            .or_else(|| var(ENV_URL))
-            .ok_or_else(|| RoomError::Config(format!("no server URL: set {ENV_URL}")))?;
+        let url = url.or_else(|| var(ENV_URL)).ok_or_else(|| {
+            RoomError::Config(format!(
+                "no server URL: set {ENV_URL} (e.g. {ENV_URL}=wss://my-project.livekit.cloud) \
+                     or `url` in [livekit]; `backend = \"loopback\"` in [livekit] runs the \
+                     in-process room instead"
+            ))
+        })?;
         let credentials = match (var(ENV_TOKEN), var(ENV_API_KEY), var(ENV_API_SECRET)) {
             (Some(token), _, _) => Credentials::Token(token),
             (None, Some(key), Some(secret)) => Credentials::ApiKey {
