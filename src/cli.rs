@@ -267,7 +267,10 @@ async fn wait_for_signal() {
 }
 
 fn check(config: &std::path::Path) -> anyhow::Result<()> {
-    let prepared = daemon::prepare(config)?;
+    let loaded = crate::config::load(config).map_err(DaemonError::from)?;
+    // `[record]` too: the same file often serves `run` and `record`.
+    crate::record::recorder_config(&loaded, &(String::new(), String::new()))?;
+    let prepared = daemon::prepare_loaded(loaded)?;
     print!("{}", prepared.plan.table());
     for error in &prepared.failed {
         println!("source failed: {error}");

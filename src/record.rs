@@ -123,6 +123,7 @@ pub fn recorder_config(
     );
     config.file_template = record.file_template.clone();
     config.topic_template = record.topic_template.clone();
+    config.check_templates().map_err(|(key, why)| loaded.error(format!("record.{key}"), why))?;
     config.max_file_bytes = max_mb.map(|mb| (mb * 1e6) as u64);
     config.max_file_duration = max_file_duration;
     Ok(config)

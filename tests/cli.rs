@@ -291,3 +291,16 @@ fn without_a_url_run_and_record_say_how_to_set_one() {
         assert!(stderr.contains("backend = \"loopback\""), "{command}: {stderr}");
     }
 }
+
+/// `check` covers `[record]`: a bad template is an error naming the key, as `record` reports it.
+#[test]
+fn check_covers_the_record_section() {
+    let error = config_error(&format!("[record]\nfile_template = \"{{topik}}.mcap\"\n\n{SOURCE}"));
+    assert!(error.contains("record.file_template"), "{error}");
+    assert!(error.contains("unknown placeholder '{topik}'"), "{error}");
+    let error =
+        config_error(&format!("[record]\ntopic_template = \"{{room}}/{{track}}\"\n\n{SOURCE}"));
+    assert!(error.contains("record.topic_template"), "{error}");
+    let error = config_error(&format!("[record]\nmax_file_minutes = 0\n\n{SOURCE}"));
+    assert!(error.contains("record.max_file_minutes"), "{error}");
+}

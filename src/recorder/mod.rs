@@ -328,6 +328,17 @@ pub struct Recorder {
     frames_without_schema: u64,
 }
 
+impl RecorderConfig {
+    /// Checks the file and topic templates; on error, the key (`file_template`,
+    /// `topic_template`) and why.
+    pub fn check_templates(&self) -> Result<(), (&'static str, String)> {
+        Template::parse(&self.file_template, FILE_FIELDS).map_err(|why| ("file_template", why))?;
+        Template::parse(&self.topic_template, TOPIC_FIELDS)
+            .map_err(|why| ("topic_template", why))?;
+        Ok(())
+    }
+}
+
 impl Recorder {
     /// Checks the config, creates the output directory and the first file.
     pub fn open(config: RecorderConfig) -> Result<Recorder, RecorderError> {
