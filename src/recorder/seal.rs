@@ -45,7 +45,22 @@ struct Chunk {
     counts: BTreeMap<u16, u64>,
 }
 
+/// The largest chunk content sealing decompresses: a chunk dtbridge writes holds up to its
+/// chunk size (1 MiB by default) plus one message of at most
+/// [`super::encoding::MAX_DECOMPRESSED_BYTES`]; a corrupt header claiming more is not
+/// believed (allocating what it claims could abort the process).
+const MAX_CHUNK_CONTENT: u64 = 2 * super::encoding::MAX_DECOMPRESSED_BYTES as u64;
+
+/// `len` bytes at `offset`; an error, before allocating anything, when they run past the end
+/// of the file (a corrupt length).
 fn read_at(file: &File, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    let file_len = file.metadata()?.len();
+    if offset.checked_add(len).is_none_or(|end| end > file_len) {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{len} bytes at {offset} run past the end of the file ({file_len} bytes)"),
+        ));
+    }
     let len = usize::try_from(len).map_err(|_| io::Error::other("record too large"))?;
     let mut buf = vec![0; len];
     file.read_exact_at(&mut buf, offset)?;
@@ -209,7 +224,14 @@ struct Rebuilt {
 fn rebuild_indexes(file: &File, chunk: &Chunk) -> io::Result<Option<Rebuilt>> {
     let header = &chunk.header;
     let data_offset = chunk.offset + 9 + 40 + header.compression.len() as u64;
-    let compressed = read_at(file, data_offset, header.compressed_size)?;
+    if header.uncompressed_size > MAX_CHUNK_CONTENT {
+        return Ok(None);
+    }
+    let compressed = match read_at(file, data_offset, header.compressed_size) {
+        Ok(compressed) => compressed,
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(err) => return Err(err),
+    };
     let Ok(size) = usize::try_from(header.uncompressed_size) else { return Ok(None) };
     let data = match header.compression.as_str() {
         "" => compressed,
@@ -461,6 +483,38 @@ mod tests {
             best = sealed.messages;
         }
         assert_eq!(best, sent.len() as u64, "the complete file keeps everything");
+        _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A chunk header claiming sizes no file holds (a corrupt or hostile file) drops that
+    /// chunk and what follows; sealing never allocates what the header claims.
+    #[test]
+    fn a_chunk_claiming_impossible_sizes_is_dropped_not_believed() {
+        let (bytes, registered, sent) = recording();
+        // The last chunk: its indexes are the ones sealing rebuilds from its content.
+        let (mut at, mut last_chunk) = (8usize, None);
+        while at + 9 <= bytes.len() {
+            let body_len = u64::from_le_bytes(bytes[at + 1..at + 9].try_into().unwrap());
+            if bytes[at] == op::CHUNK {
+                last_chunk = Some(at);
+            }
+            at += 9 + body_len as usize;
+        }
+        // Chunk header body: message start and end time (8 + 8), then the uncompressed size.
+        let uncompressed_at = last_chunk.unwrap() + 9 + 16;
+        let dir = std::env::temp_dir().join(format!("dtbridge-seal-huge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("huge.mcap");
+        for claim in [u64::MAX, 1 << 40, MAX_CHUNK_CONTENT + 1] {
+            let mut corrupt = bytes.clone();
+            corrupt[uncompressed_at..uncompressed_at + 8].copy_from_slice(&claim.to_le_bytes());
+            std::fs::write(&path, &corrupt).unwrap();
+            let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+            let sealed = seal(&file, &registered).expect("sealed without the corrupt chunk");
+            assert!(sealed.messages < sent.len() as u64, "claim {claim}: the chunk went");
+            let out = std::fs::read(&path).unwrap();
+            assert_eq!(mcap::MessageStream::new(&out).unwrap().count() as u64, sealed.messages);
+        }
         _ = std::fs::remove_dir_all(&dir);
     }
 }
