@@ -226,6 +226,9 @@ async fn record(config: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     eprintln!("frames dropped because the writer was behind: {}", report.dropped_behind);
+    if report.tracks_over_limit > 0 {
+        eprintln!("tracks left out over record.max_tracks: {}", report.tracks_over_limit);
+    }
     if let Some(line) = report.outages.summary() {
         eprintln!("{line}");
     }

@@ -53,6 +53,10 @@ pub struct RecordConfig {
     /// data track core drops the oldest, without telling.
     #[serde(default = "default_buffer_frames")]
     pub buffer_frames: usize,
+    /// Tracks recorded at once; tracks published beyond it are counted and left out, so a
+    /// room flooded with tracks cannot exhaust the recorder.
+    #[serde(default = "default_max_tracks")]
+    pub max_tracks: usize,
 }
 
 impl Default for RecordConfig {
@@ -66,8 +70,13 @@ impl Default for RecordConfig {
             max_file_mb: None,
             max_file_minutes: None,
             buffer_frames: default_buffer_frames(),
+            max_tracks: default_max_tracks(),
         }
     }
+}
+
+fn default_max_tracks() -> usize {
+    256
 }
 
 fn default_output_dir() -> PathBuf {

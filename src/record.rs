@@ -77,6 +77,8 @@ pub struct RecordReport {
     pub summary: RecordingSummary,
     /// Frames dropped because the writer was behind.
     pub dropped_behind: u64,
+    /// Tracks left out because `max_tracks` were being recorded.
+    pub tracks_over_limit: u64,
     /// End-to-end latency (receive time minus the frame's timestamp), p50 and p99 in ms.
     pub latency_ms: Option<(f64, f64)>,
     /// Connection losses and how long each reconnect took.
@@ -149,7 +151,9 @@ pub async fn record(
 
     let dropped_behind = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::new()));
-    let mut readers = Vec::new();
+    // A reader ends when its track is unpublished; the set forgets it then.
+    let mut readers = tokio::task::JoinSet::new();
+    let mut tracks_over_limit = 0u64;
     let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
     progress.tick().await;
     let mut outages = daemon::Outages::default();
@@ -164,14 +168,27 @@ pub async fn record(
                     if !wanted(&patterns, &track) {
                         continue;
                     }
-                    readers.push(tokio::spawn(read_track(
+                    if readers.len() >= patterns.max_tracks {
+                        tracks_over_limit += 1;
+                        if crate::recorder::should_log(tracks_over_limit) {
+                            tracing::warn!(
+                                "track {:?} of {:?} not recorded: {} tracks are (record.max_tracks); \
+                                 {tracks_over_limit} left out so far",
+                                track.info().name(),
+                                track.publisher_identity(),
+                                patterns.max_tracks
+                            );
+                        }
+                        continue;
+                    }
+                    readers.spawn(read_track(
                         room.clone(),
                         track,
                         patterns.buffer_frames,
                         queue.clone(),
                         dropped_behind.clone(),
                         latencies.clone(),
-                    )));
+                    ));
                 }
                 Some(RoomEvent::Reconnecting { reason }) => outages.lost(&reason),
                 Some(RoomEvent::Reconnected) => outages.reconnected("subscriptions renewed"),
@@ -182,11 +199,10 @@ pub async fn record(
                 Some(RoomEvent::TrackUnpublished { .. }) => {}
                 None => break,
             },
+            Some(_) = readers.join_next(), if !readers.is_empty() => {}
         }
     }
-    for reader in readers {
-        reader.abort();
-    }
+    readers.abort_all();
     drop(queue);
     let summary = tokio::task::spawn_blocking(move || writer.join())
         .await
@@ -201,6 +217,7 @@ pub async fn record(
     Ok(RecordReport {
         summary,
         dropped_behind: dropped_behind.load(Ordering::Relaxed),
+        tracks_over_limit,
         latency_ms,
         outages,
     })
@@ -309,7 +326,7 @@ fn report_timestamp_unit(track: &RemoteDataTrack, raw: u64, readable: bool, unit
     }
 }
 
-/// The writer thread: frames in, MCAP out, a stats snapshot after every command or tick. A
+/// The writer thread: frames in, MCAP out, a stats snapshot every tick. A
 /// failing file (a full disk) is sealed by the recorder, which tries a new one a little later;
 /// the recording goes on.
 fn write_loop(
@@ -319,6 +336,8 @@ fn write_loop(
     stats: watch::Sender<RecorderStats>,
 ) -> Result<RecordingSummary, RecorderError> {
     let mut failures = 0u64;
+    // A snapshot copies every track's and file's counters: once per tick, not per frame.
+    let mut published_at = std::time::Instant::now();
     loop {
         let outcome = match inbox.recv_timeout(WRITER_TICK) {
             Ok(Command::Track(meta, reply)) => {
@@ -339,7 +358,10 @@ fn write_loop(
                 tracing::error!("recording: {err} ({failures} write failures so far)");
             }
         }
-        stats.send_replace(recorder.stats());
+        if published_at.elapsed() >= WRITER_TICK {
+            stats.send_replace(recorder.stats());
+            published_at = std::time::Instant::now();
+        }
     }
     recorder.finish()
 }

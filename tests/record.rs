@@ -254,3 +254,40 @@ fn a_recorder_with_a_ready_token_names_its_file_after_the_tokens_room_and_identi
     let name = file.file_name().unwrap().to_string_lossy().to_string();
     assert!(name.contains("_yard-3_ops-7_"), "{name}");
 }
+
+/// A room with more tracks than `max_tracks` (a flood of tracks, hostile or by mistake) does
+/// not grow the recorder without bound: it records `max_tracks` of them and counts the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracks_beyond_max_tracks_are_counted_not_recorded() {
+    use dtbridge::livekit::{LoopbackHub, TrackOptions};
+    let hub = LoopbackHub::new("flood");
+    let (operator, events) = hub.join("operator").unwrap();
+    let dir = TempDir::new();
+    let recorder = dtbridge::recorder::RecorderConfig::new(&dir.0, "flood", "operator");
+    let patterns = dtbridge::config::RecordConfig { max_tracks: 2, ..Default::default() };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let recording =
+        tokio::spawn(dtbridge::record::record(operator, events, recorder, patterns, stop));
+    let (robot, _robot_events) = hub.join("robot").unwrap();
+    let mut tracks = Vec::new();
+    for i in 0..5 {
+        tracks.push(robot.publish_track(TrackOptions::new(format!("t{i}"))).await.unwrap());
+    }
+    // Frames until the two recorded tracks have some: the recorder subscribes as it sees them.
+    for round in 0..200u64 {
+        for track in &tracks {
+            _ = track.try_push(vec![round as u8; 10], Some(1_700_000_000_000 + round));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop_tx.send_replace(true);
+    let report = recording.await.unwrap().unwrap();
+    assert_eq!(report.tracks_over_limit, 3);
+    let file = &report.summary.files[0].path;
+    let bytes = std::fs::read(file).unwrap();
+    let topics: std::collections::BTreeSet<String> = mcap::MessageStream::new(&bytes)
+        .unwrap()
+        .map(|message| message.unwrap().channel.topic.clone())
+        .collect();
+    assert_eq!(topics.len(), 2, "{topics:?}");
+}

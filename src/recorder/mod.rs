@@ -309,7 +309,7 @@ impl Track {
 }
 
 /// Whether the `count`th occurrence of a problem is logged: the first, then every 1000th.
-fn should_log(count: u64) -> bool {
+pub(crate) fn should_log(count: u64) -> bool {
     count == 1 || count.is_multiple_of(1000)
 }
 
