@@ -27,6 +27,18 @@ const SPIN_TIMEOUT: Duration = Duration::from_millis(10);
 /// reader's history is lost before the bridge can take it. Measured: bursts of 165 Imu
 /// messages lost up to 165 at depth 100 (in an rclpy subscriber alike) and none at 1000.
 const MIN_DEPTH: usize = 1000;
+/// History depth for types whose messages run to megabytes: a reliable camera topic at depth
+/// 1000 could hold gigabytes while the bridge is busy, and the route keeps only the latest
+/// frame anyway, so a deeper history would only hold frames that get replaced.
+const LARGE_MESSAGE_DEPTH: usize = 10;
+/// The types [`LARGE_MESSAGE_DEPTH`] applies to.
+const LARGE_MESSAGE_TYPES: [&str; 5] = [
+    "sensor_msgs/msg/Image",
+    "sensor_msgs/msg/CompressedImage",
+    "sensor_msgs/msg/PointCloud2",
+    "sensor_msgs/msg/PointCloud",
+    "nav_msgs/msg/OccupancyGrid",
+];
 
 /// The message encoding of everything a ROS 2 node receives.
 const CDR: &str = "cdr";
@@ -232,7 +244,7 @@ impl Bridge {
             return Ok(());
         }
         let offered: Vec<_> = publishers.iter().map(|p| p.qos_profile.clone()).collect();
-        let qos = subscription_qos(&offered, &route.qos);
+        let qos = subscription_qos(type_name, &offered, &route.qos);
         let definition = self.index.definition(type_name).map_err(|err| {
             PassOver::Unusable(format!(
                 "its type {type_name} has no definition the operator could decode with: {err}"
@@ -344,10 +356,12 @@ impl PassOver {
 
 /// The QoS to subscribe with: what every publisher can serve (reliable only if all are,
 /// transient local only if all are, as rosbag2 does), overridden by the route. The history is
-/// as deep as the deepest publisher's: a reliable topic is only as lossless as the reader's
-/// history is deep, since a spin takes one message per subscription and a burst longer than
-/// the history overwrites its oldest messages.
-fn subscription_qos(offered: &[QosProfile], route: &QosOverride) -> QosProfile {
+/// as deep as the deepest publisher's, at least [`MIN_DEPTH`]: a reliable topic is only as
+/// lossless as the reader's history is deep, since a spin takes one message per subscription
+/// and a burst longer than the history overwrites its oldest messages; but only
+/// [`LARGE_MESSAGE_DEPTH`] for the types of [`LARGE_MESSAGE_TYPES`], whose history would
+/// otherwise be bounded by nothing but the publisher's pace.
+fn subscription_qos(type_name: &str, offered: &[QosProfile], route: &QosOverride) -> QosProfile {
     let all_reliable = offered.iter().all(|q| q.reliability == ReliabilityPolicy::Reliable);
     let all_transient = offered.iter().all(|q| q.durability == DurabilityPolicy::TransientLocal);
     let reliability = match route.reliability {
@@ -363,11 +377,13 @@ fn subscription_qos(offered: &[QosProfile], route: &QosOverride) -> QosProfile {
         None => DurabilityPolicy::Volatile,
     };
     QosProfile::default()
-        .keep_last(
-            route.depth.unwrap_or_else(|| {
+        .keep_last(route.depth.unwrap_or_else(|| {
+            if LARGE_MESSAGE_TYPES.contains(&type_name) {
+                LARGE_MESSAGE_DEPTH
+            } else {
                 offered.iter().map(|q| q.depth).max().unwrap_or(0).max(MIN_DEPTH)
-            }),
-        )
+            }
+        }))
         .reliability(reliability)
         .durability(durability)
 }
