@@ -272,7 +272,7 @@ async fn wait_for_signal() {
 fn check(config: &std::path::Path) -> anyhow::Result<()> {
     let loaded = crate::config::load(config).map_err(DaemonError::from)?;
     // `[record]` too: the same file often serves `run` and `record`.
-    crate::record::recorder_config(&loaded, &(String::new(), String::new()))?;
+    crate::record::recorder_config(&loaded)?;
     let prepared = daemon::prepare_loaded(loaded)?;
     print!("{}", prepared.plan.table());
     for error in &prepared.failed {

@@ -50,7 +50,8 @@ pub async fn run(seconds: Duration, output: &Path) -> Result<String, DaemonError
     })?;
     let loaded = config::load_str(DEMO_CONFIG, &directory.join("demo.toml"))?;
     let prepared = daemon::prepare_loaded(loaded.clone())?;
-    let mut recorder = record::recorder_config(&loaded, &("demo".into(), "operator".into()))?;
+    let mut recorder = record::recorder_config(&loaded)?;
+    (recorder.room, recorder.identity) = ("demo".into(), "operator".into());
     recorder.output_dir = directory.to_path_buf();
     recorder.file_template = file_name.to_string();
     if output.exists() {

@@ -90,7 +90,7 @@ pub async fn run(loaded: Loaded, stop: watch::Receiver<bool>) -> Result<RecordRe
     let connection = loaded.config.livekit.connection("operator").map_err(DaemonError::Connect)?;
     // Checked before connecting; the names are the server's, whatever the credentials say (a
     // ready token carries its own room and identity).
-    let mut recorder = recorder_config(&loaded, &(String::new(), String::new()))?;
+    let mut recorder = recorder_config(&loaded)?;
     let (room, events) = daemon::connect(connection).await.map_err(DaemonError::Connect)?;
     tracing::info!("joined room '{}' as '{}'", printable(room.name()), printable(room.identity()));
     recorder.room = room.name().to_string();
@@ -98,11 +98,9 @@ pub async fn run(loaded: Loaded, stop: watch::Receiver<bool>) -> Result<RecordRe
     record(room, events, recorder, loaded.config.record.clone(), stop).await
 }
 
-/// The writer's configuration from `[record]`, checked.
-pub fn recorder_config(
-    loaded: &Loaded,
-    (room, identity): &(String, String),
-) -> Result<RecorderConfig, DaemonError> {
+/// The writer's configuration from `[record]`, checked; its room and identity are left empty
+/// for the caller to fill in once known.
+pub fn recorder_config(loaded: &Loaded) -> Result<RecorderConfig, DaemonError> {
     let record = &loaded.config.record;
     let positive = |key: &str, value: Option<f64>| match value {
         Some(v) if !(v.is_finite() && v > 0.0) => {
@@ -118,10 +116,11 @@ pub fn recorder_config(
     if record.buffer_frames == 0 {
         return Err(loaded.error("record.buffer_frames", "must be at least 1").into());
     }
+    // Room and identity are the server's, known once joined: the caller fills them in.
     let mut config = RecorderConfig::new(
         loaded.base_dir().join(&record.output_dir),
-        room.clone(),
-        identity.clone(),
+        String::new(),
+        String::new(),
     );
     config.file_template = record.file_template.clone();
     config.topic_template = record.topic_template.clone();
