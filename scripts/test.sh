@@ -160,21 +160,24 @@ rc=0
 if ((${#targets[@]})); then
   step "cargo test ${realsense_tests[*]} --features realsense --offline --no-fail-fast (inside scripts/netns-run.sh)"
   CARGO_NET_OFFLINE=true bash "$HERE/netns-run.sh" \
-    cargo test "${realsense_tests[@]}" --features realsense --offline --no-fail-fast \
+    cargo test "${realsense_tests[@]}" --features realsense --offline --no-fail-fast 2>&1 \
     | tee -a "$results" || rc=$?
 fi
 step "cargo test ${targets[*]} --features ros2 --offline --no-fail-fast $* (inside scripts/netns-run.sh)"
 CARGO_NET_OFFLINE=true bash "$HERE/netns-run.sh" \
-  cargo test "${targets[@]}" --features ros2 --offline --no-fail-fast "$@" \
+  cargo test "${targets[@]}" --features ros2 --offline --no-fail-fast "$@" 2>&1 \
   | tee -a "$results" || rc=$?
 # One closing line for the whole run (cargo's last "test result" is that of one binary only,
 # often one with no tests). Tests that could not run fail in CI instead of skipping; the only
 # ignored ones are the child-process entry points of tests/recorder.rs, which its crash and
-# full-disk tests run themselves.
+# full-disk tests run themselves. Outside CI a test whose prerequisite is missing passes after
+# printing "*** SKIPPED <test>: <why> ***"; those are counted too.
 awk '/^test result:/ { for (i = 1; i < NF; i++) {
        if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i;
        if ($(i + 1) ~ /^ignored/) s += $i } }
+     /^\*\*\* SKIPPED / { k++ }
      END { printf "ignored: %d child-process entry points (run by the tests that need them)\n", s;
+           printf "skipped: %d (each says why above, in a *** SKIPPED line)\n", k;
            printf "total: %d passed, %d failed\n", p, f }' "$results"
 ((rc == 0)) || die "cargo test exited with $rc"
 log "all passed in $((SECONDS - T0))s"
