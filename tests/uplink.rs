@@ -261,7 +261,8 @@ fn a_link_that_drops_to_2_mbit_for_10_s_keeps_high_priority_tracks_and_recovers(
     assert!(longest_pause_ms < 1000.0, "imu paused {longest_pause_ms:.0} ms on the slow link");
     // Once the window has adapted, the IMU's latency on the slow link stays bounded: under the
     // 1 s the issue asks after recovery (the shared FIFO gave 3 s). Measured p99: 144 to 601 ms
-    // over runs (a loss burst and SCTP's retransmission timer now and then), so no tighter.
+    // over runs (now and then the window's probing overflows the link's queue, and the losses
+    // cost SCTP's retransmission timer), so no tighter.
     let settled: Vec<_> = imu
         .iter()
         .copied()
