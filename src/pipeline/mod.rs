@@ -44,7 +44,8 @@ pub struct TrackCounters {
     pub failed: AtomicU64,
     /// Samples too old to be worth encoding (they waited past the track's deadline).
     pub stale: AtomicU64,
-    /// Samples still queued when the daemon stopped.
+    /// Samples its worker never took: still queued when it stopped, or routed after that
+    /// (the daemon stopping, the track failing to publish).
     pub unsent: AtomicU64,
     /// What became of the encoded frames on the link.
     pub link: Arc<SendCounters>,
@@ -111,7 +112,7 @@ struct Queued {
 
 /// A bounded queue that drops its oldest sample when full.
 struct LatestQueue {
-    samples: Mutex<VecDeque<Queued>>,
+    state: Mutex<QueueState>,
     ready: Notify,
     depth: usize,
     /// Set while the worker waits for room on the link: samples replaced meanwhile are shed
@@ -119,40 +120,63 @@ struct LatestQueue {
     waiting_for_link: AtomicBool,
 }
 
+struct QueueState {
+    samples: VecDeque<Queued>,
+    /// Closed by the worker when it stops: a sample the router pushes after that is refused
+    /// (and counted) rather than left in a queue nobody reads.
+    closed: bool,
+}
+
+/// What became of a pushed sample.
+#[derive(Debug, PartialEq, Eq)]
+enum Pushed {
+    Queued,
+    /// Queued, and an older sample dropped to make room.
+    ReplacedOlder,
+    /// Not queued: the worker has stopped.
+    Closed,
+}
+
 impl LatestQueue {
     fn new(depth: usize) -> Self {
         Self {
-            samples: Mutex::new(VecDeque::with_capacity(depth)),
+            state: Mutex::new(QueueState {
+                samples: VecDeque::with_capacity(depth),
+                closed: false,
+            }),
             ready: Notify::new(),
             depth,
             waiting_for_link: AtomicBool::new(false),
         }
     }
 
-    /// Queues a sample; true when an older one was dropped to make room.
-    fn push(&self, sample: Sample) -> bool {
-        let mut samples = crate::livekit::lock(&self.samples);
-        let dropped = samples.len() >= self.depth && samples.pop_front().is_some();
-        samples.push_back(Queued { sample, born: Instant::now() });
-        drop(samples);
+    fn push(&self, sample: Sample) -> Pushed {
+        let mut state = crate::livekit::lock(&self.state);
+        if state.closed {
+            return Pushed::Closed;
+        }
+        let replaced = state.samples.len() >= self.depth && state.samples.pop_front().is_some();
+        state.samples.push_back(Queued { sample, born: Instant::now() });
+        drop(state);
         self.ready.notify_one();
-        dropped
+        if replaced { Pushed::ReplacedOlder } else { Pushed::Queued }
     }
 
     async fn pop(&self) -> Queued {
         loop {
-            if let Some(queued) = crate::livekit::lock(&self.samples).pop_front() {
+            if let Some(queued) = crate::livekit::lock(&self.state).samples.pop_front() {
                 return queued;
             }
             self.ready.notified().await;
         }
     }
 
-    /// Empties the queue; returns how many samples it held.
-    fn drain(&self) -> usize {
-        let mut samples = crate::livekit::lock(&self.samples);
-        let len = samples.len();
-        samples.clear();
+    /// Empties the queue and refuses further samples; returns how many samples it held.
+    fn close(&self) -> usize {
+        let mut state = crate::livekit::lock(&self.state);
+        state.closed = true;
+        let len = state.samples.len();
+        state.samples.clear();
         len
     }
 }
@@ -269,12 +293,17 @@ impl Routing {
                     let counters = &worker.info.counters;
                     TrackCounters::add(&counters.samples, 1);
                     TrackCounters::add(&counters.bytes_in, sample_len(&sample) as u64);
-                    if worker.queue.push(sample) {
-                        let reason = if worker.queue.waiting_for_link.load(Ordering::Relaxed) {
-                            &counters.shed
-                        } else {
-                            &counters.replaced
-                        };
+                    let reason = match worker.queue.push(sample) {
+                        Pushed::Queued => None,
+                        Pushed::ReplacedOlder
+                            if worker.queue.waiting_for_link.load(Ordering::Relaxed) =>
+                        {
+                            Some(&counters.shed)
+                        }
+                        Pushed::ReplacedOlder => Some(&counters.replaced),
+                        Pushed::Closed => Some(&counters.unsent),
+                    };
+                    if let Some(reason) = reason {
                         TrackCounters::add(reason, 1);
                     }
                 }
@@ -404,6 +433,7 @@ async fn run_worker(
                 plan.track,
                 plan.topic
             );
+            TrackCounters::add(&counters.unsent, queue.close() as u64);
             return;
         }
     };
@@ -411,6 +441,7 @@ async fn run_worker(
         Ok(encoder) => encoder,
         Err(err) => {
             tracing::error!("track '{}': {err}", plan.track);
+            TrackCounters::add(&counters.unsent, queue.close() as u64);
             return;
         }
     };
@@ -489,7 +520,7 @@ async fn run_worker(
         queue.waiting_for_link.store(false, Ordering::Relaxed);
     }
     sender.close();
-    TrackCounters::add(&counters.unsent, queue.drain() as u64);
+    TrackCounters::add(&counters.unsent, queue.close() as u64);
     track.unpublish();
 }
 
