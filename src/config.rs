@@ -12,6 +12,7 @@ use crate::source::ros2::Ros2Config;
 use crate::source::synthetic::SyntheticConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The whole file.
 #[derive(Debug, Clone)]
@@ -156,6 +157,11 @@ pub enum Connection {
 
 impl LiveKitConfig {
     /// The connection to make; `default_identity` is the command's (`robot`, `operator`).
+    /// `connect_timeout_s` as a duration, if set; why it is none otherwise.
+    pub fn connect_timeout(&self) -> Result<Option<Duration>, String> {
+        self.connect_timeout_s.map(crate::duration::positive_seconds).transpose()
+    }
+
     pub fn connection(&self, default_identity: &str) -> Result<Connection, RoomError> {
         let room = self.room.clone().unwrap_or_else(|| "dtbridge".into());
         let identity = self.identity.clone().unwrap_or_else(|| default_identity.into());
@@ -164,11 +170,11 @@ impl LiveKitConfig {
             Backend::Server => {
                 let mut options =
                     ConnectOptions::from_env_with_url(self.url.clone(), &room, &identity)?;
-                if let Some(secs) = self.connect_timeout_s {
-                    options.connect_timeout =
-                        crate::duration::positive_seconds(secs).map_err(|why| {
-                            RoomError::Config(format!("livekit.connect_timeout_s: {why}"))
-                        })?;
+                if let Some(timeout) = self
+                    .connect_timeout()
+                    .map_err(|why| RoomError::Config(format!("livekit.connect_timeout_s: {why}")))?
+                {
+                    options.connect_timeout = timeout;
                 }
                 Ok(Connection::Server(options))
             }

@@ -47,9 +47,7 @@ pub fn prepare(path: &Path) -> Result<Prepared, DaemonError> {
 
 /// [`prepare`] for a configuration already loaded.
 pub fn prepare_loaded(loaded: Loaded) -> Result<Prepared, DaemonError> {
-    if let Some(secs) = loaded.config.livekit.connect_timeout_s
-        && let Err(why) = crate::duration::positive_seconds(secs)
-    {
+    if let Err(why) = loaded.config.livekit.connect_timeout() {
         return Err(loaded.error("livekit.connect_timeout_s", why).into());
     }
     if let Some(mbps) = loaded.config.livekit.max_bandwidth_mbps
@@ -143,6 +141,12 @@ pub struct PublishReport {
     pub unrouted: u64,
 }
 
+/// Logs the room and identity joined, as the server reports them (escaped: they come from
+/// the server, or from a token).
+pub fn log_joined(room: &Room) {
+    tracing::info!("joined room '{}' as '{}'", printable(room.name()), printable(room.identity()));
+}
+
 /// Joins the configured room and publishes until `stop` becomes true.
 pub async fn run(
     prepared: Prepared,
@@ -151,9 +155,7 @@ pub async fn run(
     let connection =
         prepared.loaded.config.livekit.connection("robot").map_err(DaemonError::Connect)?;
     let (room, events) = connect(connection).await.map_err(DaemonError::Connect)?;
-    let (room_name, identity) = (room.name(), room.identity());
-    let (room_name, identity) = (printable(room_name), printable(identity));
-    tracing::info!("joined room '{room_name}' as '{identity}'");
+    log_joined(&room);
     publish(prepared, room, events, stop).await
 }
 

@@ -92,7 +92,7 @@ pub async fn run(loaded: Loaded, stop: watch::Receiver<bool>) -> Result<RecordRe
     // ready token carries its own room and identity).
     let mut recorder = recorder_config(&loaded)?;
     let (room, events) = daemon::connect(connection).await.map_err(DaemonError::Connect)?;
-    tracing::info!("joined room '{}' as '{}'", printable(room.name()), printable(room.identity()));
+    daemon::log_joined(&room);
     recorder.room = room.name().to_string();
     recorder.identity = room.identity().to_string();
     record(room, events, recorder, loaded.config.record.clone(), stop).await
@@ -109,7 +109,8 @@ pub fn recorder_config(loaded: &Loaded) -> Result<RecorderConfig, DaemonError> {
         _ => Ok(value),
     };
     let max_mb = positive("max_file_mb", record.max_file_mb)?;
-    let max_file_duration = positive("max_file_minutes", record.max_file_minutes)?
+    let max_file_duration = record
+        .max_file_minutes
         .map(|minutes| crate::duration::positive_seconds(minutes * 60.0))
         .transpose()
         .map_err(|why| loaded.error("record.max_file_minutes", why))?;
