@@ -15,7 +15,8 @@
 # 3. cargo fmt --check, cargo clippy --all-targets -D warnings without and with the optional
 #    features (`features` below), cargo build --all-targets with them (with network, for
 #    crates.io), CARGO_TARGET_DIR outside the checkout.
-# 4. cargo test --all-targets --offline inside scripts/netns-run.sh: a private network
+# 4. the patched SCTP stack's own tests (vendor/rtc-sctp, in memory), then
+#    cargo test --all-targets --offline inside scripts/netns-run.sh: a private network
 #    namespace with a veth pair (DTBRIDGE_TEST_IP=10.200.0.1), no route out; the server and
 #    the Python SDK peers run there (libwebrtc ignores loopback).
 # Any failure fails the script. With CI=true, tests that cannot run fail instead of skipping.
@@ -158,6 +159,8 @@ results="$(mktemp "${TMPDIR:-/tmp}/dtbridge-test.XXXXXX")"
 trap 'rm -f "$results"' EXIT
 rc=0
 if ((${#targets[@]})); then
+  step "cargo test -p rtc-sctp --lib --offline (the vendored SCTP stack, vendor/rtc-sctp/PATCHES.md)"
+  cargo test -p rtc-sctp --lib --offline 2>&1 | tee -a "$results" || rc=$?
   step "cargo test ${realsense_tests[*]} --features realsense --offline --no-fail-fast (inside scripts/netns-run.sh)"
   CARGO_NET_OFFLINE=true bash "$HERE/netns-run.sh" \
     cargo test "${realsense_tests[@]}" --features realsense --offline --no-fail-fast 2>&1 \
@@ -170,13 +173,13 @@ CARGO_NET_OFFLINE=true bash "$HERE/netns-run.sh" \
 # One closing line for the whole run (cargo's last "test result" is that of one binary only,
 # often one with no tests). Tests that could not run fail in CI instead of skipping; the only
 # ignored ones are the child-process entry points of tests/recorder.rs, which its crash and
-# full-disk tests run themselves. Outside CI a test whose prerequisite is missing passes after
+# full-disk tests run themselves, and rtc-sctp's manual CPU comparison. Outside CI a test whose prerequisite is missing passes after
 # printing "*** SKIPPED <test>: <why> ***"; those are counted too.
 awk '/^test result:/ { for (i = 1; i < NF; i++) {
        if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i;
        if ($(i + 1) ~ /^ignored/) s += $i } }
      /^\*\*\* SKIPPED / { k++ }
-     END { printf "ignored: %d child-process entry points (run by the tests that need them)\n", s;
+     END { printf "ignored: %d child-process entry points (run by the tests that need them) and rtc-sctp's manual CPU comparison\n", s;
            printf "skipped: %d (each says why above, in a *** SKIPPED line)\n", k;
            printf "total: %d passed, %d failed\n", p, f }' "$results"
 ((rc == 0)) || die "cargo test exited with $rc"

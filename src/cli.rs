@@ -146,6 +146,18 @@ fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse_from(without_ros_args(std::env::args_os()));
     init_logging();
+    // `run` loads its configuration before the runtime starts any thread: the process's
+    // environment may only change while it has one thread.
+    let loaded_run = match &cli.command {
+        Command::Run { config } => match load_run_config(config) {
+            Ok(loaded) => Some(loaded),
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return ExitCode::from(exit_status(&err));
+            }
+        },
+        _ => None,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -155,7 +167,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { config } => run(&config).await,
+            Command::Run { .. } => run(loaded_run.expect("loaded before the runtime")).await,
             Command::Check { config } => check(&config),
             Command::Record { config } => record(&config).await,
             Command::Demo { seconds, output } => demo(seconds, &output).await,
@@ -197,8 +209,21 @@ fn without_ros_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<s
     kept
 }
 
-async fn run(config: &std::path::Path) -> anyhow::Result<()> {
-    let prepared = daemon::prepare(config)?;
+/// Loads `run`'s configuration and sets the process's ROS domain from it. rcl reads the
+/// domain only from `ROS_DOMAIN_ID` when the ROS context is created, and r2r offers no other
+/// way in.
+fn load_run_config(config: &std::path::Path) -> anyhow::Result<crate::config::Loaded> {
+    let loaded = crate::config::load(config).map_err(DaemonError::from)?;
+    if let Some(id) = loaded.config.ros_domain_id() {
+        // SAFETY: called from `main` before the async runtime (or anything else) has started
+        // a thread, so nothing can read the environment concurrently.
+        unsafe { std::env::set_var("ROS_DOMAIN_ID", id.to_string()) };
+    }
+    Ok(loaded)
+}
+
+async fn run(loaded: crate::config::Loaded) -> anyhow::Result<()> {
+    let prepared = daemon::prepare_loaded(loaded)?;
     daemon::run(prepared, stop_on_signal()).await?;
     Ok(())
 }

@@ -27,6 +27,32 @@ pub struct BridgeConfig {
     pub record: RecordConfig,
 }
 
+impl BridgeConfig {
+    /// The ROS domain the `ros2` sources ask for, if any (one per process, checked on load).
+    pub fn ros_domain_id(&self) -> Option<u32> {
+        self.ros_domains().next().map(|(_, id)| id)
+    }
+
+    fn ros_domains(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.sources.iter().enumerate().filter_map(|(i, source)| Some((i, source.ros_domain_id()?)))
+    }
+
+    /// A process joins one ROS domain: its one ROS context reads it once.
+    fn check_ros_domains(&self) -> Result<(), (String, String)> {
+        let mut domains = self.ros_domains();
+        let Some((_, first)) = domains.next() else { return Ok(()) };
+        match domains.find(|&(_, id)| id != first) {
+            Some((i, id)) => Err((
+                format!("sources[{i}].domain_id"),
+                format!(
+                    "{id}: another ros2 source asks for domain {first}, and one dtbridge process joins one ROS domain (run a second dtbridge for the other)"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// `[record]`: what `dtbridge record` subscribes to and where it writes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,6 +221,17 @@ pub enum SourceConfig {
     /// A RealSense camera or recording.
     #[cfg(feature = "realsense")]
     Realsense(RealsenseConfig),
+}
+
+impl SourceConfig {
+    /// The ROS domain a `ros2` source asks for.
+    fn ros_domain_id(&self) -> Option<u32> {
+        #[cfg(feature = "ros2")]
+        if let Self::Ros2(ros) = self {
+            return ros.domain_id;
+        }
+        None
+    }
 }
 
 /// The source types, as written in `type = "..."` (whether or not this build supports them).
@@ -455,6 +492,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         .collect::<Result<_, _>>()?;
     let config =
         BridgeConfig { livekit: raw.livekit, sources, routes: raw.routes, record: raw.record };
+    config.check_ros_domains().map_err(|(key, message)| ConfigError::new(path, key, message))?;
     Ok(Loaded { path: path.to_path_buf(), config })
 }
 
@@ -507,5 +545,22 @@ mod tests {
         assert!(with_suggestion(message).ends_with("(did you mean `compression`?)"));
         let far = "unknown field `zzz`, expected one of `topic`, `compression`";
         assert_eq!(with_suggestion(far), far);
+    }
+
+    #[cfg(feature = "ros2")]
+    #[test]
+    fn one_ros_domain_per_process() {
+        let ros = |name: &str, domain: &str| {
+            format!("[[sources]]\ntype = \"ros2\"\nname = \"{name}\"\n{domain}\n")
+        };
+        let path = Path::new("robot.toml");
+        let one = format!("{}{}", ros("a", "domain_id = 7"), ros("b", ""));
+        assert_eq!(load_str(&one, path).unwrap().config.ros_domain_id(), Some(7));
+        let same = format!("{}{}", ros("a", "domain_id = 7"), ros("b", "domain_id = 7"));
+        assert_eq!(load_str(&same, path).unwrap().config.ros_domain_id(), Some(7));
+        let two = format!("{}{}", ros("a", "domain_id = 7"), ros("b", "domain_id = 8"));
+        let err = load_str(&two, path).unwrap_err().to_string();
+        assert!(err.contains("sources[1].domain_id") && err.contains("domain 7"), "{err}");
+        assert_eq!(load_str(&ros("a", ""), path).unwrap().config.ros_domain_id(), None);
     }
 }

@@ -475,6 +475,31 @@ async fn bad_files_give_clear_errors() {
 }
 
 #[tokio::test]
+async fn a_file_truncated_while_it_plays_is_an_error_not_a_crash() {
+    let messages = camera_messages(200, 1_000_000);
+    let bytes = mcap_bytes(&messages, PLAIN_SMALL_CHUNKS);
+    let path = write_file("truncated-while-playing", &bytes);
+    // One sample in the channel at a time: the source reads the file as it goes.
+    let mut running = start(source(&path, false, false, &[]), 1);
+    running.rx.recv().await.expect("first sample");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|file| file.set_len(bytes.len() as u64 / 2))
+        .expect("truncate");
+    let mut received = 1;
+    let drain = async {
+        while running.rx.recv().await.is_some() {
+            received += 1;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), drain).await.expect("source never ended");
+    let err = running.task.await.expect("run panicked").expect_err("run fails");
+    assert!(err.message.contains("became shorter while it played"), "{err}");
+    assert!(received < messages.len(), "{received} of {} played", messages.len());
+}
+
+#[tokio::test]
 async fn a_schema_that_is_not_utf8_is_an_error() {
     let mut writer =
         WriteOptions::new().profile("ros2").create(Cursor::new(Vec::new())).expect("writer");

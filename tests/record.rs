@@ -125,6 +125,96 @@ fn run_and_record_through_livekit_server() {
     }
 }
 
+/// An MCAP file with `robot.Pose` protobuf messages on `/pose` (as Foxglove's own recordings
+/// are protobuf): the schema is the compiled `FileDescriptorSet`, as MCAP requires. Returns
+/// each message's (x, frame_id).
+fn write_pose_mcap(dir: &Path) -> Vec<(f64, String)> {
+    use prost::Message;
+    let proto = dir.join("pose.proto");
+    std::fs::write(
+        &proto,
+        "syntax = \"proto3\";\npackage robot;\nmessage Pose { double x = 1; string frame_id = 2; }\n",
+    )
+    .unwrap();
+    let set = protox::compile([&proto], [dir]).expect("pose.proto compiles");
+    let mut writer = mcap::WriteOptions::new().create(std::io::Cursor::new(Vec::new())).unwrap();
+    let schema = writer.add_schema("robot.Pose", "protobuf", &set.encode_to_vec()).unwrap();
+    let channel = writer
+        .add_channel(schema, "/pose", "protobuf", &std::collections::BTreeMap::new())
+        .unwrap();
+    let poses: Vec<(f64, String)> = (0..10).map(|i| (i as f64 * 0.5, format!("map{i}"))).collect();
+    for (i, (x, frame_id)) in poses.iter().enumerate() {
+        // The protobuf wire format by hand: field 1 (double, 64-bit), field 2 (string).
+        let mut data = vec![0x09];
+        data.extend_from_slice(&x.to_le_bytes());
+        data.extend_from_slice(&[0x12, frame_id.len() as u8]);
+        data.extend_from_slice(frame_id.as_bytes());
+        let time = 1_700_000_000_000_000_000 + i as u64 * 100_000_000;
+        let header = mcap::records::MessageHeader {
+            channel_id: channel,
+            sequence: i as u32,
+            log_time: time,
+            publish_time: time,
+        };
+        writer.write_to_known_channel(&header, &data).unwrap();
+    }
+    writer.finish().unwrap();
+    std::fs::write(dir.join("pose.mcap"), writer.into_inner().into_inner()).unwrap();
+    poses
+}
+
+/// A protobuf channel replayed by `dtbridge run` (its schema travels as a base64
+/// `FileDescriptorSet`) and recorded by `dtbridge record` decodes with Foxglove's own protobuf
+/// decoder (`mcap-protobuf-support`).
+#[test]
+fn a_replayed_protobuf_channel_decodes_with_foxgloves_decoder() {
+    let test = "a_replayed_protobuf_channel_decodes_with_foxgloves_decoder";
+    let Some(python) = python(test) else { return };
+    let Some(server) = TestServer::start(test) else { return };
+    let dir = TempDir::new();
+    let poses = write_pose_mcap(&dir.0);
+    let robot = dir.0.join("robot.toml");
+    std::fs::write(
+        &robot,
+        "[livekit]\nroom = \"proto\"\nidentity = \"robot\"\n\n\
+         [[sources]]\ntype = \"mcap\"\nname = \"replay\"\npath = \"pose.mcap\"\nloop = true\n\n\
+         [[routes]]\ntopic = \"/**\"\n",
+    )
+    .unwrap();
+    let operator = write_operator_config(&dir.0, "proto");
+    let recorder = Process::spawn(&["record"], &operator, &server);
+    assert!(recorder.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge record joins");
+    let publisher = Process::spawn(&["run"], &robot, &server);
+    assert!(publisher.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge run joins");
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, log) = publisher.stop();
+    assert!(ok, "dtbridge run: {log}");
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, log) = recorder.stop();
+    assert!(ok, "dtbridge record: {log}");
+    assert!(!log.contains("without a schema"), "dtbridge record: {log}");
+
+    let seen = read_mcap(&python, &recorded_file(&dir.0.join("out")));
+    let channel = seen["channels"].as_array().unwrap().iter().find(|c| c["topic"] == "/pose");
+    let channel = channel.expect("a /pose channel");
+    assert_eq!(
+        (&channel["schema_name"], &channel["schema_encoding"]),
+        (&"robot.Pose".into(), &"protobuf".into())
+    );
+    let messages: Vec<&Value> =
+        seen["messages"].as_array().unwrap().iter().filter(|m| m["topic"] == "/pose").collect();
+    assert!(messages.len() >= poses.len(), "{} messages on /pose", messages.len());
+    for message in messages {
+        assert!(message.get("decode_error").is_none(), "mcap-protobuf-support: {message}");
+        let decoded = &message["decoded"];
+        let pose = (
+            decoded["x"].as_f64().unwrap_or(0.0),
+            decoded["frame_id"].as_str().unwrap_or_default().to_string(),
+        );
+        assert!(poses.contains(&pose), "decoded {decoded}, not one of the file's poses");
+    }
+}
+
 #[test]
 fn demo_writes_a_file_the_independent_readers_open() {
     let test = "demo_writes_a_file_the_independent_readers_open";

@@ -190,8 +190,10 @@ fn under_lte_the_imu_arrives_whole_and_prompt_beside_an_overloading_camera() {
     let summary = run_summary(&run_log);
     let sent = summary.topics[IMU].frames;
     let imu = &recording[IMU];
-    // Everything the robot sent, less the link's random loss (1%) and a margin for chance.
-    let expected = sent as f64 * (1.0 - loss) * 0.97;
+    // The goal: 99% of what the robot sent, beyond the link's random loss (1%), less
+    // half a percent for chance (about 2000 samples). Measured 98.7 to 99.4% of sent with two
+    // CPU hogs beside it.
+    let expected = sent as f64 * (1.0 - loss) * 0.985;
     assert!(
         imu.len() as f64 >= expected,
         "imu: {} of {sent} sent arrived (loss {loss}), wanted {expected:.0}\n{run_log}",
@@ -199,11 +201,11 @@ fn under_lte_the_imu_arrives_whole_and_prompt_beside_an_overloading_camera() {
     );
     let (p50, p99) = (latency_ms(imu, 0.5), latency_ms(imu, 0.99));
     eprintln!("imu: {} of {sent} arrived, latency p50/p99 {p50:.1}/{p99:.1} ms", imu.len());
-    // Bounds far below the seconds a shared queue gave (2.9 s on a lossless 8 Mbit/s link),
-    // loose enough for a loaded machine: with 1% loss, SCTP's halving of its window and its
-    // 1 s minimum retransmission timeout still delay some samples (BENCHMARKS.md).
-    assert!(p50 <= delay_ms + 250.0, "imu p50 {p50:.1} ms over a {delay_ms} ms link\n{run_log}");
-    assert!(p99 <= delay_ms + 1500.0, "imu p99 {p99:.1} ms over a {delay_ms} ms link\n{run_log}");
+    // The goal is p99 within the one-way delay + 50 ms; measured +27 to +42 ms in a debug build
+    // with two CPU hogs beside it (a shared queue gave 2.9 s, and SCTP halving its window on
+    // every random loss 0.7 s). The bound leaves a loaded machine twice the goal.
+    assert!(p50 <= delay_ms + 50.0, "imu p50 {p50:.1} ms over a {delay_ms} ms link\n{run_log}");
+    assert!(p99 <= delay_ms + 100.0, "imu p99 {p99:.1} ms over a {delay_ms} ms link\n{run_log}");
     // The cameras are decimated to what fits, not starved.
     for topic in [DEPTH, COLOR] {
         assert!(recording[topic].len() >= 10, "{topic}: {}\n{run_log}", recording[topic].len());

@@ -181,11 +181,20 @@ impl LinkEstimator {
     pub fn on_outstanding(&mut self, outstanding: u64, backlogged: bool, now: Instant) {
         let released = self.bytes_sent.saturating_sub(outstanding).max(self.bytes_released);
         self.bytes_released = released;
+        // One round-trip sample per release, from the oldest send it completes: when SCTP's
+        // retransmission timer abandons every unreliable message in flight at once, the
+        // newest of them were sent a moment ago, and their "round trip" would become the
+        // link's minimum for the next 10 s (every real round trip then looks like a queue
+        // and the scheduler's window collapses).
+        let mut oldest_released = None;
         while let Some(&(end, sent_at)) = self.sends.front() {
             if end > released {
                 break;
             }
             self.sends.pop_front();
+            oldest_released.get_or_insert(sent_at);
+        }
+        if let Some(sent_at) = oldest_released {
             let rtt = now.saturating_duration_since(sent_at);
             self.min_rtt.add(rtt, now);
             self.recent_rtt.add(rtt, now);
@@ -339,6 +348,21 @@ mod tests {
         let state = simulate(1_000_000.0, 50 * MS, 150_000, 2000);
         let queueing = state.queueing_delay().expect("queueing measured");
         assert!((80 * MS..=120 * MS).contains(&queueing), "queueing {queueing:?}");
+    }
+
+    #[test]
+    fn messages_abandoned_at_once_are_no_round_trip() {
+        let mut estimator = LinkEstimator::new();
+        let start = Instant::now();
+        for i in 0..10 {
+            estimator.on_frame_taken(1_000);
+            estimator.on_sent(1_000, start + 20 * MS * i);
+        }
+        estimator.on_outstanding(9_000, true, start + 50 * MS);
+        // SCTP's timer fires: everything still in flight is released in one go, the last
+        // send only 20 ms old.
+        estimator.on_outstanding(0, true, start + 200 * MS);
+        assert_eq!(estimator.state(start + 200 * MS).min_rtt, Some(50 * MS));
     }
 
     #[test]

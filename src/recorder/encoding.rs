@@ -63,9 +63,10 @@ pub(crate) struct ChannelSpec {
     pub schema: Option<SchemaSpec>,
     /// Frames are `<base>+zstd`: decompress before storing.
     pub decompress: bool,
-    /// The track names a schema whose text is missing (the fetch failed): the channel keeps
-    /// the type name under an empty schema encoding.
-    pub schema_missing: bool,
+    /// Why the track's schema is not stored, when it names one: its text is missing (the
+    /// fetch failed), or it is a protobuf schema MCAP readers cannot use. The channel then
+    /// keeps the type name under an empty schema encoding.
+    pub schema_problem: Option<String>,
     /// Channel metadata (rosbag2's keys on `cdr` channels).
     pub metadata: BTreeMap<String, String>,
 }
@@ -79,7 +80,7 @@ impl ChannelSpec {
                 message_encoding: RAW_MESSAGE_ENCODING.into(),
                 schema: None,
                 decompress: false,
-                schema_missing: false,
+                schema_problem: None,
                 metadata: BTreeMap::new(),
             };
         };
@@ -89,19 +90,38 @@ impl ChannelSpec {
         };
         let name = meta.schema_name.as_deref().filter(|n| !n.is_empty());
         let encoding = meta.schema_encoding.as_deref().filter(|e| !e.is_empty());
-        let (schema, schema_missing) = match (name, encoding, &meta.schema_text) {
-            (None, _, _) => (None, false),
+        let without_text = |name: &str| SchemaSpec {
+            name: name.into(),
+            encoding: String::new(),
+            data: Vec::new(),
+        };
+        let (schema, schema_problem) = match (name, encoding, &meta.schema_text) {
+            (None, _, _) => (None, None),
+            (Some(name), Some("protobuf"), Some(text)) => {
+                match super::protobuf::descriptor_set(name, text) {
+                    Ok(data) => (
+                        Some(SchemaSpec { name: name.into(), encoding: "protobuf".into(), data }),
+                        None,
+                    ),
+                    Err(why) => (
+                        Some(without_text(name)),
+                        Some(format!(
+                            "the protobuf schema {name:?} cannot be stored for MCAP readers: {why}"
+                        )),
+                    ),
+                }
+            }
             (Some(name), Some(encoding), Some(text)) => (
                 Some(SchemaSpec {
                     name: name.into(),
                     encoding: encoding.into(),
                     data: text.as_bytes().to_vec(),
                 }),
-                false,
+                None,
             ),
             (Some(name), encoding, _) => (
-                Some(SchemaSpec { name: name.into(), encoding: String::new(), data: Vec::new() }),
-                encoding.is_some(),
+                Some(without_text(name)),
+                encoding.map(|_| format!("the schema text of {name:?} is missing")),
             ),
         };
         let mut metadata = BTreeMap::new();
@@ -111,7 +131,7 @@ impl ChannelSpec {
                 metadata.insert("topic_type_hash".into(), hash.into());
             }
         }
-        Self { message_encoding, schema, decompress, schema_missing, metadata }
+        Self { message_encoding, schema, decompress, schema_problem, metadata }
     }
 
     /// Whether the channel fits the MCAP `ros2` profile: `cdr` messages with a `ros2msg` or
@@ -227,7 +247,7 @@ mod tests {
             Some("cdr+zstd"),
             Some((Image::TYPE_NAME, "ros2msg", Some(Image::DEFINITION))),
         ));
-        assert!(ros.decompress && ros.is_ros2() && !ros.schema_missing);
+        assert!(ros.decompress && ros.is_ros2() && ros.schema_problem.is_none());
         assert_eq!(ros.message_encoding, "cdr");
         assert_eq!(ros.metadata["topic_type_hash"], Image::TYPE_HASH);
         assert!(ros.metadata["offered_qos_profiles"].contains("keep_last"));
@@ -244,8 +264,20 @@ mod tests {
 
         let missing =
             ChannelSpec::from_meta(&meta(Some("cdr"), Some((Image::TYPE_NAME, "ros2msg", None))));
-        assert!(missing.schema_missing && !missing.is_ros2());
+        assert!(!missing.is_ros2());
+        assert!(missing.schema_problem.as_ref().unwrap().contains("missing"));
         assert_eq!(missing.schema.as_ref().unwrap().encoding, "");
+
+        let proto = "syntax = \"proto3\";\npackage a;\nmessage B { int32 x = 1; }\n";
+        let protobuf =
+            ChannelSpec::from_meta(&meta(Some("protobuf"), Some(("a.B", "protobuf", Some(proto)))));
+        let stored = protobuf.schema.as_ref().unwrap();
+        assert_eq!((stored.encoding.as_str(), protobuf.schema_problem), ("protobuf", None));
+        assert_ne!(stored.data, proto.as_bytes(), "a FileDescriptorSet, not the text");
+        let unusable =
+            ChannelSpec::from_meta(&meta(Some("protobuf"), Some(("a.C", "protobuf", Some(proto)))));
+        assert!(unusable.schema_problem.unwrap().contains("no message 'a.C'"));
+        assert_eq!(unusable.schema.unwrap().encoding, "");
 
         let json = ChannelSpec::from_meta(&meta(Some("json"), None));
         assert_eq!(json.message_encoding, "json");

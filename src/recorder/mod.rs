@@ -35,6 +35,7 @@ mod encoding;
 mod file;
 mod gaps;
 mod naming;
+mod protobuf;
 mod repair;
 mod seal;
 mod sink;
@@ -409,11 +410,11 @@ impl Recorder {
             frames_without_schema: 0,
             gaps: GapCounter::default(),
         };
-        if track.spec.schema_missing {
+        if let Some(problem) = &track.spec.schema_problem {
             tracing::warn!(
-                "{}: the schema text of {:?} is missing; its frames are recorded without a schema",
+                "{}: {}; its frames are recorded without a schema",
                 track.label(),
-                track.meta.schema_name.as_deref().unwrap_or_default()
+                crate::text::printable(problem)
             );
         }
         self.tracks.push(track);
@@ -500,7 +501,7 @@ impl Recorder {
         let entry = &mut self.tracks[track.0 as usize];
         entry.frames += 1;
         entry.bytes += data.len() as u64;
-        if spec.schema_missing {
+        if spec.schema_problem.is_some() {
             entry.frames_without_schema += 1;
             self.frames_without_schema += 1;
         }

@@ -17,15 +17,17 @@ use crate::topic::glob_match;
 use ::mcap::read::ChannelAccumulator;
 use ::mcap::records::{MessageHeader, Record};
 use ::mcap::sans_io::indexed_reader::{IndexedReadEvent, IndexedReader, IndexedReaderOptions};
+use ::mcap::sans_io::summary_reader::{SummaryReadEvent, SummaryReader, SummaryReaderOptions};
 use ::mcap::sans_io::{
     LinearReadEvent, LinearReader, LinearReaderOptions, MessageReadEvent, MessageReader,
 };
 use ::mcap::{Channel, MAGIC, McapError, Summary, parse_record};
 use bytes::Bytes;
-use memmap2::Mmap;
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
+use std::io::{Read, Seek};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -204,7 +206,10 @@ struct Out {
 /// An opened, checked MCAP file and its selected channels.
 struct Recording {
     path: PathBuf,
-    map: Mmap,
+    /// Read with explicit reads, not mapped: a file truncated while it plays is then a read
+    /// error, not a SIGBUS that kills the process.
+    file: File,
+    len: u64,
     /// The summary, where it indexes every chunk and channel (`None`: read front to back).
     index: Option<Summary>,
     channels: HashMap<u16, Out>,
@@ -212,7 +217,7 @@ struct Recording {
 }
 
 impl Recording {
-    /// Maps and checks the file and selects the channels matching `patterns`. Errors name the
+    /// Opens and checks the file and selects the channels matching `patterns`. Errors name the
     /// file and what is wrong with it.
     fn open(path: &Path, patterns: &[String], source: &str) -> Result<Recording, String> {
         let source: Arc<str> = source.into();
@@ -221,26 +226,29 @@ impl Recording {
             std::io::ErrorKind::NotFound => format!("MCAP file {shown} not found"),
             _ => format!("cannot open MCAP file {shown}: {err}"),
         })?;
-        // SAFETY: the map is only read, and stays valid while `Recording` lives. If another
-        // process truncates the file while it plays, reads past the new end fault (SIGBUS);
-        // replaying a file that is still being written is not supported.
-        let map =
-            unsafe { Mmap::map(&file) }.map_err(|err| format!("cannot map {shown}: {err}"))?;
-        if map.is_empty() {
+        let len = file.metadata().map_err(|err| format!("cannot read {shown}: {err}"))?.len();
+        let magic_at = |offset: u64| {
+            let mut magic = [0u8; MAGIC.len()];
+            file.read_exact_at(&mut magic, offset).map(|()| magic == MAGIC)
+        };
+        let read_error = |err: std::io::Error| format!("cannot read {shown}: {err}");
+        if len == 0 {
             return Err(format!("{shown} is empty, not an MCAP file"));
         }
-        if !map.starts_with(MAGIC) {
+        if len < MAGIC.len() as u64 || !magic_at(0).map_err(read_error)? {
             return Err(format!(
                 "{shown} is not an MCAP file (it does not start with the MCAP magic)"
             ));
         }
-        if map.len() < 2 * MAGIC.len() || !map.ends_with(MAGIC) {
+        if len < 2 * MAGIC.len() as u64
+            || !magic_at(len - MAGIC.len() as u64).map_err(read_error)?
+        {
             return Err(format!(
                 "{shown} is truncated: it does not end with the MCAP magic (was its writer stopped \
                  before closing it?); `mcap recover {shown} -o fixed.mcap` rebuilds a readable copy"
             ));
         }
-        let summary = Summary::read(&map)
+        let summary = read_summary(&file, len)
             .map_err(|err| format!("{shown} is corrupt: cannot read its summary section: {err}"))?;
         let (index, mut channels) = match summary {
             Some(s) if !s.channels.is_empty() && !s.chunk_indexes.is_empty() => {
@@ -248,7 +256,7 @@ impl Recording {
                 (Some(s), channels)
             }
             Some(s) if !s.channels.is_empty() => (None, s.channels.values().cloned().collect()),
-            _ => match scan_channels(&map) {
+            _ => match scan_channels(&file) {
                 (channels, None) => (None, channels),
                 (channels, Some(err)) if channels.is_empty() => {
                     return Err(format!("{shown} is corrupt: {err}"));
@@ -277,7 +285,7 @@ impl Recording {
                     channel.topic
                 ));
             };
-            let definition = String::from_utf8(schema.data.to_vec()).map_err(|err| {
+            let definition = schema_text(&schema.encoding, &schema.data).map_err(|err| {
                 format!(
                     "{shown}: the schema '{}' of channel '{}' is not UTF-8 text ({err})",
                     schema.name, channel.topic
@@ -304,7 +312,7 @@ impl Recording {
             };
             outs.insert(channel.id, out);
         }
-        Ok(Recording { path: path.to_owned(), map, index, channels: outs, topics })
+        Ok(Recording { path: path.to_owned(), file, len, index, channels: outs, topics })
     }
 
     /// Sends one pass over the file to `tx`: `Some(messages sent)`, or `None` once the
@@ -344,16 +352,8 @@ impl Recording {
                     {
                         IndexedReadEvent::ReadChunkRequest { offset, length } => {
                             chunk_at = offset;
-                            let data = usize::try_from(offset)
-                                .ok()
-                                .and_then(|start| self.map.get(start..start.checked_add(length)?))
-                                .ok_or_else(|| {
-                                    format!(
-                                        "{} is corrupt: its index points past the end, at byte {offset}",
-                                        self.path.display()
-                                    )
-                                })?;
-                            reader.insert_chunk_record_data(offset, data).map_err(|err| {
+                            let data = self.read_at(offset, length)?;
+                            reader.insert_chunk_record_data(offset, &data).map_err(|err| {
                                 corrupt(err, format!(" in the chunk at byte {offset}"))
                             })?;
                         }
@@ -367,15 +367,16 @@ impl Recording {
             }
             None => {
                 let mut reader = MessageReader::new_with_options(linear_options());
-                let mut rest: &[u8] = &self.map;
+                let mut file = &self.file;
+                file.rewind().map_err(|err| self.read_error(err))?;
+                let mut at = 0;
                 while let Some(event) = reader.next_event() {
-                    let at = self.map.len() - rest.len();
                     match event.map_err(|err| corrupt(err, format!(" before byte {at}")))? {
                         MessageReadEvent::ReadRequest(need) => {
-                            let n = need.min(rest.len());
-                            reader.insert(n).copy_from_slice(&rest[..n]);
+                            let n =
+                                file.read(reader.insert(need)).map_err(|e| self.read_error(e))?;
                             reader.notify_read(n);
-                            rest = &rest[n..];
+                            at += n;
                         }
                         MessageReadEvent::Message(message) => {
                             let header = MessageHeader {
@@ -396,6 +397,64 @@ impl Recording {
     }
 }
 
+impl Recording {
+    /// The `length` bytes at `offset`, checked against the file's size first (a corrupt
+    /// index must not allocate what the file does not hold).
+    fn read_at(&self, offset: u64, length: usize) -> Result<Vec<u8>, String> {
+        let end = offset.checked_add(length as u64).filter(|&end| end <= self.len);
+        if end.is_none() {
+            return Err(format!(
+                "{} is corrupt: its index points past the end, at byte {offset}",
+                self.path.display()
+            ));
+        }
+        let mut data = vec![0; length];
+        self.file.read_exact_at(&mut data, offset).map_err(|err| self.read_error(err))?;
+        Ok(data)
+    }
+
+    fn read_error(&self, err: std::io::Error) -> String {
+        match err.kind() {
+            std::io::ErrorKind::UnexpectedEof => format!(
+                "{} became shorter while it played (another program truncated or rewrote it)",
+                self.path.display()
+            ),
+            _ => format!("cannot read {}: {err}", self.path.display()),
+        }
+    }
+}
+
+/// The summary section, read through the footer at the end of a `len`-byte file.
+fn read_summary(file: &File, len: u64) -> Result<Option<Summary>, McapError> {
+    let mut reader = SummaryReader::new_with_options(
+        SummaryReaderOptions::default()
+            .with_file_size(len)
+            .with_record_length_limit(MAX_RECORD_BYTES),
+    );
+    let mut file = file;
+    while let Some(event) = reader.next_event() {
+        match event? {
+            SummaryReadEvent::ReadRequest(need) => {
+                let n = file.read(reader.insert(need))?;
+                reader.notify_read(n);
+            }
+            SummaryReadEvent::SeekRequest(to) => reader.notify_seeked(file.seek(to)?),
+        }
+    }
+    Ok(reader.finish())
+}
+
+/// A schema as a data track's definition, which is text: a `protobuf` schema is a binary
+/// `FileDescriptorSet` in MCAP and travels in base64 (docs/wire.md); every other encoding
+/// is text already.
+fn schema_text(encoding: &str, data: &[u8]) -> Result<String, std::string::FromUtf8Error> {
+    if encoding == "protobuf" {
+        use base64::Engine;
+        return Ok(base64::engine::general_purpose::STANDARD.encode(data));
+    }
+    String::from_utf8(data.to_vec())
+}
+
 /// The front-to-back readers' options: bounded record lengths (a corrupt length must not
 /// allocate or overflow), chunk CRCs checked.
 fn linear_options() -> LinearReaderOptions {
@@ -406,19 +465,17 @@ fn linear_options() -> LinearReaderOptions {
 
 /// Every channel of a file without a usable summary, by reading it front to back: those
 /// defined before the first error, and that error.
-fn scan_channels(map: &[u8]) -> (Vec<Arc<Channel<'static>>>, Option<McapError>) {
+fn scan_channels(mut file: &File) -> (Vec<Arc<Channel<'static>>>, Option<McapError>) {
     let mut channels = ChannelAccumulator::default();
     let mut ids = BTreeSet::new();
     let mut reader = LinearReader::new_with_options(linear_options());
-    let mut rest = map;
     let mut scan = || -> Result<(), McapError> {
+        file.rewind()?;
         while let Some(event) = reader.next_event() {
             match event? {
                 LinearReadEvent::ReadRequest(need) => {
-                    let n = need.min(rest.len());
-                    reader.insert(n).copy_from_slice(&rest[..n]);
+                    let n = file.read(reader.insert(need))?;
                     reader.notify_read(n);
-                    rest = &rest[n..];
                 }
                 LinearReadEvent::Record { opcode, data } => match parse_record(opcode, data)? {
                     Record::Schema { header, data } => {

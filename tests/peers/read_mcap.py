@@ -6,7 +6,7 @@ Used by tests/recorder.rs: `read_mcap.py FILE` prints one JSON object with
 - `channels`: topic, message encoding, schema name/encoding, channel metadata;
 - `messages`: per message (file order) topic, sequence, log/publish time, schema name, size,
   sha256 of the data, and `decoded` fields from mcap-ros2-support's decoder for ros2msg/cdr
-  (or `decode_error`);
+  and from Foxglove's mcap-protobuf-support for protobuf (or `decode_error`);
 - `rosbags`: for a `ros2` profile file, rosbags' AnyReader: `messages` (topic, timestamp,
   decoded fields) and `type_hashes` (RIHS01 computed by rosbags from the stored definitions),
   or `error`.
@@ -20,7 +20,23 @@ import sys
 from pathlib import Path
 
 from mcap.reader import NonSeekingReader, SeekingReader
-from mcap_ros2.decoder import DecoderFactory
+from google.protobuf.json_format import MessageToDict
+from mcap_protobuf.decoder import DecoderFactory as ProtobufDecoderFactory
+from mcap_ros2.decoder import DecoderFactory as Ros2DecoderFactory
+
+
+class DecoderFactory:
+    """mcap-ros2-support's decoders for cdr, then mcap-protobuf-support's for protobuf."""
+
+    def __init__(self):
+        self.factories = [Ros2DecoderFactory(), ProtobufDecoderFactory()]
+
+    def decoder_for(self, message_encoding, schema):
+        for factory in self.factories:
+            decoder = factory.decoder_for(message_encoding, schema)
+            if decoder is not None:
+                return decoder
+        return None
 
 
 def plain(value):
@@ -30,6 +46,8 @@ def plain(value):
         return {"len": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if hasattr(value, "DESCRIPTOR") and hasattr(value, "ListFields"):  # a protobuf message
+        return MessageToDict(value, preserving_proto_field_name=True)
     if hasattr(value, "dtype") and hasattr(value, "tolist"):  # numpy array
         if str(value.dtype) in ("uint8", "int8"):
             return plain(value.tobytes())

@@ -119,7 +119,7 @@ impl Bridge {
         shutdown: Shutdown,
     ) -> Result<Bridge, String> {
         if let Some(id) = config.domain_id {
-            set_domain_id(id)?;
+            check_domain_id(id)?;
         }
         let context =
             r2r::Context::create().map_err(|err| format!("cannot initialize ROS 2: {err}"))?;
@@ -395,23 +395,18 @@ fn reliability_name(policy: &ReliabilityPolicy) -> &'static str {
     }
 }
 
-/// Sets the domain the process's one ROS context joins. rcl reads it from `ROS_DOMAIN_ID` when
-/// the context is created and r2r offers no other way in; the context is created once per
-/// process, so a second source asking for another domain is an error.
-fn set_domain_id(id: u32) -> Result<(), String> {
-    static DOMAIN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    let chosen = *DOMAIN.get_or_init(|| {
-        // SAFETY: set once, before the ROS context exists, on the thread that creates it;
-        // nothing else in this process reads ROS_DOMAIN_ID, and the rest of the daemon
-        // reads its environment only at startup.
-        unsafe { std::env::set_var("ROS_DOMAIN_ID", id.to_string()) };
-        id
-    });
-    if chosen == id {
-        Ok(())
-    } else {
-        Err(format!(
-            "domain_id {id}: this process's ROS 2 context is already in domain {chosen} (one domain per dtbridge process)"
-        ))
+/// Checks that the process's environment names the domain the config asks for: rcl reads it
+/// from `ROS_DOMAIN_ID` when the ROS context is created, and `dtbridge run` sets it from the
+/// config before it starts any thread (changing the environment later is undefined behaviour).
+fn check_domain_id(id: u32) -> Result<(), String> {
+    match std::env::var("ROS_DOMAIN_ID") {
+        Ok(set) if set.trim() == id.to_string() => Ok(()),
+        set => Err(format!(
+            "domain_id {id}: this process's ROS_DOMAIN_ID is {}; `dtbridge run` sets it from the config at startup, a program embedding the ros2 source must set it before starting threads",
+            set.map_or_else(
+                |_| "unset".to_string(),
+                |v| format!("'{}'", crate::text::printable(&v))
+            )
+        )),
     }
 }

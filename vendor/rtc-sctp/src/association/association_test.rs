@@ -936,7 +936,7 @@ fn test_fast_retry_does_not_abandon_unsent_fragment_tail_of_new_rexmit_zero() ->
 fn test_timed_abandonment_preserves_t3_restart_for_outstanding_data() -> Result<()> {
     for gap_ack in [false, true] {
         let mut a = timed_test_association();
-        a.rto_mgr.set_rto(1000, false);
+        a.rto_mgr.set_rto(300, false);
         let now = Instant::now();
         let first_tsn = a.my_next_tsn;
         let ppi = PayloadProtocolIdentifier::Binary;
@@ -967,10 +967,10 @@ fn test_timed_abandonment_preserves_t3_restart_for_outstanding_data() -> Result<
             ..Default::default()
         };
         a.handle_sack(&sack, at)?;
-        assert_eq!(Some(at + Duration::from_secs(2)), a.poll_timeout());
+        assert_eq!(Some(at + Duration::from_millis(600)), a.poll_timeout());
         a.handle_sack(&sack, at + Duration::from_millis(100))?;
         assert_eq!(
-            Some(at + Duration::from_secs(2)),
+            Some(at + Duration::from_millis(600)),
             a.poll_timeout(),
             "duplicate SACK must not restart T3"
         );
@@ -1612,7 +1612,7 @@ mod retransmission_review_test;
 #[test]
 fn test_reconfig_backoff_must_double_once() -> Result<()> {
     let mut a = timed_test_association();
-    a.rto_mgr.set_rto(1000, false);
+    a.rto_mgr.set_rto(300, false);
     let now = Instant::now();
     let ppi = PayloadProtocolIdentifier::Binary;
     let mut stream = a.open_stream(1, ppi)?;
@@ -1624,9 +1624,9 @@ fn test_reconfig_backoff_must_double_once() -> Result<()> {
     a.handle_timeout(timeout);
     a.gather_outbound(timeout);
     assert_eq!(
-        Some(timeout + Duration::from_secs(2)),
+        Some(timeout + Duration::from_millis(600)),
         a.timers.get(Timer::Reconfig),
-        "Reconfiguration timer must double its previous 1s interval, not back off twice"
+        "Reconfiguration timer must double its previous 300 ms interval, not back off twice"
     );
     Ok(())
 }

@@ -58,6 +58,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
+pub(crate) mod loss_response;
 pub(crate) mod state;
 pub(crate) mod stats;
 pub(crate) mod stream;
@@ -230,6 +231,8 @@ pub struct Association {
     // slow start threshold
     pub(crate) ssthresh: u32,
     partial_bytes_acked: u32,
+    // dtbridge patch: whether a loss cuts cwnd (loss_response.rs)
+    loss_response: loss_response::LossResponse,
     pub(crate) in_fast_recovery: bool,
     fast_recover_exit_point: u32,
 
@@ -325,6 +328,7 @@ impl Default for Association {
             // slow start threshold
             ssthresh: 0,
             partial_bytes_acked: 0,
+            loss_response: Default::default(),
             in_fast_recovery: false,
             fast_recover_exit_point: 0,
 
@@ -1473,7 +1477,12 @@ impl Association {
             self.rwnd = d.advertised_receiver_window_credit - bytes_outstanding;
         }
 
-        self.process_fast_retransmission(d.cumulative_tsn_ack, htna, cum_tsn_ack_point_advanced)?;
+        self.process_fast_retransmission(
+            d.cumulative_tsn_ack,
+            htna,
+            cum_tsn_ack_point_advanced,
+            now,
+        )?;
 
         if self.use_forward_tsn {
             // RFC 3758 Sec 3.5 C1
@@ -1772,6 +1781,7 @@ impl Association {
                         if let Some(since) = &c.since {
                             let rtt = now.duration_since(*since);
                             let srtt = self.rto_mgr.set_new_rtt(rtt.as_millis() as u64);
+                            self.loss_response.on_rtt(now, rtt.as_millis() as u64);
                             trace!(
                                 "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
                                 self.side,
@@ -1827,6 +1837,7 @@ impl Association {
                             if let Some(since) = &c.since {
                                 let rtt = now.duration_since(*since);
                                 let srtt = self.rto_mgr.set_new_rtt(rtt.as_millis() as u64);
+                                self.loss_response.on_rtt(now, rtt.as_millis() as u64);
                                 trace!(
                                     "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
                                     self.side,
@@ -1945,41 +1956,44 @@ impl Association {
         cum_tsn_ack_point: u32,
         htna: u32,
         cum_tsn_ack_point_advanced: bool,
+        now: Instant,
     ) -> Result<()> {
-        // HTNA algorithm - RFC 4960 Sec 7.2.4
-        // Increment missIndicator of each chunks that the SACK reported missing
-        // when either of the following is met:
-        // a)  Not in fast-recovery
-        //     miss indications are incremented only for missing TSNs prior to the
-        //     highest TSN newly acknowledged in the SACK.
-        // b)  In fast-recovery AND the Cumulative TSN Ack Point advanced
-        //     the miss indications are incremented for all TSNs reported missing
-        //     in the SACK.
-        if !self.in_fast_recovery || cum_tsn_ack_point_advanced {
-            let max_tsn = if !self.in_fast_recovery {
-                // a) increment only for missing TSNs prior to the HTNA
-                htna
-            } else {
-                // b) increment for all TSNs reported missing
-                cum_tsn_ack_point.wrapping_add(self.inflight_queue.len() as u32 + 1)
-            };
+        // HTNA algorithm - RFC 9260 Sec 7.2.4
+        // Increment missIndicator of each chunk that the SACK reported missing:
+        // a)  miss indications are incremented for missing TSNs prior to the
+        //     highest TSN newly acknowledged in the SACK;
+        // b)  in addition, in fast recovery AND when the Cumulative TSN Ack Point
+        //     advanced, they are incremented for all TSNs reported missing.
+        // (dtbridge patch: rtc-sctp applied a) only outside fast recovery, so a second
+        // loss within one window was never fast-retransmitted: the cumulative ack
+        // stays behind it, fast recovery never ends, and only the T3-rtx timer
+        // recovers, abandoning every unreliable message in flight.)
+        let max_tsn = if self.in_fast_recovery && cum_tsn_ack_point_advanced {
+            cum_tsn_ack_point.wrapping_add(self.inflight_queue.len() as u32 + 1)
+        } else {
+            htna
+        };
 
-            let mut tsn = cum_tsn_ack_point.wrapping_add(1);
-            while sna32lt(tsn, max_tsn) {
-                if let Some(c) = self.inflight_queue.get_mut(tsn) {
-                    if c.is_outstanding() && c.miss_indicator < 3 {
-                        c.miss_indicator += 1;
-                        if c.miss_indicator == 3 && !self.in_fast_recovery {
-                            // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of the
-                            //     destination address(es) to which the missing DATA chunks were
-                            //     last sent, according to the formula described in Section 7.2.3.
+        let mut tsn = cum_tsn_ack_point.wrapping_add(1);
+        while sna32lt(tsn, max_tsn) {
+            if let Some(c) = self.inflight_queue.get_mut(tsn) {
+                if c.is_outstanding() && c.miss_indicator < 3 {
+                    c.miss_indicator += 1;
+                    if c.miss_indicator == 3 {
+                        self.loss_response.on_chunk_lost(now);
+                        if !self.in_fast_recovery {
+                            // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of
+                            //     the destination address(es) to which the missing DATA
+                            //     chunks were last sent, according to the formula described
+                            //     in Section 7.2.3. (dtbridge patch: only for a loss that
+                            //     looks like congestion.)
                             self.in_fast_recovery = true;
                             self.fast_recover_exit_point = htna;
-                            self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
-                            self.cwnd = self.ssthresh;
-                            self.partial_bytes_acked = 0;
-                            self.will_retransmit_fast = true;
-
+                            if self.loss_response.is_congestion(now) {
+                                self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
+                                self.cwnd = self.ssthresh;
+                                self.partial_bytes_acked = 0;
+                            }
                             trace!(
                                 "[{}] updated cwnd={} ssthresh={} inflight={} (FR)",
                                 self.side,
@@ -1988,13 +2002,14 @@ impl Association {
                                 self.inflight_queue.get_num_bytes()
                             );
                         }
+                        self.will_retransmit_fast = true;
                     }
-                } else {
-                    return Err(Error::ErrTsnRequestNotExist);
                 }
-
-                tsn = tsn.wrapping_add(1);
+            } else {
+                return Err(Error::ErrTsnRequestNotExist);
             }
+
+            tsn = tsn.wrapping_add(1);
         }
 
         if self.in_fast_recovery && cum_tsn_ack_point_advanced {
@@ -2977,6 +2992,7 @@ impl Association {
                     now,
                 ) {
                     self.rwnd -= data_len as u32;
+                    self.loss_response.on_chunk_sent(now);
                     chunks.push(chunk);
                 } else {
                     self.fail_message_queue(Error::OtherSctpErr(
@@ -3350,8 +3366,17 @@ impl Association {
                 //      ssthresh = max(cwnd/2, 4*MTU)
                 //      cwnd = 1*MTU
 
+                //
+                // dtbridge patch: the first timeout on a path that shows neither a queue
+                // nor many losses is a lost retransmission or FORWARD-TSN, not a failing
+                // path: cwnd is halved as for fast retransmit. A second timeout in a row
+                // (n_rtos > 1) restarts from one MTU as RFC 9260 says.
                 self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
-                self.cwnd = self.mtu;
+                self.cwnd = if n_rtos == 1 && !self.loss_response.is_congestion(now) {
+                    self.ssthresh
+                } else {
+                    self.mtu
+                };
                 trace!(
                     "[{}] updated cwnd={} ssthresh={} inflight={} (RTO)",
                     self.side,

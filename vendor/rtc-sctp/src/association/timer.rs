@@ -174,7 +174,7 @@ impl TimerTable {
 // second whenever a burst of losses leaves nothing to fast-retransmit from.
 const RTO_INITIAL: u64 = 500; // msec
 const RTO_MIN: u64 = 220; // msec
-const RTO_MAX: u64 = 800; // msec
+pub(crate) const RTO_MAX: u64 = 800; // msec
 const RTO_ALPHA: u64 = 1;
 const RTO_BETA: u64 = 2;
 const RTO_BASE: u64 = 8;
@@ -274,17 +274,18 @@ mod tests {
         rto.set_rto(1000, true);
         rto.backoff();
         assert_eq!(1000, rto.get_rto());
-        rto.set_rto(1000, false);
+        rto.set_rto(300, false);
         rto.backoff();
-        assert_eq!(2000, rto.get_rto());
+        assert_eq!(600, rto.get_rto());
         rto.set_rto(RTO_MAX - 1, false);
         rto.backoff();
         assert_eq!(RTO_MAX, rto.get_rto());
     }
 
     #[test]
-    fn rto_manager_uses_rfc9260_initial_rto() {
-        assert_eq!(RTO_INITIAL, 1000);
+    fn rto_manager_uses_dcsctp_initial_rto() {
+        // dtbridge patch: libwebrtc dcSCTP's 500 ms instead of RFC 9260's 1 s.
+        assert_eq!(RTO_INITIAL, 500);
         assert_eq!(RtoManager::new().get_rto(), RTO_INITIAL);
     }
 
@@ -295,7 +296,10 @@ mod tests {
 
         timers.start(Timer::T1Init, now, RtoManager::new().get_rto());
 
-        assert_eq!(timers.next_timeout(), Some(now + Duration::from_secs(1)));
+        assert_eq!(
+            timers.next_timeout(),
+            Some(now + Duration::from_millis(RTO_INITIAL))
+        );
     }
 
     #[test]
@@ -308,9 +312,9 @@ mod tests {
             let mut now = Instant::now();
             // A new procedure uses the current RTO, including previous DATA
             // backoff. Later DATA RTT updates/backoffs cannot compound it.
-            timers.start(timer, now, 8000);
-            assert_eq!(Some(now + Duration::from_secs(8)), timers.get(timer));
-            for interval in [16, 32, 60, 60] {
+            timers.start(timer, now, 100);
+            assert_eq!(Some(now + Duration::from_millis(100)), timers.get(timer));
+            for interval in [200, 400, RTO_MAX, RTO_MAX] {
                 now = timers.get(timer).unwrap();
                 assert_eq!((true, false), {
                     let (expired, failed, _) = timers.is_expired(timer, now);
@@ -319,7 +323,10 @@ mod tests {
                 timers.set(timer, None);
                 for data_rto in [60_000, 1000] {
                     timers.start(timer, now, data_rto);
-                    assert_eq!(Some(now + Duration::from_secs(interval)), timers.get(timer));
+                    assert_eq!(
+                        Some(now + Duration::from_millis(interval)),
+                        timers.get(timer)
+                    );
                 }
             }
             timers.stop(timer);
