@@ -10,6 +10,7 @@ use crate::source::realsense::RealsenseConfig;
 #[cfg(feature = "ros2")]
 use crate::source::ros2::Ros2Config;
 use crate::source::synthetic::SyntheticConfig;
+use crate::topic::{Pattern, Patterns};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -68,10 +69,10 @@ pub struct RecordConfig {
     pub topic_template: String,
     /// Publisher identities to record (globs).
     #[serde(default = "default_all")]
-    pub participants: Vec<String>,
+    pub participants: Patterns,
     /// Track names to record (globs).
     #[serde(default = "default_all")]
-    pub tracks: Vec<String>,
+    pub tracks: Patterns,
     /// Start a new file after this many megabytes.
     pub max_file_mb: Option<f64>,
     /// Start a new file after this many minutes.
@@ -115,8 +116,8 @@ fn default_file_template() -> String {
 fn default_topic_template() -> String {
     "{track}".into()
 }
-fn default_all() -> Vec<String> {
-    vec!["**".into()]
+fn default_all() -> Patterns {
+    Patterns::new(&["**"]).expect("a valid pattern")
 }
 fn default_buffer_frames() -> usize {
     1024
@@ -304,7 +305,7 @@ impl SourceConfig {
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Exact topic name or glob.
-    pub topic: String,
+    pub topic: Pattern,
     /// Track name template.
     #[serde(default = "default_track")]
     pub track: String,
@@ -545,6 +546,23 @@ mod tests {
         assert!(with_suggestion(message).ends_with("(did you mean `compression`?)"));
         let far = "unknown field `zzz`, expected one of `topic`, `compression`";
         assert_eq!(with_suggestion(far), far);
+    }
+
+    #[test]
+    fn a_bad_pattern_is_an_error_at_its_key() {
+        let path = Path::new("robot.toml");
+        let err = load_str("[[routes]]\ntopic = \"/cam**\"\n", path).unwrap_err().to_string();
+        assert!(err.contains("routes[0].topic") && err.contains("whole segment"), "{err}");
+        let err = load_str("[record]\ntracks = [\"/a\", \"/b/[x\"]\n", path).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("record.tracks") && err.contains("[1]: '/b/[x'"), "{err}");
+        let err = load_str(
+            "[[sources]]\ntype = \"mcap\"\nname = \"m\"\npath = \"x.mcap\"\ntopics = [\"/a**\"]\n",
+            path,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sources[0].topics") && err.contains("'/a**'"), "{err}");
     }
 
     #[cfg(feature = "ros2")]

@@ -17,7 +17,6 @@ use crate::recorder::{
     frame_encoding_name, schema_encoding_name,
 };
 use crate::text::printable;
-use crate::topic::glob_match;
 use futures::StreamExt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -224,8 +223,8 @@ pub async fn record(
 }
 
 fn wanted(patterns: &RecordConfig, track: &RemoteDataTrack) -> bool {
-    patterns.participants.iter().any(|p| glob_match(p, track.publisher_identity()))
-        && patterns.tracks.iter().any(|p| glob_match(p, track.info().name()))
+    patterns.participants.is_match(track.publisher_identity())
+        && patterns.tracks.is_match(track.info().name())
 }
 
 /// The track's metadata with its schema text; a schema that cannot be fetched is recorded as

@@ -1,29 +1,114 @@
-//! Topic name patterns, shared by routes and source filters.
+//! Name patterns (topics, track names, participant identities), compiled once when the
+//! configuration is loaded and matched in linear time (`globset`, which compiles to a regular
+//! expression): `*` and `?` match within one `/`-separated segment, `**` across segments
+//! (`/**/` also matches a single `/`; `**` must be a whole segment), `[abc]` and `{a,b}` as in
+//! shell globs, every other character itself.
 
-/// Matches a topic against a glob: `*` matches within one `/`-separated segment, `**` across
-/// segments (and `/**/` also matches a single `/`); every other character matches itself.
-pub fn glob_match(pattern: &str, topic: &str) -> bool {
-    fn matches(p: &[u8], t: &[u8]) -> bool {
-        match p {
-            [] => t.is_empty(),
-            [b'*', b'*', rest @ ..] => {
-                // `**/` may also stand for no segment at all.
-                (rest.first() == Some(&b'/') && matches(&rest[1..], t))
-                    || (0..=t.len()).any(|i| matches(rest, &t[i..]))
-            }
-            [b'*', rest @ ..] => {
-                let segment = t.iter().position(|&c| c == b'/').unwrap_or(t.len());
-                (0..=segment).any(|i| matches(rest, &t[i..]))
-            }
-            [c, rest @ ..] => t.first() == Some(c) && matches(rest, &t[1..]),
-        }
+use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+/// One pattern, e.g. a route's `topic`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Pattern {
+    text: String,
+    matcher: GlobMatcher,
+}
+
+impl Pattern {
+    /// Compiles `text`; the error says what is wrong with it.
+    pub fn new(text: &str) -> Result<Self, String> {
+        Ok(Self { text: text.to_string(), matcher: glob(text)?.compile_matcher() })
     }
-    matches(pattern.as_bytes(), topic.as_bytes())
+
+    pub fn is_match(&self, name: &str) -> bool {
+        self.matcher.is_match(name)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl TryFrom<String> for Pattern {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::new(&text)
+    }
+}
+
+/// A list of patterns compiled into one set, e.g. a source's `topics`: a name matches the
+/// list when it matches any of them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(try_from = "Vec<String>")]
+pub struct Patterns {
+    texts: Vec<String>,
+    set: GlobSet,
+}
+
+impl Patterns {
+    /// Compiles `texts`; the error names the pattern (by index) and what is wrong with it.
+    pub fn new<S: AsRef<str>>(texts: &[S]) -> Result<Self, String> {
+        let mut builder = GlobSetBuilder::new();
+        for (i, text) in texts.iter().enumerate() {
+            builder.add(glob(text.as_ref()).map_err(|why| format!("[{i}]: {why}"))?);
+        }
+        let set = builder.build().map_err(|err| err.to_string())?;
+        Ok(Self { texts: texts.iter().map(|t| t.as_ref().to_string()).collect(), set })
+    }
+
+    /// Whether `name` matches any pattern.
+    pub fn is_match(&self, name: &str) -> bool {
+        self.set.is_match(name)
+    }
+
+    /// The indices of the patterns `name` matches, in ascending order.
+    pub fn matches(&self, name: &str) -> Vec<usize> {
+        self.set.matches(name)
+    }
+
+    /// The patterns as written.
+    pub fn as_slice(&self) -> &[String] {
+        &self.texts
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+}
+
+impl TryFrom<Vec<String>> for Patterns {
+    type Error = String;
+    fn try_from(texts: Vec<String>) -> Result<Self, String> {
+        Self::new(&texts)
+    }
+}
+
+fn glob(text: &str) -> Result<Glob, String> {
+    // globset reads `a**` as `a*`: say so instead of matching less than the pattern suggests.
+    let bytes = text.as_bytes();
+    let partial = text.match_indices("**").any(|(at, _)| {
+        (at > 0 && bytes[at - 1] != b'/') || bytes.get(at + 2).is_some_and(|&c| c != b'/')
+    });
+    if partial {
+        return Err(format!(
+            "'{text}' is not a valid pattern: `**` must be a whole segment (`/**/`, a leading `**/` or a trailing `/**`); `*` matches within a segment"
+        ));
+    }
+    GlobBuilder::new(text)
+        .literal_separator(true)
+        .build()
+        .map_err(|err| format!("'{}' is not a valid pattern: {}", text, err.kind()))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::*;
+
+    fn glob_match(pattern: &str, name: &str) -> bool {
+        Pattern::new(pattern).unwrap().is_match(name)
+    }
 
     #[test]
     fn globs() {
@@ -38,5 +123,27 @@ mod tests {
         assert!(glob_match("/cam*", "/camera"));
         assert!(!glob_match("/cam*", "/camera/x"));
         assert!(glob_match("*", ""));
+        assert!(glob_match("/camera/{depth,color}/*", "/camera/color/image_raw"));
+        assert!(glob_match("robot-?", "robot-7"));
+    }
+
+    #[test]
+    fn sets_and_errors() {
+        let set = Patterns::new(&["/tf", "/camera/**", "/odom"]).unwrap();
+        assert_eq!(set.matches("/camera/imu"), [1]);
+        assert!(set.is_match("/tf") && !set.is_match("/tf_static"));
+        assert!(Patterns::new::<&str>(&[]).unwrap().matches("/x").is_empty());
+        let err = Patterns::new(&["/ok", "/camera/[depth"]).unwrap_err();
+        assert!(err.starts_with("[1]: '/camera/[depth' is not a valid pattern"), "{err}");
+        let err = Pattern::new("/cam**").unwrap_err();
+        assert!(err.contains("'/cam**'"), "{err}");
+    }
+
+    #[test]
+    fn matching_is_linear_in_the_name() {
+        // A backtracking matcher takes exponential time on this; a compiled one does not.
+        let pattern = Pattern::new("/**/a/**/a/**/a/**/a/**/a/**/b").unwrap();
+        let name = "/a".repeat(200);
+        assert!(!pattern.is_match(&name));
     }
 }

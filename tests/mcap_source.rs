@@ -9,6 +9,7 @@ use dtbridge::codec::ros::{CameraInfo, Header, Image, Time};
 use dtbridge::codec::{MESSAGE_ENCODING, RosMessage, SCHEMA_ENCODING};
 use dtbridge::source::mcap::{McapSource, McapSourceConfig};
 use dtbridge::source::{Payload, Sample, Source, SourceError};
+use dtbridge::topic::Patterns;
 use mcap::records::MessageHeader;
 use mcap::{Compression, WriteOptions};
 use std::collections::{BTreeMap, HashMap};
@@ -162,7 +163,7 @@ fn config(path: &Path, realtime: bool, looping: bool, topics: &[&str]) -> McapSo
         path: path.to_owned(),
         realtime,
         looping,
-        topics: topics.iter().map(|t| t.to_string()).collect(),
+        topics: Patterns::new(topics).expect("valid patterns"),
     }
 }
 
@@ -239,7 +240,7 @@ fn config_defaults_and_rejects_unknown_fields() {
     )
     .expect("config");
     assert!(!config.realtime && config.looping);
-    assert_eq!(config.topics, ["/a/*"]);
+    assert_eq!(config.topics.as_slice(), ["/a/*"]);
     let err = serde_json::from_str::<McapSourceConfig>(r#"{"name": "b", "path": "x", "speed": 2}"#)
         .expect_err("unknown field");
     assert!(err.to_string().contains("speed"), "{err}");

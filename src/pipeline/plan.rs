@@ -9,7 +9,6 @@ use crate::config::{Compression, ConfigError, ImageFormat, Loaded, RouteConfig};
 use crate::livekit::MAX_TRACK_NAME_CHARS;
 use crate::scheduler::{Priority, TrackPolicy};
 use crate::source::{MessageType, TopicInfo};
-use crate::topic::glob_match;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,7 +82,7 @@ impl Router {
 
     /// The route deciding a topic's fate, with its index: the first one matching it.
     pub fn route_for(&self, topic: &str) -> Option<(usize, &RouteConfig)> {
-        self.routes.iter().enumerate().find(|(_, route)| glob_match(&route.topic, topic))
+        self.routes.iter().enumerate().find(|(_, route)| route.topic.is_match(topic))
     }
 
     /// Resolves one topic against the first matching route.

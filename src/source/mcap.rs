@@ -10,10 +10,10 @@
 //! error after every message before it was delivered.
 //!
 //! A sample's `stamp_ns` is the message record's publish time, or its log time where the
-//! publish time is 0; real-time pacing follows log times. Topic filters use [`crate::topic::glob_match`].
+//! publish time is 0; real-time pacing follows log times. Topic filters are [`crate::topic::Patterns`].
 
 use super::{MessageType, Payload, Sample, SampleSender, Shutdown, Source, SourceError, TopicInfo};
-use crate::topic::glob_match;
+use crate::topic::Patterns;
 use ::mcap::read::ChannelAccumulator;
 use ::mcap::records::{MessageHeader, Record};
 use ::mcap::sans_io::indexed_reader::{IndexedReadEvent, IndexedReader, IndexedReaderOptions};
@@ -58,7 +58,7 @@ pub struct McapSourceConfig {
     /// Topics to play, as globs (`*` within a `/`-separated segment, `**` across segments);
     /// empty plays every channel.
     #[serde(default)]
-    pub topics: Vec<String>,
+    pub topics: Patterns,
 }
 
 /// A configured MCAP replay source.
@@ -171,7 +171,7 @@ type Sink = mpsc::Sender<Result<Played, String>>;
 
 /// Reads the file into `tx` until the end (or forever with `looping`), an error, or until the
 /// receiver is dropped.
-fn read(path: &Path, patterns: &[String], source: &str, looping: bool, tx: &Sink) {
+fn read(path: &Path, patterns: &Patterns, source: &str, looping: bool, tx: &Sink) {
     let recording = match Recording::open(path, patterns, source) {
         Ok(recording) => recording,
         Err(message) => {
@@ -219,7 +219,7 @@ struct Recording {
 impl Recording {
     /// Opens and checks the file and selects the channels matching `patterns`. Errors name the
     /// file and what is wrong with it.
-    fn open(path: &Path, patterns: &[String], source: &str) -> Result<Recording, String> {
+    fn open(path: &Path, patterns: &Patterns, source: &str) -> Result<Recording, String> {
         let source: Arc<str> = source.into();
         let shown = path.display();
         let file = File::open(path).map_err(|err| match err.kind() {
@@ -271,8 +271,10 @@ impl Recording {
         if selected.is_empty() {
             return Err(no_match(&shown.to_string(), patterns, &channels));
         }
-        for pattern in patterns {
-            if !channels.iter().any(|c| glob_match(pattern, &c.topic)) {
+        let matched: BTreeSet<usize> =
+            channels.iter().flat_map(|c| patterns.matches(&c.topic)).collect();
+        for (i, pattern) in patterns.as_slice().iter().enumerate() {
+            if !matched.contains(&i) {
                 tracing::warn!("{shown}: topic pattern '{pattern}' matches no channel");
             }
         }
@@ -496,7 +498,7 @@ fn scan_channels(mut file: &File) -> (Vec<Arc<Channel<'static>>>, Option<McapErr
 }
 
 /// The error for a filter that selects nothing, listing what there is.
-fn no_match(shown: &str, patterns: &[String], channels: &[Arc<Channel<'static>>]) -> String {
+fn no_match(shown: &str, patterns: &Patterns, channels: &[Arc<Channel<'static>>]) -> String {
     if channels.is_empty() {
         return format!("{shown} has no channels");
     }
@@ -508,12 +510,13 @@ fn no_match(shown: &str, patterns: &[String], channels: &[Arc<Channel<'static>>]
         })
         .collect();
     format!(
-        "no channel of {shown} matches topics {patterns:?}; its topics are: {}",
+        "no channel of {shown} matches topics {:?}; its topics are: {}",
+        patterns.as_slice(),
         available.join(", ")
     )
 }
 
 /// Whether `topic` is selected by `patterns` (all topics when there are none).
-fn selects(patterns: &[String], topic: &str) -> bool {
-    patterns.is_empty() || patterns.iter().any(|p| glob_match(p, topic))
+fn selects(patterns: &Patterns, topic: &str) -> bool {
+    patterns.is_empty() || patterns.is_match(topic)
 }

@@ -6,7 +6,7 @@
 mod definition;
 mod node;
 
-use crate::topic::glob_match;
+use crate::topic::Patterns;
 use serde::Deserialize;
 
 /// `[[sources]] type = "ros2"`.
@@ -25,10 +25,10 @@ pub struct Ros2Config {
     pub domain_id: Option<u32>,
     /// Topics to bridge: exact names or globs (`*` within a name segment, `**` across).
     #[serde(default = "default_topics")]
-    pub topics: Vec<String>,
+    pub topics: Patterns,
     /// Topics never bridged, even when `topics` matches them.
     #[serde(default)]
-    pub deny: Vec<String>,
+    pub deny: Patterns,
     /// How often the ROS graph is polled for new and vanished topics.
     #[serde(default = "default_discovery_interval_s")]
     pub discovery_interval_s: f64,
@@ -44,8 +44,8 @@ pub struct Ros2Config {
 fn default_node_name() -> String {
     "dtbridge".into()
 }
-fn default_topics() -> Vec<String> {
-    vec!["/**".into()]
+fn default_topics() -> Patterns {
+    Patterns::new(&["/**"]).expect("a valid pattern")
 }
 fn default_discovery_interval_s() -> f64 {
     1.0
@@ -92,7 +92,7 @@ impl Ros2Config {
         }
         for (key, patterns) in [("topics", &self.topics), ("deny", &self.deny)] {
             if let Some((i, pattern)) =
-                patterns.iter().enumerate().find(|(_, p)| !p.starts_with('/'))
+                patterns.as_slice().iter().enumerate().find(|(_, p)| !p.starts_with('/'))
             {
                 return bad(
                     &format!("{key}[{i}]"),
@@ -121,8 +121,7 @@ impl Ros2Config {
 
     /// Whether `topic` is to be bridged: some `topics` pattern matches and no `deny` one does.
     pub fn wants(&self, topic: &str) -> bool {
-        self.topics.iter().any(|p| glob_match(p, topic))
-            && !self.deny.iter().any(|p| glob_match(p, topic))
+        self.topics.is_match(topic) && !self.deny.is_match(topic)
     }
 }
 

@@ -134,7 +134,7 @@ impl Bridge {
             "ROS 2 node '{}' up (domain {}); looking for topics matching {:?}",
             node.fully_qualified_name().unwrap_or_else(|_| config.node_name.clone()),
             std::env::var("ROS_DOMAIN_ID").unwrap_or_else(|_| "0".into()),
-            config.topics
+            config.topics.as_slice()
         );
         Ok(Bridge {
             config,
