@@ -179,7 +179,7 @@ awk '/^test result:/ { for (i = 1; i < NF; i++) {
        if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i;
        if ($(i + 1) ~ /^ignored/) s += $i } }
      /^\*\*\* SKIPPED / { k++ }
-     END { printf "ignored: %d child-process entry points (run by the tests that need them) and rtc-sctp's manual CPU comparison\n", s;
+     END { printf "ignored: %d child-process entry points (run by the tests that need them) and the manual CPU comparison of rtc-sctp\n", s;
            printf "skipped: %d (each says why above, in a *** SKIPPED line)\n", k;
            printf "total: %d passed, %d failed\n", p, f }' "$results"
 ((rc == 0)) || die "cargo test exited with $rc"

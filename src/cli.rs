@@ -31,6 +31,9 @@ enum Command {
         /// The configuration file.
         #[arg(short, long)]
         config: PathBuf,
+        /// Also write the closing summary to this file, as JSON.
+        #[arg(long, value_name = "FILE")]
+        summary_json: Option<PathBuf>,
     },
     /// Validate a configuration and print the routing plan.
     Check {
@@ -43,6 +46,9 @@ enum Command {
         /// The configuration file (its `[livekit]` and `[record]` sections).
         #[arg(short, long)]
         config: PathBuf,
+        /// Also write the closing summary to this file, as JSON.
+        #[arg(long, value_name = "FILE")]
+        summary_json: Option<PathBuf>,
     },
     /// Run the synthetic robot and the recorder in one process, no server needed, and write
     /// an MCAP file to open in Foxglove.
@@ -149,7 +155,7 @@ pub fn main() -> ExitCode {
     // `run` loads its configuration before the runtime starts any thread: the process's
     // environment may only change while it has one thread.
     let loaded_run = match &cli.command {
-        Command::Run { config } => match load_run_config(config) {
+        Command::Run { config, .. } => match load_run_config(config) {
             Ok(loaded) => Some(loaded),
             Err(err) => {
                 eprintln!("error: {err:#}");
@@ -167,9 +173,13 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { .. } => run(loaded_run.expect("loaded before the runtime")).await,
+            Command::Run { summary_json, .. } => {
+                run(loaded_run.expect("loaded before the runtime"), summary_json.as_deref()).await
+            }
             Command::Check { config } => check(&config),
-            Command::Record { config } => record(&config).await,
+            Command::Record { config, summary_json } => {
+                record(&config, summary_json.as_deref()).await
+            }
             Command::Demo { seconds, output } => demo(seconds, &output).await,
             Command::Repair { input, output } => repair(&input, output),
             Command::Bench(BenchCommand::Transport(args)) => bench_transport(args).await,
@@ -222,13 +232,29 @@ fn load_run_config(config: &std::path::Path) -> anyhow::Result<crate::config::Lo
     Ok(loaded)
 }
 
-async fn run(loaded: crate::config::Loaded) -> anyhow::Result<()> {
+async fn run(
+    loaded: crate::config::Loaded,
+    summary_json: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let prepared = daemon::prepare_loaded(loaded)?;
-    daemon::run(prepared, stop_on_signal()).await?;
+    let report = daemon::run(prepared, stop_on_signal()).await?;
+    if let Some(path) = summary_json {
+        write_json(path, &report.summary)?;
+    }
     Ok(())
 }
 
-async fn record(config: &std::path::Path) -> anyhow::Result<()> {
+/// Writes a summary for `--summary-json`.
+fn write_json(path: &std::path::Path, summary: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(summary)?;
+    std::fs::write(path, text + "\n")
+        .map_err(|err| anyhow::anyhow!("cannot write the summary to {}: {err}", path.display()))
+}
+
+async fn record(
+    config: &std::path::Path,
+    summary_json: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let loaded = crate::config::load(config).map_err(DaemonError::from)?;
     let report = crate::record::run(loaded, stop_on_signal()).await?;
     for file in &report.summary.files {
@@ -254,8 +280,11 @@ async fn record(config: &std::path::Path) -> anyhow::Result<()> {
     if report.tracks_over_limit > 0 {
         eprintln!("tracks left out over record.max_tracks: {}", report.tracks_over_limit);
     }
-    if let Some(line) = report.outages.summary() {
+    if let Some(line) = report.outages.line() {
         eprintln!("{line}");
+    }
+    if let Some(path) = summary_json {
+        write_json(path, &report)?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use crate::pipeline::{Pipeline, Plan, Router, TrackStats};
 use crate::scheduler::{LinkReport, Scheduler, SchedulerOptions};
 use crate::source::{self, Source, TopicInfo};
 use crate::text::printable;
+use serde::Serialize;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -110,23 +111,42 @@ impl Outages {
         tracing::info!("reconnected after {:.1} s; {what}", took.as_secs_f64());
     }
 
+    /// The outages so far, for a summary.
+    pub fn report(&self) -> OutageReport {
+        OutageReport {
+            reconnected_after_s: self.reconnected_after.iter().map(Duration::as_secs_f64).collect(),
+            still_reconnecting_s: self.lost_at.map(|at| at.elapsed().as_secs_f64()),
+        }
+    }
+}
+
+/// The connection's outages, as a summary reports them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OutageReport {
+    /// How long each reconnect took, in seconds, in order.
+    pub reconnected_after_s: Vec<f64>,
+    /// How long the outage still going on at the end has lasted, in seconds.
+    pub still_reconnecting_s: Option<f64>,
+}
+
+impl OutageReport {
     /// One line for a summary, or `None` when the connection never dropped.
-    pub fn summary(&self) -> Option<String> {
-        let ongoing = self.lost_at.map(|at| at.elapsed());
-        if self.reconnected_after.is_empty() && ongoing.is_none() {
+    pub fn line(&self) -> Option<String> {
+        let ongoing = self.still_reconnecting_s;
+        if self.reconnected_after_s.is_empty() && ongoing.is_none() {
             return None;
         }
         let took: Vec<String> =
-            self.reconnected_after.iter().map(|d| format!("{:.1} s", d.as_secs_f64())).collect();
+            self.reconnected_after_s.iter().map(|s| format!("{s:.1} s")).collect();
         let mut line = format!(
             "connection lost {} time(s)",
-            self.reconnected_after.len() + usize::from(ongoing.is_some())
+            self.reconnected_after_s.len() + usize::from(ongoing.is_some())
         );
         if !took.is_empty() {
             line.push_str(&format!(", reconnected after {}", took.join(", ")));
         }
         if let Some(ongoing) = ongoing {
-            line.push_str(&format!(", still reconnecting after {:.1} s", ongoing.as_secs_f64()));
+            line.push_str(&format!(", still reconnecting after {ongoing:.1} s"));
         }
         Some(line)
     }
@@ -137,8 +157,78 @@ impl Outages {
 pub struct PublishReport {
     /// Each track's plan and final counters.
     pub tracks: Vec<(crate::pipeline::TrackPlan, TrackStats)>,
+    /// The closing summary.
+    pub summary: RunSummary,
+}
+
+/// What `dtbridge run` did, as its closing summary says it; `run --summary-json FILE` writes
+/// it as JSON (docs/config.md, "Summaries").
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// How long it ran, in seconds.
+    pub elapsed_s: f64,
+    /// Per track, in plan order.
+    pub tracks: Vec<TrackSummary>,
     /// Samples on topics without a route.
     pub unrouted: u64,
+    /// What reached the network: frames accepted while a connection was dying can be lost on
+    /// the way, and this is where that shows.
+    pub network: NetworkSummary,
+    pub outages: OutageReport,
+}
+
+/// One track's line of a [`RunSummary`].
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackSummary {
+    pub track: String,
+    pub source: String,
+    pub topic: String,
+    /// Frames dropped for any reason: `replaced + shed + stale + refused`.
+    pub dropped: u64,
+    #[serde(flatten)]
+    pub stats: TrackStats,
+}
+
+/// Frames the transport sent, and those it dropped before sending.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct NetworkSummary {
+    pub frames_sent: u64,
+    pub frames_dropped: u64,
+}
+
+impl RunSummary {
+    /// The summary as `dtbridge run` prints it.
+    pub fn text(&self) -> String {
+        let mut out = format!("summary after {:.1} s:\n", self.elapsed_s);
+        for track in &self.tracks {
+            let s = &track.stats;
+            let ratio = if s.bytes_out > 0 { s.bytes_in as f64 / s.bytes_out as f64 } else { 0.0 };
+            out.push_str(&format!(
+                "  {} <- {}: {} frames, {:.1} MB in, {:.1} MB out (x{:.2}), dropped {} (replaced {}, shed {}, stale {}, refused {}), decimated {}\n",
+                track.track,
+                track.topic,
+                s.frames,
+                s.bytes_in as f64 / 1e6,
+                s.bytes_out as f64 / 1e6,
+                ratio,
+                track.dropped,
+                s.replaced,
+                s.shed,
+                s.stale,
+                s.refused,
+                s.decimated
+            ));
+        }
+        out.push_str(&format!("  samples on topics without a route: {}", self.unrouted));
+        out.push_str(&format!(
+            "\n  network: {} frames sent, {} dropped before sending",
+            self.network.frames_sent, self.network.frames_dropped
+        ));
+        if let Some(line) = self.outages.line() {
+            out.push_str(&format!("\n  {line}"));
+        }
+        out
+    }
 }
 
 /// Logs the room and identity joined, as the server reports them (escaped: they come from
@@ -228,20 +318,29 @@ pub async fn publish(
     pipeline.shutdown().await;
     scheduler.stop();
     room.leave().await;
-    let mut text = summary(&workers, unrouted, started.elapsed());
-    // What reached the network, next to what the tracks accepted: frames accepted while a
-    // connection was dying can be lost on the way, and this is where that shows.
+    let tracks: Vec<_> = workers.iter().map(|w| (w.plan.clone(), w.counters.snapshot())).collect();
     let network = room.transport_stats();
-    text.push_str(&format!(
-        "\n  network: {} frames sent, {} dropped before sending",
-        network.frames_sent, network.frames_dropped
-    ));
-    if let Some(line) = outages.summary() {
-        text.push_str(&format!("\n  {line}"));
-    }
-    eprintln!("{text}");
-    let tracks = workers.iter().map(|w| (w.plan.clone(), w.counters.snapshot())).collect();
-    Ok(PublishReport { tracks, unrouted })
+    let summary = RunSummary {
+        elapsed_s: started.elapsed().as_secs_f64(),
+        tracks: tracks
+            .iter()
+            .map(|(plan, stats)| TrackSummary {
+                track: plan.track.clone(),
+                source: plan.source.clone(),
+                topic: plan.topic.clone(),
+                dropped: stats.dropped(),
+                stats: *stats,
+            })
+            .collect(),
+        unrouted,
+        network: NetworkSummary {
+            frames_sent: network.frames_sent,
+            frames_dropped: network.frames_dropped,
+        },
+        outages: outages.report(),
+    };
+    eprintln!("{}", summary.text());
+    Ok(PublishReport { tracks, summary })
 }
 
 fn print_stats(
@@ -289,33 +388,4 @@ fn link_estimate(report: &LinkReport) -> String {
         report.window / 1000,
         link.bytes_in_flight / 1000
     )
-}
-
-fn summary(
-    workers: &[std::sync::Arc<crate::pipeline::WorkerInfo>],
-    unrouted: u64,
-    elapsed: Duration,
-) -> String {
-    let mut out = format!("summary after {:.1} s:\n", elapsed.as_secs_f64());
-    for worker in workers {
-        let s = worker.counters.snapshot();
-        let ratio = if s.bytes_out > 0 { s.bytes_in as f64 / s.bytes_out as f64 } else { 0.0 };
-        out.push_str(&format!(
-            "  {} <- {}: {} frames, {:.1} MB in, {:.1} MB out (x{:.2}), dropped {} (replaced {}, shed {}, stale {}, refused {}), decimated {}\n",
-            worker.plan.track,
-            worker.plan.topic,
-            s.frames,
-            s.bytes_in as f64 / 1e6,
-            s.bytes_out as f64 / 1e6,
-            ratio,
-            s.dropped(),
-            s.replaced,
-            s.shed,
-            s.stale,
-            s.refused,
-            s.decimated
-        ));
-    }
-    out.push_str(&format!("  samples on topics without a route: {unrouted}"));
-    out
 }

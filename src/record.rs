@@ -69,8 +69,9 @@ enum Command {
     Frame { track: TrackId, payload: bytes::Bytes, receive_ns: u64, publish_ns: Option<u64> },
 }
 
-/// Everything a recording session reports at the end.
-#[derive(Debug)]
+/// Everything a recording session reports at the end; `record --summary-json FILE` writes it
+/// as JSON (docs/config.md, "Summaries").
+#[derive(Debug, serde::Serialize)]
 pub struct RecordReport {
     /// The writer's summary (files, frames and bytes per topic, problems).
     pub summary: RecordingSummary,
@@ -81,7 +82,7 @@ pub struct RecordReport {
     /// End-to-end latency (receive time minus the frame's timestamp), p50 and p99 in ms.
     pub latency_ms: Option<(f64, f64)>,
     /// Connection losses and how long each reconnect took.
-    pub outages: daemon::Outages,
+    pub outages: daemon::OutageReport,
 }
 
 /// Records the room in the configuration until `stop` becomes true.
@@ -218,7 +219,7 @@ pub async fn record(
         dropped_behind: dropped_behind.load(Ordering::Relaxed),
         tracks_over_limit,
         latency_ms,
-        outages,
+        outages: outages.report(),
     })
 }
 

@@ -96,7 +96,9 @@ fn every_track_flows_again_after_the_server_restarts() {
 
     let recorder = Process::spawn(&["record"], &operator, &server);
     assert!(recorder.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge record joins");
-    let publisher = Process::spawn(&["run"], &robot, &server);
+    let summary_path = dir.0.join("run-summary.json");
+    let publisher =
+        Process::spawn(&["run", "--summary-json", summary_path.to_str().unwrap()], &robot, &server);
     assert!(publisher.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge run joins");
     wait_recorded(&recorder, &publisher, |_| 10, Duration::from_secs(60));
 
@@ -148,7 +150,7 @@ fn every_track_flows_again_after_the_server_restarts() {
     }
 
     let file = recorded_file(&dir.0.join("out"));
-    let summary = run_summary(&run_log);
+    let summary = run_summary(&summary_path);
     for (topic, rate) in TOPICS {
         // The same channel before and after: a reconnect is not a new topic.
         assert_eq!(channel_count(&file, topic), 1, "channels of {topic}");

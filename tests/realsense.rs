@@ -485,7 +485,9 @@ fn a_missing_camera_and_a_corrupt_recording_leave_other_sources_running() {
     .unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_dtbridge"));
     command
-        .args(["run", "-c"])
+        .args(["run", "--summary-json"])
+        .arg(dir.0.join("run-summary.json"))
+        .arg("-c")
         .arg(&robot)
         .env_remove("LIVEKIT_URL")
         .env("RUST_LOG", "dtbridge=info")
@@ -509,7 +511,7 @@ fn a_missing_camera_and_a_corrupt_recording_leave_other_sources_running() {
     );
     // The synthetic IMU kept its 50 Hz throughout: it made that many frames over the run
     // (the bridge's summary counts those sent and those its keep-latest queue replaced).
-    let summary = run_summary(&log);
+    let summary = run_summary(&dir.0.join("run-summary.json"));
     let imu = &summary.topics["/robot/imu"];
     let made = (imu.frames + imu.dropped) as f64;
     let elapsed_s = summary.elapsed_s;

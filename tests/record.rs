@@ -81,7 +81,12 @@ fn run_and_record_through_livekit_server() {
     let chatter = write_chatter_mcap(&dir.0.join("chatter.mcap"));
     let operator = write_operator_config(&dir.0, "field");
 
-    let recorder = Process::spawn(&["record"], &operator, &server);
+    let record_summary = dir.0.join("record-summary.json");
+    let recorder = Process::spawn(
+        &["record", "--summary-json", record_summary.to_str().unwrap()],
+        &operator,
+        &server,
+    );
     assert!(recorder.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge record joins");
     let publisher = Process::spawn(&["run"], &robot, &server);
     assert!(publisher.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge run joins");
@@ -95,6 +100,23 @@ fn run_and_record_through_livekit_server() {
     let file = recorded_file(&dir.0.join("out"));
     let seen = read_mcap(&python, &file);
     assert_readable(&seen, &["/cam/depth/image_rect_raw", "/cam/depth/camera_info", "/chatter"]);
+
+    // The recorder's JSON summary says what the file holds.
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&record_summary).unwrap()).unwrap();
+    let files = summary["summary"]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{summary}");
+    assert_eq!(files[0]["status"], "complete", "{summary}");
+    assert_eq!(files[0]["path"], file.to_str().unwrap(), "{summary}");
+    let messages_in_file = seen["messages"].as_array().unwrap().len() as u64;
+    assert_eq!(files[0]["messages"].as_u64(), Some(messages_in_file), "{summary}");
+    let frames: u64 = summary["summary"]["stats"]["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["frames"].as_u64().unwrap())
+        .sum();
+    assert_eq!(frames, messages_in_file, "{summary}");
 
     // The replayed channel arrives as it is in the file, with its own schema.
     let replayed = messages(&file, "/chatter");

@@ -145,7 +145,9 @@ fn ros2_topics_are_recorded_as_rclpy_published_them() {
     std::fs::write(&robot, robot_config(domain)).unwrap();
     let operator = write_operator_config(&dir.0, "ros");
 
-    let bridge = Process::spawn(&["run"], &robot, &server);
+    let summary = dir.0.join("run-summary.json");
+    let bridge =
+        Process::spawn(&["run", "--summary-json", summary.to_str().unwrap()], &robot, &server);
     let publisher = start_publisher(&ros_python, domain);
     // The bridge finds the topics and receives the latched one before the operator is there.
     std::thread::sleep(Duration::from_secs(3));
@@ -166,7 +168,7 @@ fn ros2_topics_are_recorded_as_rclpy_published_them() {
 
     // Reliable topics: every message after the first, which was published before the bridge
     // subscribed, equal to rclpy's and without a gap; and every frame the bridge sent.
-    let bridged = run_summary(&run_log).topics;
+    let bridged = run_summary(&summary).topics;
     for topic in RELIABLE {
         let before = assert_suffix(topic, &published[topic], &topics[topic]);
         assert_eq!(before, 1, "{topic}: the first recorded message is published message {before}");

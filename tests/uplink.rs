@@ -8,7 +8,7 @@
 mod common;
 
 use common::link::{EmulatedLink, Side};
-use common::process::{Process, recorded_file, run_summary, write_operator_config};
+use common::process::{Process, RunSummary, recorded_file, run_summary, write_operator_config};
 use common::readers::channel_count;
 use common::server::{TempDir, TestServer};
 use std::collections::BTreeMap;
@@ -119,7 +119,9 @@ impl Setup {
         assert!(joined, "record never joined:\n{}", record.log());
         let robot = dir.0.join("robot.toml");
         std::fs::write(&robot, ROBOT).unwrap();
-        let run = Process::spawn_in(Some(link.namespace(robot_side)), &["run"], &robot, &server);
+        let summary = dir.0.join("run-summary.json");
+        let args = ["run", "--summary-json", summary.to_str().unwrap()];
+        let run = Process::spawn_in(Some(link.namespace(robot_side)), &args, &robot, &server);
         let joined = run.wait_for("joined room", 1, Duration::from_secs(60));
         assert!(joined, "run never joined:\n{}", run.log());
         Some(Setup { _turn: turn, link, _server: server, record, run, dir })
@@ -138,11 +140,12 @@ impl Setup {
 
     /// Stops the robot, then the recorder; returns run's log, record's log and the recording,
     /// having checked that it holds one channel per topic.
-    fn finish(self) -> (String, String, Received) {
+    fn finish(self) -> (String, String, Received, RunSummary) {
         let (run_ok, run_log) = self.run.stop();
         assert!(run_ok, "run failed:\n{run_log}");
         let (record_ok, record_log) = self.record.stop();
         assert!(record_ok, "record failed:\n{record_log}");
+        let summary = run_summary(&self.dir.0.join("run-summary.json"));
         // Offline from the public STUN servers livekit-server names by default, as many robots
         // are: that is a warning per server, never an error per connection.
         for log in [&run_log, &record_log] {
@@ -158,7 +161,7 @@ impl Setup {
             );
         }
         drop(self.link);
-        (run_log, record_log, recording)
+        (run_log, record_log, recording, summary)
     }
 }
 
@@ -185,9 +188,8 @@ fn under_lte_the_imu_arrives_whole_and_prompt_beside_an_overloading_camera() {
     let (delay_ms, loss) = uplink(&setup.link);
     setup.wait_flowing();
     std::thread::sleep(Duration::from_secs(10));
-    let (run_log, record_log, recording) = setup.finish();
+    let (run_log, record_log, recording, summary) = setup.finish();
 
-    let summary = run_summary(&run_log);
     let sent = summary.topics[IMU].frames;
     let imu = &recording[IMU];
     // The goal: 99% of what the robot sent, beyond the link's random loss (1%), less
@@ -240,7 +242,7 @@ fn a_link_that_drops_to_2_mbit_for_10_s_keeps_high_priority_tracks_and_recovers(
     let restored_at = unix_ns();
     setup.link.control("rate up 8mbit");
     std::thread::sleep(Duration::from_secs(8));
-    let (run_log, _, recording) = setup.finish();
+    let (run_log, _, recording, summary) = setup.finish();
 
     // The IMU never stops: of the samples it took in each second of the slow link, most
     // arrive (the link's own queue drops a few when the rate falls), and arrivals never pause
@@ -286,7 +288,6 @@ fn a_link_that_drops_to_2_mbit_for_10_s_keeps_high_priority_tracks_and_recovers(
         assert!(worst < 1000.0, "{topic}: {worst:.0} ms after recovery over a {delay_ms} ms link");
     }
     // Nothing claims more than arrived: the robot sent at least what was recorded.
-    let summary = run_summary(&run_log);
     for (topic, messages) in &recording {
         let sent = summary.topics[topic].frames;
         assert!(messages.len() as u64 <= sent, "{topic}: {} recorded, {sent} sent", messages.len());
@@ -322,7 +323,7 @@ fn a_link_cut(test: &str, operator_side: Side, seconds: u64) {
     }
     // Time for every track to flow again, the cameras' too.
     std::thread::sleep(Duration::from_secs(8));
-    let (run_log, record_log, recording) = setup.finish();
+    let (run_log, record_log, recording, summary) = setup.finish();
 
     let (behind, beside) = match operator_side {
         Side::Robot => (&record_log, &run_log),
@@ -337,7 +338,6 @@ fn a_link_cut(test: &str, operator_side: Side, seconds: u64) {
             "a {seconds} s cut cost a connection:\n{behind}"
         );
     }
-    let summary = run_summary(&run_log);
     for (topic, messages) in &recording {
         let first = messages.iter().map(|(log, _)| *log).filter(|log| *log >= restored_at).min();
         let first = first.unwrap_or_else(|| panic!("{topic}: nothing after the link came back"));

@@ -53,7 +53,7 @@ pub struct TrackCounters {
 
 /// A snapshot of [`TrackCounters`]: every sample routed to the track is counted once, as a
 /// frame sent, decimated, or dropped for one reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TrackStats {
     /// Samples routed to the track.
     pub samples: u64,

@@ -189,7 +189,8 @@ pub enum WriteError {
 }
 
 /// How a file ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
 pub enum FileStatus {
     /// Finished normally: summary, indexes, footer.
     Complete,
@@ -213,7 +214,7 @@ pub enum FileStatus {
 }
 
 /// A closed file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FileReport {
     /// Its path.
     pub path: PathBuf,
@@ -224,11 +225,12 @@ pub struct FileReport {
     /// Messages accepted for it that a write error kept out of it (the chunk being written).
     pub lost: u64,
     /// How it ended.
+    #[serde(flatten)]
     pub status: FileStatus,
 }
 
 /// Frames not recorded, by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DropCounts {
     /// `<base>+zstd` frames that did not decompress (or exceeded
     /// [`MAX_DECOMPRESSED_BYTES`]).
@@ -241,7 +243,7 @@ pub struct DropCounts {
 }
 
 /// Counters of one track.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TrackStats {
     /// Publisher identity.
     pub publisher: String,
@@ -262,7 +264,7 @@ pub struct TrackStats {
 }
 
 /// A snapshot of the recorder's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RecorderStats {
     /// Per track, in the order they were added.
     pub tracks: Vec<TrackStats>,
@@ -281,7 +283,7 @@ pub struct RecorderStats {
 }
 
 /// What a finished recording produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RecordingSummary {
     /// Every file, in order.
     pub files: Vec<FileReport>,

@@ -109,43 +109,39 @@ impl Drop for Process {
     }
 }
 
-/// The summary `dtbridge run` prints when it stops.
+/// What `dtbridge run --summary-json FILE` wrote when it stopped.
 pub struct RunSummary {
-    /// Seconds the run lasted ("summary after X s:").
+    /// Seconds the run lasted.
     pub elapsed_s: f64,
     /// Per source topic: frames sent, and frames dropped before sending.
     pub topics: BTreeMap<String, TopicSummary>,
 }
 
-/// One route's line of a [`RunSummary`]
-/// ("  TRACK <- TOPIC: N frames, ..., dropped D (queue Q, send S), ...").
+/// One track of a [`RunSummary`].
 pub struct TopicSummary {
     pub frames: u64,
     pub dropped: u64,
 }
 
-/// The summary in `run_log`; panics, showing the log, if there is none.
-pub fn run_summary(run_log: &str) -> RunSummary {
-    let elapsed_s = run_log
-        .lines()
-        .find_map(|line| line.strip_prefix("summary after ")?.strip_suffix(" s:")?.parse().ok())
-        .unwrap_or_else(|| panic!("no summary in the run log:\n{run_log}"));
-    let topics = run_log
-        .lines()
-        .filter_map(|line| {
-            let (_, rest) = line.trim().split_once(" <- ")?;
-            let (topic, counts) = rest.split_once(": ")?;
-            let count = |prefix: &str, suffix: &str| -> Option<u64> {
-                counts
-                    .split(", ")
-                    .find_map(|part| part.strip_prefix(prefix)?.split_once(suffix)?.0.parse().ok())
-            };
-            let summary =
-                TopicSummary { frames: count("", " frames")?, dropped: count("dropped ", " (")? };
-            Some((topic.to_string(), summary))
+/// The summary `dtbridge run` wrote to `path` (its `--summary-json`); panics if there is none.
+pub fn run_summary(path: &Path) -> RunSummary {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|err| panic!("no run summary at {}: {err}", path.display()));
+    let json: serde_json::Value = serde_json::from_str(&text).expect("a JSON summary");
+    let count = |track: &serde_json::Value, key: &str| track[key].as_u64().expect(key);
+    let topics = json["tracks"]
+        .as_array()
+        .expect("tracks")
+        .iter()
+        .map(|track| {
+            let topic = track["topic"].as_str().expect("topic").to_string();
+            (
+                topic,
+                TopicSummary { frames: count(track, "frames"), dropped: count(track, "dropped") },
+            )
         })
         .collect();
-    RunSummary { elapsed_s, topics }
+    RunSummary { elapsed_s: json["elapsed_s"].as_f64().expect("elapsed_s"), topics }
 }
 
 /// The only `.mcap` file in `dir`.

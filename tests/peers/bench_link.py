@@ -27,7 +27,6 @@ binaries, livekit-server, and this venv (livekit, mcap). bench.sh checks and bui
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -264,27 +263,19 @@ def read_recording(out):
     return frames
 
 
-SUMMARY_LINE = re.compile(
-    r"^\s*(\S+) <- \S+: (\d+) frames, [\d.]+ MB in, ([\d.]+) MB out.*?dropped (\d+)")
-
-
-def run_summary(stderr):
-    """`dtbridge run`'s summary: elapsed seconds and per track (frames sent, MB out, dropped)
-    plus the track's whole summary line (the link scheduler adds drop reasons to it)."""
-    elapsed = None
+def run_summary(path, stderr):
+    """`dtbridge run --summary-json`'s summary: elapsed seconds and per track (frames sent, MB
+    out, dropped, and the counters by reason)."""
+    try:
+        summary = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise BenchError(f"no summary from dtbridge run ({err}):\n" + stderr[-3000:])
     tracks = {}
-    for line in stderr.splitlines():
-        found = re.match(r"summary after ([\d.]+) s:", line)
-        if found:
-            elapsed = float(found.group(1))
-        found = SUMMARY_LINE.match(line)
-        if found:
-            track, frames, mb_out, dropped = found.groups()
-            tracks[track] = {"sent": int(frames), "mb_out": float(mb_out),
-                             "dropped": int(dropped), "line": line.strip()}
-    if elapsed is None or not tracks:
-        raise BenchError("no summary in dtbridge run's log:\n" + stderr[-3000:])
-    return elapsed, tracks
+    for t in summary["tracks"]:
+        reasons = ", ".join(f"{k} {t[k]}" for k in ("replaced", "shed", "stale", "refused"))
+        tracks[t["track"]] = {"sent": t["frames"], "mb_out": t["bytes_out"] / 1e6,
+                              "dropped": t["dropped"], "line": f"dropped {t['dropped']} ({reasons})"}
+    return summary["elapsed_s"], tracks
 
 
 def measure(frames, produced, wire_bytes, seconds, delay_ms):
@@ -309,14 +300,16 @@ def measure(frames, produced, wire_bytes, seconds, delay_ms):
 def dtbridge_phase(link, work, run):
     room = f"link-dtbridge-{run}"
     recorder, out = start_recorder(link, work, "dtbridge", room)
+    summary_path = work / f"run-summary-{run}.json"
     robot = Process("run", [
-        "ip", "netns", "exec", link.robot_ns, ARGS.dtbridge, "run", "-c", str(ROBOT_CONFIG)],
+        "ip", "netns", "exec", link.robot_ns, ARGS.dtbridge, "run", "--summary-json",
+        str(summary_path), "-c", str(ROBOT_CONFIG)],
         env=dict(link.env(room), DTBRIDGE_LIVEKIT__ROOM=room))
     robot.wait_line("stderr", lambda l: "joined room" in l, 60, "'joined room'")
     time.sleep(ARGS.seconds)  # the measurement itself: the robot streams for this long
     cpu = cpu_seconds(robot.proc.pid)
     robot.stop(signal.SIGINT)
-    elapsed, summary = run_summary(robot.text("stderr"))
+    elapsed, summary = run_summary(summary_path, robot.text("stderr"))
     recorder.stop(signal.SIGINT)
     frames = read_recording(out)
     wire = {}
