@@ -289,7 +289,7 @@ pub async fn publish(
     let mut outages = Outages::default();
     loop {
         tokio::select! {
-            _ = crate::source::stopped(&mut stop) => break,
+            _ = crate::util::stopped(&mut stop) => break,
             _ = ticker.tick() => {
                 let now = Instant::now();
                 print_stats(&pipeline, &scheduler.report(), &mut previous, now - last);

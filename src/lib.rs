@@ -20,3 +20,4 @@ pub mod scheduler;
 pub mod source;
 pub mod text;
 pub mod topic;
+pub mod util;

@@ -159,7 +159,7 @@ pub async fn record(
     let mut outages = daemon::Outages::default();
     loop {
         tokio::select! {
-            _ = crate::source::stopped(&mut stop) => break,
+            _ = crate::util::stopped(&mut stop) => break,
             _ = progress.tick() => {
                 eprintln!("{}", progress_line(&stats.borrow(), dropped_behind.load(Ordering::Relaxed)));
             }
@@ -210,10 +210,11 @@ pub async fn record(
         .map_err(|_| DaemonError::Runtime("the MCAP writer thread panicked".into()))?
         .map_err(|err| DaemonError::Runtime(err.to_string()))?;
     room.leave().await;
-    let mut latencies = std::mem::take(&mut *crate::livekit::lock(&latencies));
+    let mut latencies = std::mem::take(&mut *crate::util::lock(&latencies));
     latencies.sort_by(f64::total_cmp);
-    let percentile = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
-    let latency_ms = (!latencies.is_empty()).then(|| (percentile(0.5), percentile(0.99)));
+    let latency_ms = (!latencies.is_empty()).then(|| {
+        (crate::util::percentile(&latencies, 0.5), crate::util::percentile(&latencies, 0.99))
+    });
     Ok(RecordReport {
         summary,
         dropped_behind: dropped_behind.load(Ordering::Relaxed),
@@ -281,7 +282,7 @@ async fn read_track(
     let Ok(track_id) = track_id.await else { return };
     let mut unit_reported = false;
     while let Some(frame) = frames.next().await {
-        let receive_ns = crate::source::now_ns();
+        let receive_ns = crate::util::now_ns();
         let publish_ns = frame.user_timestamp().and_then(|raw| {
             let (ns, unit) = user_timestamp_ns(raw);
             if !unit_reported && (ns.is_none() || unit != TimestampUnit::Milliseconds) {
@@ -291,7 +292,7 @@ async fn read_track(
             ns
         });
         if let Some(publish_ns) = publish_ns {
-            let mut samples = crate::livekit::lock(&latencies);
+            let mut samples = crate::util::lock(&latencies);
             if samples.len() < LATENCY_SAMPLES {
                 samples.push((receive_ns as f64 - publish_ns as f64) / 1e6);
             }

@@ -7,13 +7,14 @@
 //! is writing the stored bytes to a file with `std::fs::File` (no MCAP, no compression), so
 //! the ratio says what MCAP + zstd chunking costs on this machine's disk.
 
-use super::{median, percentile};
+use super::median;
 use crate::codec::RosMessage;
 use crate::codec::compress::ZstdCompressor;
 use crate::codec::image::encode_jpeg;
 use crate::codec::ros::Header;
 use crate::recorder::{Recorder, RecorderConfig, TrackMeta};
 use crate::source::synthetic::{color_image, depth_image};
+use crate::util::percentile;
 use anyhow::Result;
 use std::io::Write;
 use std::time::Instant;

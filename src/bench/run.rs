@@ -7,10 +7,11 @@
 //! in UNIX milliseconds, so the latency includes the source's own work after taking that time);
 //! and the CPU time of the child, of this process and of the whole machine over the window.
 
-use super::{median, now_us, percentile};
+use super::{median, now_us};
 use crate::config::Connection;
 use crate::daemon;
 use crate::livekit::{Credentials, DataTrackSubscribeOptions, Room, RoomEvent};
+use crate::util::percentile;
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use std::path::PathBuf;
@@ -174,7 +175,7 @@ async fn collect(
                 let latency = now_us() as f64 / 1e3 - stamp_ms as f64;
                 received.push((Instant::now(), latency, frame.payload().len()));
             }
-            _ = crate::source::stopped(&mut stopped) => break,
+            _ = crate::util::stopped(&mut stopped) => break,
         }
     }
     received

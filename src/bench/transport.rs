@@ -6,11 +6,12 @@
 //! little-endian u64, the layout `tests/peers/lk_peer.py bench-publish` uses; the subscriber
 //! runs on the same machine, so latency is its receive time minus that send time.
 
-use super::{now_us, percentile};
+use super::now_us;
 use crate::livekit::{
     ConnectOptions, Credentials, DataTrackSubscribeOptions, Grants, PushError, Room, RoomEvent,
     RoomEvents, TrackOptions,
 };
+use crate::util::percentile;
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use std::path::PathBuf;

@@ -5,7 +5,8 @@
 use super::error::shorten;
 use super::track::{LocalTrack, TrackOptions};
 use super::transport::{Counters, Transport, TransportEvent, TransportEvents, TransportStats};
-use super::{DataTrackSchemaId, RemoteDataTrack, RoomError, RoomEvent, RoomEvents, lock};
+use super::{DataTrackSchemaId, RemoteDataTrack, RoomError, RoomEvent, RoomEvents};
+use crate::util::lock;
 use futures::StreamExt;
 use livekit_datatrack::api::PublishError;
 use livekit_datatrack::backend::{local, remote};

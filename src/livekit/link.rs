@@ -92,12 +92,12 @@ impl LinkMeter {
     /// Whether SCTP holds less than the send window, as of the last sample (it releases
     /// bytes between samples, so this errs on the side of waiting).
     pub fn has_room(&self) -> bool {
-        super::lock(&self.estimator).unreleased() < self.send_window.load(Ordering::Relaxed)
+        crate::util::lock(&self.estimator).unreleased() < self.send_window.load(Ordering::Relaxed)
     }
 
     /// Updates the estimator and publishes its new state.
     pub fn update<R>(&self, change: impl FnOnce(&mut LinkEstimator) -> R) -> R {
-        let mut estimator = super::lock(&self.estimator);
+        let mut estimator = crate::util::lock(&self.estimator);
         let result = change(&mut estimator);
         self.state.send_replace(estimator.state(Instant::now()));
         result
@@ -105,7 +105,7 @@ impl LinkMeter {
 
     /// Whether SCTP holds bytes not yet acknowledged.
     pub fn in_flight(&self) -> bool {
-        super::lock(&self.estimator).in_flight()
+        crate::util::lock(&self.estimator).in_flight()
     }
 
     pub fn subscribe(&self) -> watch::Receiver<LinkState> {

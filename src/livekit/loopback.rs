@@ -13,7 +13,8 @@ use super::track::MAX_TRACK_NAME_CHARS;
 use super::transport::{
     Counters, PACKET_HANDLE_OFFSET, TRANSPORT_EVENT_CAPACITY, Transport, TransportEvent,
 };
-use super::{LinkState, Room, RoomError, RoomEvents, lock};
+use super::{LinkState, Room, RoomError, RoomEvents};
+use crate::util::lock;
 use bytes::{Bytes, BytesMut};
 use livekit_protocol as proto;
 use proto::request_response::Reason;

@@ -148,9 +148,3 @@ impl Room {
         self.engine.leave().await
     }
 }
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it (the data are plain
-/// maps that stay consistent between statements).
-pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}

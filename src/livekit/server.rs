@@ -105,11 +105,11 @@ struct Tasks(std::sync::Mutex<Vec<JoinHandle<()>>>);
 
 impl Tasks {
     fn push(&self, task: JoinHandle<()>) {
-        super::lock(&self.0).push(task);
+        crate::util::lock(&self.0).push(task);
     }
 
     fn abort(&self) {
-        for task in super::lock(&self.0).iter() {
+        for task in crate::util::lock(&self.0).iter() {
             task.abort();
         }
     }
@@ -172,7 +172,7 @@ impl ServerTransport {
     }
 
     fn session(&self) -> Session {
-        super::lock(&self.session).clone()
+        crate::util::lock(&self.session).clone()
     }
 }
 
@@ -239,7 +239,7 @@ async fn supervise(
             session.close().await;
             return;
         };
-        *super::lock(&strong.session) = session.clone();
+        *crate::util::lock(&strong.session) = session.clone();
         drop(strong);
         lost_rx = new_lost_rx;
         tracing::info!(
@@ -263,12 +263,12 @@ async fn report_unresolvable_ice_servers(urls: Vec<String>) {
     static REPORTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     for url in urls {
         let Some((host, port)) = ice_server_address(&url) else { continue };
-        if super::lock(&REPORTED).contains(&host) {
+        if crate::util::lock(&REPORTED).contains(&host) {
             continue;
         }
         let resolved = tokio::net::lookup_host((host.as_str(), port)).await.map(drop);
         if let Err(err) = resolved {
-            super::lock(&REPORTED).push(host);
+            crate::util::lock(&REPORTED).push(host);
             let url = crate::text::printable(&url);
             tracing::warn!("ICE server {url} is not reachable ({err}); connecting without it");
         }

@@ -140,14 +140,14 @@ impl FrameQueue {
 
     /// Whether frames wait to be sent.
     pub fn is_empty(&self) -> bool {
-        super::lock(&self.frames).0.is_empty()
+        crate::util::lock(&self.frames).0.is_empty()
     }
 
     /// Queues a frame, dropping the oldest ones until it fits (a frame larger than the whole
     /// queue is still admitted alone).
     pub fn push(&self, packets: Vec<Bytes>) {
         let len: usize = packets.iter().map(Bytes::len).sum();
-        let mut guard = super::lock(&self.frames);
+        let mut guard = crate::util::lock(&self.frames);
         let (frames, bytes) = &mut *guard;
         let mut discarded = 0;
         while *bytes + len > self.max_bytes {
@@ -173,7 +173,7 @@ impl FrameQueue {
     /// handles the next session does not know, and sending them would only delay the frames
     /// of the tracks published again.
     pub fn discard_all(&self) {
-        let (frames, bytes) = std::mem::take(&mut *super::lock(&self.frames));
+        let (frames, bytes) = std::mem::take(&mut *crate::util::lock(&self.frames));
         Counters::add(&self.counters.frames_dropped, frames.len() as u64);
         self.link.update(|link| link.on_frame_discarded(bytes as u64));
     }
@@ -183,7 +183,7 @@ impl FrameQueue {
     pub async fn pop_packet(&self) -> NextPacket {
         loop {
             {
-                let mut guard = super::lock(&self.frames);
+                let mut guard = crate::util::lock(&self.frames);
                 let (frames, bytes) = &mut *guard;
                 let next = (0..frames.len()).find(|&index| {
                     frames[index].packets.len() == 1

@@ -151,7 +151,7 @@ impl LatestQueue {
     }
 
     fn push(&self, sample: Sample) -> Pushed {
-        let mut state = crate::livekit::lock(&self.state);
+        let mut state = crate::util::lock(&self.state);
         if state.closed {
             return Pushed::Closed;
         }
@@ -164,7 +164,7 @@ impl LatestQueue {
 
     async fn pop(&self) -> Queued {
         loop {
-            if let Some(queued) = crate::livekit::lock(&self.state).samples.pop_front() {
+            if let Some(queued) = crate::util::lock(&self.state).samples.pop_front() {
                 return queued;
             }
             self.ready.notified().await;
@@ -173,7 +173,7 @@ impl LatestQueue {
 
     /// Empties the queue and refuses further samples; returns how many samples it held.
     fn close(&self) -> usize {
-        let mut state = crate::livekit::lock(&self.state);
+        let mut state = crate::util::lock(&self.state);
         state.closed = true;
         let len = state.samples.len();
         state.samples.clear();
@@ -243,7 +243,7 @@ impl Pipeline {
 
     /// The tracks so far with their counters.
     pub fn workers(&self) -> Vec<Arc<WorkerInfo>> {
-        crate::livekit::lock(&self.workers).clone()
+        crate::util::lock(&self.workers).clone()
     }
 
     /// Samples on topics that no route publishes.
@@ -280,7 +280,7 @@ impl Routing {
         loop {
             let sample = tokio::select! {
                 sample = samples.recv() => match sample { Some(s) => s, None => break },
-                _ = crate::source::stopped(&mut self.stopped) => break,
+                _ = crate::util::stopped(&mut self.stopped) => break,
             };
             let key = (sample.source.clone(), sample.topic.clone());
             let route = match self.routes.get(&key) {
@@ -367,7 +367,7 @@ impl Routing {
             ready,
         ));
         let info = Arc::new(WorkerInfo { plan, counters });
-        crate::livekit::lock(&self.infos).push(info.clone());
+        crate::util::lock(&self.infos).push(info.clone());
         self.workers.push(Worker { info, queue, task });
         (self.workers.len() - 1, published)
     }
@@ -452,7 +452,7 @@ async fn run_worker(
     // of the track, receive it from its first frame.
     tokio::select! {
         () = tokio::time::sleep(SUBSCRIBE_WINDOW) => {}
-        _ = crate::source::stopped(&mut stopped) => {}
+        _ = crate::util::stopped(&mut stopped) => {}
     }
     // Samples held for the window count their deadline from its end: they waited for
     // subscribers, not for the link.
@@ -463,7 +463,7 @@ async fn run_worker(
     while !*stopped.borrow() {
         let Queued { sample, born } = tokio::select! {
             queued = queue.pop() => queued,
-            _ = crate::source::stopped(&mut stopped) => break,
+            _ = crate::util::stopped(&mut stopped) => break,
         };
         if let (Some(gap), Some(last)) = (min_gap_ns, last_stamp)
             && sample.stamp_ns >= last
@@ -513,7 +513,7 @@ async fn run_worker(
         queue.waiting_for_link.store(true, Ordering::Relaxed);
         tokio::select! {
             _ = sender.send(frame, Some(stamp_ms), born) => {}
-            _ = crate::source::stopped(&mut stopped) => {
+            _ = crate::util::stopped(&mut stopped) => {
                 TrackCounters::add(&counters.unsent, 1);
             }
         }

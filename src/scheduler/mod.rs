@@ -176,7 +176,7 @@ impl Scheduler {
         counters: Arc<SendCounters>,
     ) -> TrackSender {
         let room = Arc::new(Notify::new());
-        let mut state = crate::livekit::lock(&self.shared.state);
+        let mut state = crate::util::lock(&self.shared.state);
         state.tracks.push(TrackQueue {
             track,
             policy,
@@ -197,7 +197,7 @@ impl Scheduler {
     pub fn stop(&self) {
         self.shared.stopping.store(true, Ordering::Release);
         self.shared.frames_ready.notify_one();
-        let mut state = crate::livekit::lock(&self.shared.state);
+        let mut state = crate::util::lock(&self.shared.state);
         for queue in &mut state.tracks {
             queue.close();
         }
@@ -230,7 +230,7 @@ impl TrackSender {
         loop {
             let room = self.room.notified();
             {
-                let mut state = crate::livekit::lock(&self.shared.state);
+                let mut state = crate::util::lock(&self.shared.state);
                 let queue = &mut state.tracks[self.index];
                 if queue.closed {
                     SendCounters::add(&self.counters.refused, 1);
@@ -254,7 +254,7 @@ impl TrackSender {
 
     /// Drops the queued frames and refuses new ones.
     pub fn close(&self) {
-        crate::livekit::lock(&self.shared.state).tracks[self.index].close();
+        crate::util::lock(&self.shared.state).tracks[self.index].close();
     }
 }
 
@@ -328,7 +328,7 @@ impl Dispatcher {
         }
         self.shared.report.send_replace(LinkReport { link, window: self.window.bytes() });
         let mut in_flight = link.bytes_in_flight + self.pipeline_bytes();
-        let mut state = crate::livekit::lock(&self.shared.state);
+        let mut state = crate::util::lock(&self.shared.state);
         // Tracks that cannot send this round: republishing after a reconnect, or waiting for
         // the pacer (then `wake` says when it lets them).
         let mut blocked = vec![false; state.tracks.len()];

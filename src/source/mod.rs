@@ -12,7 +12,7 @@ use crate::codec::RosMessage;
 use crate::codec::ros::{Header, Image, Time};
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+
 use tokio::sync::{mpsc, watch};
 
 /// A message type: its ROS name (e.g. `sensor_msgs/msg/Image`), schema encoding (`ros2msg`)
@@ -155,17 +155,6 @@ pub fn build(
             Ok(source)
         })
         .collect()
-}
-
-/// Resolves once `shutdown` is true (or its sender is gone).
-pub async fn stopped(shutdown: &mut Shutdown) {
-    // The borrow `wait_for` returns must not live across an await of the caller.
-    _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-/// The current UNIX time in nanoseconds.
-pub(crate) fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// A ROS header stamped `stamp_ns` (UNIX nanoseconds).

@@ -6,13 +6,14 @@
 
 use super::{
     MessageType, Payload, Sample, SampleSender, Shutdown, Source, SourceError, TopicInfo, encoded,
-    header, now_ns,
+    header,
 };
 use crate::codec::MESSAGE_ENCODING;
 use crate::codec::ros::{
     CameraInfo, Header, Image, Imu, Odometry, Point, Pose, PoseWithCovariance, Quaternion,
     RegionOfInterest, TFMessage, Transform, TransformStamped, Twist, TwistWithCovariance, Vector3,
 };
+use crate::util::now_ns;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -248,7 +249,7 @@ async fn camera_loop(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     for frame in 0u64.. {
         tokio::select! {
-            _ = super::stopped(&mut shutdown) => return,
+            _ = crate::util::stopped(&mut shutdown) => return,
             _ = ticks.tick() => {}
         }
         let (c, types) = (c.clone(), types.clone());
@@ -315,7 +316,7 @@ impl Telemetry {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         for n in 0u64.. {
             let due = tokio::select! {
-                _ = super::stopped(&mut self.shutdown) => return,
+                _ = crate::util::stopped(&mut self.shutdown) => return,
                 due = ticks.tick() => due,
             };
             let stamp_ns = start_ns + (due - start).as_nanos() as u64;

@@ -343,7 +343,7 @@ impl Source for RealsenseSource {
                 Err(panic) => return Err(self.error(format!("the camera thread failed: {panic}"))),
             }
             tokio::select! {
-                _ = super::stopped(&mut shutdown) => return Ok(()),
+                _ = crate::util::stopped(&mut shutdown) => return Ok(()),
                 _ = tokio::time::sleep(retry) => {}
             }
         }
@@ -652,8 +652,8 @@ impl StreamState<'_> {
         let origin = match self.origin {
             Some(origin) if device_ms >= self.newest_device_ms => origin,
             // Never before the previous stamp: playback may have run ahead of its timeline.
-            Some(_) => (device_ms, super::now_ns().max(self.last_stamp_ns + 1)),
-            None => *self.first_stamp.get_or_init(|| (device_ms, super::now_ns())),
+            Some(_) => (device_ms, crate::util::now_ns().max(self.last_stamp_ns + 1)),
+            None => *self.first_stamp.get_or_init(|| (device_ms, crate::util::now_ns())),
         };
         self.origin = Some(origin);
         self.newest_device_ms = device_ms;

@@ -329,7 +329,7 @@ fn sample(source: &str, subscription: &Subscription, message: Bytes) -> Sample {
         message_type: subscription.message_type.clone(),
         encoding: CDR.into(),
         payload: Payload::Encoded(message),
-        stamp_ns: crate::source::now_ns(),
+        stamp_ns: crate::util::now_ns(),
     }
 }
 
