@@ -4,12 +4,8 @@
 
 use crate::livekit::{ConnectOptions, RoomError};
 use crate::scheduler::Priority;
-use crate::source::mcap::McapSourceConfig;
-#[cfg(feature = "realsense")]
-use crate::source::realsense::RealsenseConfig;
-#[cfg(feature = "ros2")]
-use crate::source::ros2::Ros2Config;
-use crate::source::synthetic::SyntheticConfig;
+use crate::source::{QosOverride, SourceConfig};
+use crate::text::with_suggestion;
 use crate::topic::{Pattern, Patterns};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -209,97 +205,6 @@ impl LiveKitConfig {
     }
 }
 
-/// `[[sources]]`: one entry per source, by `type`.
-#[derive(Debug, Clone)]
-pub enum SourceConfig {
-    /// A synthetic camera and telemetry.
-    Synthetic(SyntheticConfig),
-    /// An MCAP replay.
-    Mcap(McapSourceConfig),
-    /// ROS 2 topics.
-    #[cfg(feature = "ros2")]
-    Ros2(Ros2Config),
-    /// A RealSense camera or recording.
-    #[cfg(feature = "realsense")]
-    Realsense(RealsenseConfig),
-}
-
-impl SourceConfig {
-    /// The ROS domain a `ros2` source asks for.
-    fn ros_domain_id(&self) -> Option<u32> {
-        #[cfg(feature = "ros2")]
-        if let Self::Ros2(ros) = self {
-            return ros.domain_id;
-        }
-        None
-    }
-}
-
-/// The source types, as written in `type = "..."` (whether or not this build supports them).
-const SOURCE_TYPES: [&str; 4] = ["synthetic", "mcap", "ros2", "realsense"];
-
-/// Why a build without the `ros2` feature refuses `type = "ros2"`.
-pub const NO_ROS2: &str = "this build has no ROS 2 support; rebuild with --features ros2 in a shell where ROS 2 is sourced (README: ROS 2 topics)";
-
-/// Why a build without the `realsense` feature refuses `type = "realsense"`.
-pub const NO_REALSENSE: &str =
-    "this build has no RealSense support; rebuild with --features realsense";
-
-impl SourceConfig {
-    /// Reads one `[[sources]]` table; errors are `(key within the table, message)`.
-    fn from_table(
-        mut table: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<SourceConfig, (String, String)> {
-        let kind = match table.remove("type") {
-            Some(serde_json::Value::String(kind)) => kind,
-            Some(other) => return Err(("type".into(), format!("{other} is not a string"))),
-            None => {
-                let known = SOURCE_TYPES.join("\", \"");
-                return Err(("type".into(), format!("missing; one of \"{known}\"")));
-            }
-        };
-        let value = serde_json::Value::Object(table);
-        fn typed<T: serde::de::DeserializeOwned>(
-            value: serde_json::Value,
-        ) -> Result<T, (String, String)> {
-            serde_path_to_error::deserialize(value)
-                .map_err(|err| (err.path().to_string(), with_suggestion(&err.inner().to_string())))
-        }
-        match kind.as_str() {
-            "synthetic" => typed(value).map(SourceConfig::Synthetic),
-            "mcap" => typed(value).map(SourceConfig::Mcap),
-            #[cfg(feature = "ros2")]
-            "ros2" => typed(value).map(SourceConfig::Ros2),
-            #[cfg(not(feature = "ros2"))]
-            "ros2" => Err(("type".into(), NO_ROS2.into())),
-            #[cfg(feature = "realsense")]
-            "realsense" => typed(value).map(SourceConfig::Realsense),
-            #[cfg(not(feature = "realsense"))]
-            "realsense" => Err(("type".into(), NO_REALSENSE.into())),
-            other => {
-                let mut message =
-                    format!("unknown source type \"{other}\"; known: {}", SOURCE_TYPES.join(", "));
-                if let Some(known) = closest(other, SOURCE_TYPES) {
-                    message.push_str(&format!(" (did you mean \"{known}\"?)"));
-                }
-                Err(("type".into(), message))
-            }
-        }
-    }
-
-    /// The configured name.
-    pub fn name(&self) -> &str {
-        match self {
-            Self::Synthetic(c) => &c.name,
-            Self::Mcap(c) => &c.name,
-            #[cfg(feature = "ros2")]
-            Self::Ros2(c) => &c.name,
-            #[cfg(feature = "realsense")]
-            Self::Realsense(c) => &c.name,
-        }
-    }
-}
-
 /// `[[routes]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -330,44 +235,12 @@ pub struct RouteConfig {
     /// by priority (see `pipeline::plan::default_max_latency`).
     pub max_latency_ms: Option<f64>,
     /// `false` ignores matching topics.
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::util::default_true")]
     pub enabled: bool,
     /// QoS of the subscription to matching ROS 2 topics, where it should not follow the
     /// publishers.
     #[serde(default)]
     pub qos: QosOverride,
-}
-
-/// `[routes.qos]`: what a ROS 2 subscription asks for instead of matching its publishers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QosOverride {
-    /// Reliability.
-    pub reliability: Option<Reliability>,
-    /// Durability.
-    pub durability: Option<Durability>,
-    /// History depth (keep last N).
-    pub depth: Option<usize>,
-}
-
-/// ROS 2 QoS reliability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reliability {
-    /// Retransmit until received.
-    Reliable,
-    /// Send once; fresh data over complete data.
-    BestEffort,
-}
-
-/// ROS 2 QoS durability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Durability {
-    /// Only messages published after the subscription exists.
-    Volatile,
-    /// Late subscribers also get the publisher's last messages ("latched").
-    TransientLocal,
 }
 
 fn default_track() -> String {
@@ -376,11 +249,6 @@ fn default_track() -> String {
 
 fn default_queue_depth() -> usize {
     2
-}
-
-/// `true`, as a serde default (`#[serde(default = "crate::config::default_true")]`).
-pub(crate) fn default_true() -> bool {
-    true
 }
 
 /// Frame compression of a route.
@@ -510,30 +378,6 @@ fn overrides() -> config::Map<String, String> {
 fn syntax_message(err: &config::ConfigError) -> String {
     let text = err.to_string();
     format!("not valid TOML: {}", text.trim())
-}
-
-/// For serde's "unknown field `x`, expected one of `a`, `b`", adds the closest known field.
-fn with_suggestion(message: &str) -> String {
-    let Some(rest) = message.strip_prefix("unknown field `") else {
-        return message.to_string();
-    };
-    let Some((unknown, expected)) = rest.split_once('`') else {
-        return message.to_string();
-    };
-    match closest(unknown, expected.split('`').skip(1).step_by(2)) {
-        Some(known) => format!("{message} (did you mean `{known}`?)"),
-        None => message.to_string(),
-    }
-}
-
-/// The candidate most like `word`, if any is close enough to be a likely typo.
-fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|known| (strsim::jaro_winkler(word, known), known))
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .filter(|(score, _)| *score > 0.8)
-        .map(|(_, known)| known)
 }
 
 #[cfg(test)]

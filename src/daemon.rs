@@ -59,7 +59,8 @@ pub fn prepare_loaded(loaded: Loaded) -> Result<Prepared, DaemonError> {
             .into());
     }
     let router = Router::new(&loaded)?;
-    let built = source::build(&loaded.config.sources, &router, loaded.base_dir())
+    let policy = std::sync::Arc::new(router.clone());
+    let built = source::build(&loaded.config.sources, policy, loaded.base_dir())
         .map_err(|(key, message)| loaded.error(key, message))?;
     let mut sources = Vec::new();
     let mut failed = Vec::new();

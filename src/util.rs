@@ -21,6 +21,11 @@ pub(crate) fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// `true`, for `#[serde(default = "crate::util::default_true")]`.
+pub(crate) fn default_true() -> bool {
+    true
+}
+
 /// The `q` quantile (nearest rank) of ascending samples; NaN when there are none.
 pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {

@@ -178,11 +178,11 @@ fn every_example_config_is_valid() {
             let text = std::fs::read_to_string(&path).unwrap();
             // A build without a source's feature refuses its configs, saying why.
             let unbuilt = [
-                (cfg!(feature = "ros2"), "type = \"ros2\"", dtbridge::config::NO_ROS2),
+                (cfg!(feature = "ros2"), "type = \"ros2\"", dtbridge::source::NO_ROS2),
                 (
                     cfg!(feature = "realsense"),
                     "type = \"realsense\"",
-                    dtbridge::config::NO_REALSENSE,
+                    dtbridge::source::NO_REALSENSE,
                 ),
             ]
             .into_iter()

@@ -70,6 +70,16 @@ pub struct Router {
     routes: Vec<RouteConfig>,
 }
 
+impl crate::source::TopicPolicy for Router {
+    fn route(&self, topic: &str) -> Result<crate::source::QosOverride, String> {
+        match self.route_for(topic) {
+            Some((_, route)) if route.enabled => Ok(route.qos),
+            Some((index, _)) => Err(format!("route {index} is disabled")),
+            None => Err("no route matches".into()),
+        }
+    }
+}
+
 impl Router {
     /// Checks the routes; errors name `routes[i].key`.
     pub fn new(loaded: &Loaded) -> Result<Router, ConfigError> {

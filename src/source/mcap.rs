@@ -50,7 +50,7 @@ pub struct McapSourceConfig {
     pub path: PathBuf,
     /// Keep the recorded gaps between messages (by log time); `false` plays as fast as the
     /// router accepts.
-    #[serde(default = "crate::config::default_true")]
+    #[serde(default = "crate::util::default_true")]
     pub realtime: bool,
     /// Start over at the end of the file, until shutdown.
     #[serde(default, rename = "loop")]

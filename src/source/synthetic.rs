@@ -42,10 +42,10 @@ pub struct SyntheticConfig {
     #[serde(default = "default_fps")]
     pub fps: f64,
     /// Publish depth and its camera info.
-    #[serde(default = "crate::config::default_true")]
+    #[serde(default = "crate::util::default_true")]
     pub depth: bool,
     /// Publish color and its camera info.
-    #[serde(default = "crate::config::default_true")]
+    #[serde(default = "crate::util::default_true")]
     pub color: bool,
     /// IMU messages per second; 0 turns them off.
     #[serde(default = "default_imu_hz")]

@@ -75,7 +75,7 @@ pub struct RealsenseConfig {
     /// config file's directory.
     pub file: Option<PathBuf>,
     /// Play `file` at its recorded pace; `false` plays it as fast as the router accepts.
-    #[serde(default = "crate::config::default_true")]
+    #[serde(default = "crate::util::default_true")]
     pub realtime: bool,
     /// Play `file` again from the start at its end, until shutdown.
     #[serde(default, rename = "loop")]
@@ -87,14 +87,14 @@ pub struct RealsenseConfig {
     #[serde(default = "default_frame_prefix")]
     pub frame_id_prefix: String,
     /// Publish depth and its camera info.
-    #[serde(default = "crate::config::default_true")]
+    #[serde(default = "crate::util::default_true")]
     pub depth: bool,
     /// Depth width; a camera's default is 848, a recording's is what it holds.
     pub depth_width: Option<u32>,
     /// Depth height; a camera's default is 480.
     pub depth_height: Option<u32>,
     /// Publish color and its camera info.
-    #[serde(default = "crate::config::default_true")]
+    #[serde(default = "crate::util::default_true")]
     pub color: bool,
     /// Color width; a camera's default is 1280.
     pub color_width: Option<u32>,

@@ -4,8 +4,7 @@
 
 use super::Ros2Config;
 use super::definition::AmentIndex;
-use crate::config::{Durability, QosOverride, Reliability};
-use crate::pipeline::Router;
+use crate::source::{Durability, QosOverride, Reliability, TopicPolicy};
 use crate::source::{
     MessageType, Payload, Sample, SampleSender, Shutdown, Source, SourceError, TopicInfo,
 };
@@ -46,13 +45,13 @@ const CDR: &str = "cdr";
 /// A configured `ros2` source.
 pub struct Ros2Source {
     config: Ros2Config,
-    router: Router,
+    policy: Arc<dyn TopicPolicy>,
 }
 
 impl Ros2Source {
-    /// A source that subscribes to what `config` allows and `router` routes.
-    pub fn new(config: Ros2Config, router: Router) -> Ros2Source {
-        Ros2Source { config, router }
+    /// A source that subscribes to what `config` allows and `policy` routes.
+    pub fn new(config: Ros2Config, policy: Arc<dyn TopicPolicy>) -> Ros2Source {
+        Ros2Source { config, policy }
     }
 }
 
@@ -75,7 +74,7 @@ impl Source for Ros2Source {
         let name = self.config.name.clone();
         let (done, result) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new().name(format!("ros2-{name}")).spawn(move || {
-            _ = done.send(Bridge::start(self.config, self.router, out, shutdown).map(Bridge::run));
+            _ = done.send(Bridge::start(self.config, self.policy, out, shutdown).map(Bridge::run));
         });
         let error = |message: String| SourceError { source_name: name.clone(), message };
         spawned.map_err(|err| error(format!("cannot start its thread: {err}")))?;
@@ -101,7 +100,7 @@ struct Subscription {
 /// The node and what it bridges.
 struct Bridge {
     config: Ros2Config,
-    router: Router,
+    policy: Arc<dyn TopicPolicy>,
     out: SampleSender,
     shutdown: Shutdown,
     node: r2r::Node,
@@ -114,7 +113,7 @@ struct Bridge {
 impl Bridge {
     fn start(
         config: Ros2Config,
-        router: Router,
+        policy: Arc<dyn TopicPolicy>,
         out: SampleSender,
         shutdown: Shutdown,
     ) -> Result<Bridge, String> {
@@ -138,7 +137,7 @@ impl Bridge {
         );
         Ok(Bridge {
             config,
-            router,
+            policy,
             out,
             shutdown,
             node,
@@ -222,13 +221,7 @@ impl Bridge {
         if !self.config.wants(topic) {
             return Err(PassOver::NotWanted);
         }
-        let route = match self.router.route_for(topic) {
-            Some((_, route)) if route.enabled => route,
-            Some((index, _)) => {
-                return Err(PassOver::NoRoute(format!("route {index} is disabled")));
-            }
-            None => return Err(PassOver::NoRoute("no route matches".into())),
-        };
+        let route_qos = self.policy.route(topic).map_err(PassOver::NoRoute)?;
         let [type_name] = types else {
             return Err(PassOver::Unusable(format!(
                 "it has several types ({}); bridging needs one",
@@ -244,7 +237,7 @@ impl Bridge {
             return Ok(());
         }
         let offered: Vec<_> = publishers.iter().map(|p| p.qos_profile.clone()).collect();
-        let qos = subscription_qos(type_name, &offered, &route.qos);
+        let qos = subscription_qos(type_name, &offered, &route_qos);
         let definition = self.index.definition(type_name).map_err(|err| {
             PassOver::Unusable(format!(
                 "its type {type_name} has no definition the operator could decode with: {err}"
