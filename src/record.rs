@@ -10,11 +10,10 @@ use crate::config::{Loaded, RecordConfig};
 use crate::daemon::{self, DaemonError};
 use crate::livekit::{
     DataTrackSubscribeOptions, RemoteDataTrack, Room, RoomEvent, RoomEvents, TimestampUnit,
-    user_timestamp_ns,
+    frame_encoding_name, schema_encoding_name, user_timestamp_ns,
 };
 use crate::recorder::{
     Recorder, RecorderConfig, RecorderError, RecorderStats, RecordingSummary, TrackId, TrackMeta,
-    frame_encoding_name, schema_encoding_name,
 };
 use crate::text::printable;
 use futures::StreamExt;

@@ -10,6 +10,7 @@
 //! the transport (the `livekit-datatrack` managers, schemas, events, errors) is the same code.
 
 mod connect;
+mod encoding;
 mod engine;
 mod error;
 mod link;
@@ -23,6 +24,7 @@ mod udp;
 pub use connect::{
     ConnectOptions, Credentials, ENV_API_KEY, ENV_API_SECRET, ENV_TOKEN, ENV_URL, Grants,
 };
+pub use encoding::{frame_encoding, frame_encoding_name, schema_encoding, schema_encoding_name};
 pub use error::RoomError;
 pub use link::{LinkState, MIN_RTT_WINDOW, RATE_WINDOW, RECENT_RTT_WINDOW};
 pub use livekit_datatrack::api::{

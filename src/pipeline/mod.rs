@@ -9,9 +9,7 @@ pub mod plan;
 
 pub use plan::{Plan, Resolution, Router, TrackPlan};
 
-use crate::livekit::{
-    DataTrackFrameEncoding, DataTrackSchemaEncoding, DataTrackSchemaId, Room, TrackOptions,
-};
+use crate::livekit::{DataTrackSchemaId, Room, TrackOptions, frame_encoding, schema_encoding};
 use crate::scheduler::{Scheduler, SendCounters};
 use crate::source::{Sample, SampleSender, Shutdown, TopicInfo};
 use encode::{Encoder, sample_len};
@@ -384,34 +382,6 @@ pub fn track_options(plan: &TrackPlan) -> TrackOptions {
             ),
             plan.message_type.definition.clone(),
         )
-}
-
-/// Maps an MCAP registry message encoding to the data track frame encoding.
-pub fn frame_encoding(name: &str) -> DataTrackFrameEncoding {
-    match name {
-        "ros1" => DataTrackFrameEncoding::Ros1,
-        "cdr" => DataTrackFrameEncoding::Cdr,
-        "protobuf" => DataTrackFrameEncoding::Protobuf,
-        "flatbuffer" => DataTrackFrameEncoding::Flatbuffer,
-        "cbor" => DataTrackFrameEncoding::Cbor,
-        "msgpack" => DataTrackFrameEncoding::Msgpack,
-        "json" => DataTrackFrameEncoding::Json,
-        other => DataTrackFrameEncoding::Custom(other.into()),
-    }
-}
-
-/// Maps an MCAP registry schema encoding to the data track schema encoding.
-pub fn schema_encoding(name: &str) -> DataTrackSchemaEncoding {
-    match name {
-        "protobuf" => DataTrackSchemaEncoding::Protobuf,
-        "flatbuffer" => DataTrackSchemaEncoding::Flatbuffer,
-        "ros1msg" => DataTrackSchemaEncoding::Ros1Msg,
-        "ros2msg" => DataTrackSchemaEncoding::Ros2Msg,
-        "ros2idl" => DataTrackSchemaEncoding::Ros2Idl,
-        "omgidl" => DataTrackSchemaEncoding::OmgIdl,
-        "jsonschema" => DataTrackSchemaEncoding::JsonSchema,
-        other => DataTrackSchemaEncoding::Custom(other.into()),
-    }
 }
 
 async fn run_worker(

@@ -12,7 +12,6 @@ use crate::codec::compress::strip_zstd_encoding;
 use crate::codec::ros::{
     CameraInfo, CompressedImage, Header, Image, Imu, Quaternion, RegionOfInterest, Time, Vector3,
 };
-use crate::livekit::{DataTrackFrameEncoding, DataTrackSchemaEncoding};
 use std::collections::BTreeMap;
 
 /// The MCAP message encoding of frames on an untyped track (no frame encoding): the bytes as
@@ -171,44 +170,9 @@ fn type_hash(schema: &SchemaSpec) -> Option<&'static str> {
         .map(|(_, _, hash)| *hash)
 }
 
-/// The MCAP registry name of a data track frame encoding (the reverse of
-/// [`crate::pipeline::frame_encoding`]); `None` for an encoding this client cannot name.
-pub fn frame_encoding_name(encoding: &DataTrackFrameEncoding) -> Option<String> {
-    let name = match encoding {
-        DataTrackFrameEncoding::Ros1 => "ros1",
-        DataTrackFrameEncoding::Cdr => "cdr",
-        DataTrackFrameEncoding::Protobuf => "protobuf",
-        DataTrackFrameEncoding::Flatbuffer => "flatbuffer",
-        DataTrackFrameEncoding::Cbor => "cbor",
-        DataTrackFrameEncoding::Msgpack => "msgpack",
-        DataTrackFrameEncoding::Json => "json",
-        DataTrackFrameEncoding::Custom(name) => return Some(name.clone()),
-        _ => return None,
-    };
-    Some(name.into())
-}
-
-/// The MCAP registry name of a data track schema encoding (the reverse of
-/// [`crate::pipeline::schema_encoding`]); `None` for an encoding this client cannot name.
-pub fn schema_encoding_name(encoding: &DataTrackSchemaEncoding) -> Option<String> {
-    let name = match encoding {
-        DataTrackSchemaEncoding::Protobuf => "protobuf",
-        DataTrackSchemaEncoding::Flatbuffer => "flatbuffer",
-        DataTrackSchemaEncoding::Ros1Msg => "ros1msg",
-        DataTrackSchemaEncoding::Ros2Msg => "ros2msg",
-        DataTrackSchemaEncoding::Ros2Idl => "ros2idl",
-        DataTrackSchemaEncoding::OmgIdl => "omgidl",
-        DataTrackSchemaEncoding::JsonSchema => "jsonschema",
-        DataTrackSchemaEncoding::Custom(name) => return Some(name.clone()),
-        _ => return None,
-    };
-    Some(name.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::{frame_encoding, schema_encoding};
 
     fn meta(frame: Option<&str>, schema: Option<(&str, &str, Option<&str>)>) -> TrackMeta {
         TrackMeta {
@@ -219,26 +183,6 @@ mod tests {
             schema_encoding: schema.map(|s| s.1.into()),
             schema_text: schema.and_then(|s| s.2.map(Into::into)),
         }
-    }
-
-    #[test]
-    fn reverse_mappings_round_trip() {
-        for name in ["ros1", "cdr", "protobuf", "flatbuffer", "cbor", "msgpack", "json", "x+zstd"] {
-            assert_eq!(frame_encoding_name(&frame_encoding(name)).as_deref(), Some(name));
-        }
-        for name in [
-            "protobuf",
-            "flatbuffer",
-            "ros1msg",
-            "ros2msg",
-            "ros2idl",
-            "omgidl",
-            "jsonschema",
-            "custom",
-        ] {
-            assert_eq!(schema_encoding_name(&schema_encoding(name)).as_deref(), Some(name));
-        }
-        assert_eq!(frame_encoding_name(&DataTrackFrameEncoding::Other), None);
     }
 
     #[test]

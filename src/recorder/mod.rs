@@ -7,7 +7,7 @@
 //!   only when several publishers share the track name), sanitized: `/` separators, no NUL or
 //!   control characters, no `.`/`..` segments, at most 256 characters, unique in the file.
 //! - Encodings map 1:1 from the track metadata (MCAP registry strings, see
-//!   [`frame_encoding_name`]); `<base>+zstd` frames are decompressed and stored as `<base>`;
+//!   [`crate::livekit::frame_encoding_name`]); `<base>+zstd` frames are decompressed and stored as `<base>`;
 //!   untyped tracks are stored as raw bytes under [`RAW_MESSAGE_ENCODING`]. `cdr` channels get
 //!   rosbag2's channel metadata (`offered_qos_profiles`, and `topic_type_hash` for this crate's
 //!   types); the header profile is `ros2` while every channel is `cdr` with a `ros2msg`/`ros2idl`
@@ -40,10 +40,7 @@ mod repair;
 mod seal;
 mod sink;
 
-pub use encoding::{
-    DEFAULT_QOS_PROFILES, MAX_DECOMPRESSED_BYTES, RAW_MESSAGE_ENCODING, frame_encoding_name,
-    schema_encoding_name,
-};
+pub use encoding::{DEFAULT_QOS_PROFILES, MAX_DECOMPRESSED_BYTES, RAW_MESSAGE_ENCODING};
 pub use naming::MAX_TOPIC_CHARS;
 pub use repair::{RepairError, RepairReport, repair};
 
@@ -127,12 +124,12 @@ pub struct TrackMeta {
     /// Schema id name (the ROS type, e.g. `sensor_msgs/msg/Image`).
     pub schema_name: Option<String>,
     /// Schema id encoding as an MCAP registry string (`ros2msg`, `protobuf`, ...; see
-    /// [`schema_encoding_name`]).
+    /// [`crate::livekit::schema_encoding_name`]).
     pub schema_encoding: Option<String>,
     /// The schema text fetched from the server, `None` when the fetch failed.
     pub schema_text: Option<String>,
     /// Frame encoding as an MCAP registry string (`cdr`, `json`, `cdr+zstd`, ...; see
-    /// [`frame_encoding_name`]); `None` for an untyped track.
+    /// [`crate::livekit::frame_encoding_name`]); `None` for an untyped track.
     pub frame_encoding: Option<String>,
 }
 
