@@ -124,8 +124,23 @@ fn run_probes(link: &mut EmulatedLink, probes: &Probes) -> Arrivals {
         Side::Server => (link.server_ip(), link.robot_ip()),
     };
     let receiver = link.enter(to, || UdpSocket::bind((to_ip, 0))).expect("bind receiver");
-    // Room for a burst while this (unprivileged, maybe preempted) thread is not reading.
+    // Room for every probe while this thread is not reading (a loaded machine preempts it
+    // for long): SO_RCVBUF is capped at net.core.rmem_max (208 KB by default), which
+    // overflowed under load in CI and lost probes the emulator had forwarded; the tests run as
+    // root (network namespaces), so SO_RCVBUFFORCE lifts the cap.
     socket2::SockRef::from(&receiver).set_recv_buffer_size(4 << 20).expect("SO_RCVBUF");
+    let size: libc::c_int = 16 << 20;
+    // SAFETY: a valid socket and a c_int option value of the length passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            receiver.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
     receiver.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     enable_receive_timestamps(&receiver);
     let sender = link.enter(probes.from, || UdpSocket::bind((from_ip, 0))).expect("bind sender");
@@ -265,10 +280,13 @@ fn one_way_delay_follows_the_configuration_of_each_direction() {
             "{}: configured {delay_ms} ms, measured min {min:.3} p50 {p50:.3} p99 {p99:.3} ms",
             way(from)
         );
-        // Never early (one clock for both ends), and late only by scheduling noise.
+        // Never early (one clock for both ends), and late only by scheduling noise. A probe's
+        // delay also holds any preemption of this test's sender between stamping and sending
+        // it (22 ms once, with two CPU hogs beside the suite), so the p99 bound is loose; the
+        // emulator's own precision is its lateness, checked below.
         assert!(min >= delay_ms, "{}: a probe arrived after {min} ms", way(from));
         assert!(p50 <= delay_ms + 2.0, "{}: p50 {p50} ms for {delay_ms} ms", way(from));
-        assert!(p99 <= delay_ms + 10.0, "{}: p99 {p99} ms for {delay_ms} ms", way(from));
+        assert!(p99 <= delay_ms + 50.0, "{}: p99 {p99} ms for {delay_ms} ms", way(from));
         // The emulator's own account of how late its sending thread released frames.
         let late_p99 = link.stats()[way(from)]["send_lateness_ms"]["p99"].as_f64().unwrap();
         eprintln!("{}: the emulator's own lateness p99 {late_p99} ms", way(from));
