@@ -2,9 +2,9 @@
 
 use crate::bench::run::{RunBench, RunReport};
 use crate::bench::{self, Case, TransportBench};
-use crate::daemon::{self, DaemonError};
-use crate::livekit::{ENV_API_KEY, ENV_API_SECRET, ENV_URL, RoomError};
 use clap::{Parser, Subcommand};
+use dtbridge::daemon::{self, DaemonError};
+use dtbridge::livekit::{ENV_API_KEY, ENV_API_SECRET, ENV_URL, RoomError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -142,10 +142,10 @@ struct TransportArgs {
     flood: Case,
 }
 
-/// A positive number of seconds on the command line (see [`crate::duration`]).
+/// A positive number of seconds on the command line (see [`dtbridge::duration`]).
 fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
     let value: f64 = text.parse().map_err(|_| format!("'{text}' is not a number of seconds"))?;
-    crate::duration::positive_seconds(value)
+    dtbridge::duration::positive_seconds(value)
 }
 
 /// Runs the command line and returns the process exit status.
@@ -222,8 +222,8 @@ fn without_ros_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<s
 /// Loads `run`'s configuration and sets the process's ROS domain from it. rcl reads the
 /// domain only from `ROS_DOMAIN_ID` when the ROS context is created, and r2r offers no other
 /// way in.
-fn load_run_config(config: &std::path::Path) -> anyhow::Result<crate::config::Loaded> {
-    let loaded = crate::config::load(config).map_err(DaemonError::from)?;
+fn load_run_config(config: &std::path::Path) -> anyhow::Result<dtbridge::config::Loaded> {
+    let loaded = dtbridge::config::load(config).map_err(DaemonError::from)?;
     if let Some(id) = loaded.config.ros_domain_id() {
         // SAFETY: called from `main` before the async runtime (or anything else) has started
         // a thread, so nothing can read the environment concurrently.
@@ -233,7 +233,7 @@ fn load_run_config(config: &std::path::Path) -> anyhow::Result<crate::config::Lo
 }
 
 async fn run(
-    loaded: crate::config::Loaded,
+    loaded: dtbridge::config::Loaded,
     summary_json: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let prepared = daemon::prepare_loaded(loaded)?;
@@ -255,8 +255,8 @@ async fn record(
     config: &std::path::Path,
     summary_json: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    let loaded = crate::config::load(config).map_err(DaemonError::from)?;
-    let report = crate::record::run(loaded, stop_on_signal()).await?;
+    let loaded = dtbridge::config::load(config).map_err(DaemonError::from)?;
+    let report = dtbridge::record::run(loaded, stop_on_signal()).await?;
     for file in &report.summary.files {
         eprintln!(
             "wrote {}: {} messages, {:.1} MB ({:?})",
@@ -296,7 +296,7 @@ async fn demo(seconds: Duration, output: &std::path::Path) -> anyhow::Result<()>
 
 fn repair(input: &std::path::Path, output: Option<PathBuf>) -> anyhow::Result<()> {
     let output = output.unwrap_or_else(|| input.with_extension("repaired.mcap"));
-    let report = crate::recorder::repair(input, &output)?;
+    let report = dtbridge::recorder::repair(input, &output)?;
     println!("{report:?}");
     println!("wrote {}", output.display());
     Ok(())
@@ -324,9 +324,9 @@ async fn wait_for_signal() {
 }
 
 fn check(config: &std::path::Path) -> anyhow::Result<()> {
-    let loaded = crate::config::load(config).map_err(DaemonError::from)?;
+    let loaded = dtbridge::config::load(config).map_err(DaemonError::from)?;
     // `[record]` too: the same file often serves `run` and `record`.
-    crate::record::recorder_config(&loaded)?;
+    dtbridge::record::recorder_config(&loaded)?;
     let prepared = daemon::prepare_loaded(loaded)?;
     print!("{}", prepared.plan.table());
     for error in &prepared.failed {

@@ -2,10 +2,10 @@
 //! publishes through the in-process loopback room, the recorder subscribes and writes
 //! `demo.mcap` — then says what was recorded and how to look at it.
 
-use crate::config;
-use crate::daemon::{self, DaemonError, PublishReport};
-use crate::livekit::LoopbackHub;
-use crate::record::{self, RecordReport};
+use dtbridge::config;
+use dtbridge::daemon::{self, DaemonError, PublishReport};
+use dtbridge::livekit::LoopbackHub;
+use dtbridge::record::{self, RecordReport};
 use std::path::Path;
 use std::time::Duration;
 

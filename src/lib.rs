@@ -2,15 +2,12 @@
 //!
 //! Data flows one way: [`source`] -> [`pipeline`] (route: rate limit, encode, compress) ->
 //! track ([`livekit`]) -> (network) -> recorder -> MCAP. [`config`] reads the TOML file,
-//! [`codec`] holds the ROS 2 messages and compression, [`daemon`] runs `dtbridge run`,
-//! [`mod@bench`] the benchmarks and [`cli`] the command line.
+//! [`codec`] holds the ROS 2 messages and compression, [`daemon`] runs `dtbridge run`. The
+//! command line, the demo and the benchmarks are the `dtbridge` binary's (`src/main.rs`).
 
-pub mod bench;
-pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod daemon;
-pub mod demo;
 pub mod duration;
 pub mod livekit;
 pub mod pipeline;

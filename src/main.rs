@@ -1,5 +1,12 @@
+//! The `dtbridge` command: `run`, `record`, `check`, `demo`, `repair` and the benchmarks. The
+//! command line, the demo and the benchmarks live in this binary, not in the library.
+
+mod bench;
+mod cli;
+mod demo;
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    dtbridge::cli::main()
+    cli::main()
 }

@@ -17,7 +17,7 @@ pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// The current UNIX time in nanoseconds.
-pub(crate) fn now_ns() -> u64 {
+pub fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
@@ -27,7 +27,7 @@ pub(crate) fn default_true() -> bool {
 }
 
 /// The `q` quantile (nearest rank) of ascending samples; NaN when there are none.
-pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

@@ -9,15 +9,15 @@
 //! meaningful when other work slows the machine.
 
 use super::median;
-use crate::codec::compress::ZstdCompressor;
-use crate::codec::image::{ImageCodec, PngCompression};
-use crate::codec::ros::{CompressedImage, Header, Image};
-use crate::codec::{MESSAGE_ENCODING, RosMessage};
-use crate::pipeline::TrackPlan;
-use crate::pipeline::encode::Encoder;
-use crate::source::synthetic::{color_image, depth_image};
-use crate::source::{MessageType, Payload, Sample};
 use anyhow::Result;
+use dtbridge::codec::compress::ZstdCompressor;
+use dtbridge::codec::image::{ImageCodec, PngCompression};
+use dtbridge::codec::ros::{CompressedImage, Header, Image};
+use dtbridge::codec::{MESSAGE_ENCODING, RosMessage};
+use dtbridge::pipeline::TrackPlan;
+use dtbridge::pipeline::encode::Encoder;
+use dtbridge::source::synthetic::{color_image, depth_image};
+use dtbridge::source::{MessageType, Payload, Sample};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
@@ -126,7 +126,7 @@ fn noisy(mut image: Image, seed: u64) -> Image {
 }
 
 fn header() -> Header {
-    Header { stamp: crate::codec::ros::Time::now(), frame_id: "camera_optical_frame".into() }
+    Header { stamp: dtbridge::codec::ros::Time::now(), frame_id: "camera_optical_frame".into() }
 }
 
 fn png() -> ImageCodec {
@@ -162,10 +162,10 @@ fn encoder(name: &'static str, zstd_level: Option<i32>, image: Option<ImageCodec
         image,
         max_rate_hz: None,
         queue_depth: 1,
-        policy: crate::scheduler::TrackPolicy {
-            priority: crate::scheduler::Priority::Low,
-            max_latency: crate::pipeline::plan::default_max_latency(
-                crate::scheduler::Priority::Low,
+        policy: dtbridge::scheduler::TrackPolicy {
+            priority: dtbridge::scheduler::Priority::Low,
+            max_latency: dtbridge::pipeline::plan::default_max_latency(
+                dtbridge::scheduler::Priority::Low,
             ),
         },
     })?;

@@ -14,7 +14,7 @@ pub mod transport;
 
 pub use transport::{Case, DEFAULT_CASES, TransportBench};
 
-use crate::util::{now_ns, percentile};
+use dtbridge::util::{now_ns, percentile};
 
 /// Now, as UNIX microseconds.
 fn now_us() -> u64 {

@@ -8,14 +8,14 @@
 //! the ratio says what MCAP + zstd chunking costs on this machine's disk.
 
 use super::median;
-use crate::codec::RosMessage;
-use crate::codec::compress::ZstdCompressor;
-use crate::codec::image::encode_jpeg;
-use crate::codec::ros::Header;
-use crate::recorder::{Recorder, RecorderConfig, TrackMeta};
-use crate::source::synthetic::{color_image, depth_image};
-use crate::util::percentile;
 use anyhow::Result;
+use dtbridge::codec::RosMessage;
+use dtbridge::codec::compress::ZstdCompressor;
+use dtbridge::codec::image::encode_jpeg;
+use dtbridge::codec::ros::Header;
+use dtbridge::recorder::{Recorder, RecorderConfig, TrackMeta};
+use dtbridge::source::synthetic::{color_image, depth_image};
+use dtbridge::util::percentile;
 use std::io::Write;
 use std::time::Instant;
 
@@ -62,9 +62,9 @@ pub fn run(frames: usize, runs: usize) -> Result<RecorderReport> {
         config.file_template = "bench".into();
         let mut recorder = Recorder::open(config)?;
         let depth_track =
-            recorder.add_track(track::<crate::codec::ros::Image>("/depth", "cdr+zstd"));
+            recorder.add_track(track::<dtbridge::codec::ros::Image>("/depth", "cdr+zstd"));
         let color_track =
-            recorder.add_track(track::<crate::codec::ros::CompressedImage>("/color", "cdr"));
+            recorder.add_track(track::<dtbridge::codec::ros::CompressedImage>("/color", "cdr"));
         let mut frame_bytes = 0u64;
         let started = Instant::now();
         for i in 0..frames {
@@ -113,7 +113,7 @@ fn track<M: RosMessage>(name: &str, frame_encoding: &str) -> TrackMeta {
         publisher: "robot".into(),
         track: name.into(),
         schema_name: Some(M::TYPE_NAME.into()),
-        schema_encoding: Some(crate::codec::SCHEMA_ENCODING.into()),
+        schema_encoding: Some(dtbridge::codec::SCHEMA_ENCODING.into()),
         schema_text: Some(M::DEFINITION.into()),
         frame_encoding: Some(frame_encoding.into()),
     }

@@ -8,11 +8,11 @@
 //! and the CPU time of the child, of this process and of the whole machine over the window.
 
 use super::{median, now_us};
-use crate::config::Connection;
-use crate::daemon;
-use crate::livekit::{Credentials, DataTrackSubscribeOptions, Room, RoomEvent};
-use crate::util::percentile;
 use anyhow::{Context, Result, bail};
+use dtbridge::config::Connection;
+use dtbridge::daemon;
+use dtbridge::livekit::{Credentials, DataTrackSubscribeOptions, Room, RoomEvent};
+use dtbridge::util::percentile;
 use futures::StreamExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -163,7 +163,7 @@ impl RunBench {
 
 /// Records every frame of a subscription until `stopped`.
 async fn collect(
-    mut stream: crate::livekit::DataTrackStream,
+    mut stream: dtbridge::livekit::DataTrackStream,
     mut stopped: watch::Receiver<bool>,
 ) -> Vec<Received> {
     let mut received = Vec::new();
@@ -175,7 +175,7 @@ async fn collect(
                 let latency = now_us() as f64 / 1e3 - stamp_ms as f64;
                 received.push((Instant::now(), latency, frame.payload().len()));
             }
-            _ = crate::util::stopped(&mut stopped) => break,
+            _ = dtbridge::util::stopped(&mut stopped) => break,
         }
     }
     received

@@ -7,12 +7,12 @@
 //! runs on the same machine, so latency is its receive time minus that send time.
 
 use super::now_us;
-use crate::livekit::{
+use anyhow::{Context, Result, bail};
+use dtbridge::livekit::{
     ConnectOptions, Credentials, DataTrackSubscribeOptions, Grants, PushError, Room, RoomEvent,
     RoomEvents, TrackOptions,
 };
-use crate::util::percentile;
-use anyhow::{Context, Result, bail};
+use dtbridge::util::percentile;
 use futures::StreamExt;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -77,8 +77,6 @@ pub struct TransportBench {
 /// Results of one case for one publisher.
 #[derive(Debug, Clone, Default)]
 pub struct Measurement {
-    /// Frames the publisher tried to send.
-    pub offered: u64,
     /// Frames refused at the publisher (queue full) or dropped by its transport.
     pub dropped_at_publisher: u64,
     /// Frames the subscriber received.
@@ -296,7 +294,6 @@ impl Collector {
         let received = latencies.len() as u64;
         let secs = duration.as_secs_f64();
         Measurement {
-            offered,
             dropped_at_publisher: 0,
             received,
             fps: received as f64 / secs,
