@@ -129,18 +129,7 @@ fn run_probes(link: &mut EmulatedLink, probes: &Probes) -> Arrivals {
     // overflowed under load in CI and lost probes the emulator had forwarded; the tests run as
     // root (network namespaces), so SO_RCVBUFFORCE lifts the cap.
     socket2::SockRef::from(&receiver).set_recv_buffer_size(4 << 20).expect("SO_RCVBUF");
-    let size: libc::c_int = 16 << 20;
-    // SAFETY: a valid socket and a c_int option value of the length passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            receiver.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
+    set_socket_option(&receiver, libc::SO_RCVBUFFORCE, "SO_RCVBUFFORCE", 16 << 20);
     receiver.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     enable_receive_timestamps(&receiver);
     let sender = link.enter(probes.from, || UdpSocket::bind((from_ip, 0))).expect("bind sender");
@@ -208,18 +197,22 @@ fn wall_clock_ns() -> u64 {
 }
 
 fn enable_receive_timestamps(socket: &UdpSocket) {
-    let on: libc::c_int = 1;
+    set_socket_option(socket, libc::SO_TIMESTAMPNS, "SO_TIMESTAMPNS", 1);
+}
+
+/// Sets the `SOL_SOCKET` option `option` (called `name` in the failure) to `value`.
+fn set_socket_option(socket: &UdpSocket, option: libc::c_int, name: &str, value: libc::c_int) {
     // SAFETY: a valid socket and a c_int option value of the length passed.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&on as *const libc::c_int).cast(),
+            option,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    assert_eq!(rc, 0, "SO_TIMESTAMPNS: {}", std::io::Error::last_os_error());
+    assert_eq!(rc, 0, "{name}: {}", std::io::Error::last_os_error());
 }
 
 /// Receives one datagram: its length and when the kernel received it (ns since the epoch).

@@ -61,6 +61,27 @@ fn write_chatter_mcap(path: &Path) -> Vec<Vec<u8>> {
     messages
 }
 
+/// `dtbridge record` (`record_args`, then `-c operator`) joins, `dtbridge run -c robot`
+/// streams for 3 s, and both stop cleanly; returns the recorder's log.
+fn record_a_run(
+    server: &TestServer,
+    robot: &Path,
+    operator: &Path,
+    record_args: &[&str],
+) -> String {
+    let recorder = Process::spawn(record_args, operator, server);
+    assert!(recorder.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge record joins");
+    let publisher = Process::spawn(&["run"], robot, server);
+    assert!(publisher.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge run joins");
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, log) = publisher.stop();
+    assert!(ok, "dtbridge run: {log}");
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, log) = recorder.stop();
+    assert!(ok, "dtbridge record: {log}");
+    log
+}
+
 #[test]
 fn run_and_record_through_livekit_server() {
     let test = "run_and_record_through_livekit_server";
@@ -82,20 +103,8 @@ fn run_and_record_through_livekit_server() {
     let operator = write_operator_config(&dir.0, "field");
 
     let record_summary = dir.0.join("record-summary.json");
-    let recorder = Process::spawn(
-        &["record", "--summary-json", record_summary.to_str().unwrap()],
-        &operator,
-        &server,
-    );
-    assert!(recorder.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge record joins");
-    let publisher = Process::spawn(&["run"], &robot, &server);
-    assert!(publisher.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge run joins");
-    std::thread::sleep(Duration::from_secs(3));
-    let (ok, log) = publisher.stop();
-    assert!(ok, "dtbridge run: {log}");
-    std::thread::sleep(Duration::from_millis(500));
-    let (ok, log) = recorder.stop();
-    assert!(ok, "dtbridge record: {log}");
+    let record_args = ["record", "--summary-json", record_summary.to_str().unwrap()];
+    record_a_run(&server, &robot, &operator, &record_args);
 
     let file = recorded_file(&dir.0.join("out"));
     let seen = read_mcap(&python, &file);
@@ -204,16 +213,7 @@ fn a_replayed_protobuf_channel_decodes_with_foxgloves_decoder() {
     )
     .unwrap();
     let operator = write_operator_config(&dir.0, "proto");
-    let recorder = Process::spawn(&["record"], &operator, &server);
-    assert!(recorder.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge record joins");
-    let publisher = Process::spawn(&["run"], &robot, &server);
-    assert!(publisher.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge run joins");
-    std::thread::sleep(Duration::from_secs(3));
-    let (ok, log) = publisher.stop();
-    assert!(ok, "dtbridge run: {log}");
-    std::thread::sleep(Duration::from_millis(500));
-    let (ok, log) = recorder.stop();
-    assert!(ok, "dtbridge record: {log}");
+    let log = record_a_run(&server, &robot, &operator, &["record"]);
     assert!(!log.contains("without a schema"), "dtbridge record: {log}");
 
     let seen = read_mcap(&python, &recorded_file(&dir.0.join("out")));
