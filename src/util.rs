@@ -1,6 +1,6 @@
 //! Small helpers every part of the daemon uses.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
@@ -34,6 +34,45 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+/// How much lower than the rest of the process [`bulk_work`] threads run (a nice increment).
+const BULK_NICE: libc::c_int = 5;
+
+/// Runs CPU-heavy work (drawing, encoding and compressing images) on threads that run at a
+/// lower OS priority than the async workers, and waits for it.
+///
+/// The async workers carry every track's packets to the network. On a saturated CPU, the
+/// kernel then runs them first, so a 200 Hz IMU does not wait behind a camera frame being
+/// encoded; with idle CPU the bulk threads get all of it. A dedicated pool, because a thread
+/// cannot raise its priority back once lowered without privileges, and tokio's own blocking
+/// threads also serve DNS lookups and file I/O.
+pub async fn bulk_work<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    static POOL: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    // A current-thread runtime that nobody drives: only its blocking pool is used, and
+    // building it starts no thread.
+    let pool = POOL.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .thread_name("dtbridge-bulk")
+            .on_thread_start(lower_this_thread_priority)
+            .build()
+            .map_err(|err| format!("cannot start the image worker threads: {err}"))
+    });
+    let pool = pool.as_ref().map_err(Clone::clone)?;
+    pool.spawn_blocking(work).await.map_err(|err| format!("image work failed: {err}"))
+}
+
+/// Lowers the calling thread's scheduling priority by [`BULK_NICE`]; Linux keeps the nice
+/// value per thread. Failing leaves the thread as it was, which costs only the preference.
+fn lower_this_thread_priority() {
+    // SAFETY: plain system calls on the calling thread, with no pointers.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, (now + BULK_NICE).min(19));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +83,14 @@ mod tests {
         assert_eq!(percentile(&samples, 0.5), 51.0);
         assert_eq!(percentile(&samples, 0.99), 99.0);
         assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[tokio::test]
+    async fn bulk_work_runs_below_the_callers_priority() {
+        // SAFETY: plain system calls on the calling thread, with no pointers.
+        let priority = || unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as _) };
+        let caller = priority();
+        let worker = bulk_work(priority).await.unwrap();
+        assert_eq!(worker, (caller + BULK_NICE).min(19));
     }
 }

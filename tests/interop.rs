@@ -280,7 +280,9 @@ async fn rust_publisher_to_python_subscriber() {
     assert_eq!(done["valid"], COUNT, "{done}");
     assert!(done.get("error").is_none(), "{done}");
     let status = py.wait_exit(Duration::from_secs(15)).await;
-    assert!(status.success(), "lk_peer.py subscribe exited with {status}");
+    if !status.success() {
+        py.fail(&format!("exited with {status}"));
+    }
 
     let stats = rust.transport_stats();
     eprintln!(
@@ -385,7 +387,9 @@ async fn python_publisher_to_rust_subscriber() {
     assert_eq!(done["pushed"], COUNT, "{done}");
     py.send("quit").await;
     let status = py.wait_exit(Duration::from_secs(15)).await;
-    assert!(status.success(), "lk_peer.py publish exited with {status}");
+    if !status.success() {
+        py.fail(&format!("exited with {status} after quit"));
+    }
 
     // Nothing beyond the 200 frames (a duplicate would show here).
     if let Ok(Some(extra)) = tokio::time::timeout(Duration::from_millis(300), stream.next()).await {

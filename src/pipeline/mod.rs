@@ -449,19 +449,25 @@ async fn run_worker(
             continue;
         }
         let stamp_ms = sample.stamp_ns / 1_000_000;
-        let (returned, frame) = match tokio::task::spawn_blocking(move || {
-            let frame = encoder.encode(&sample);
-            (encoder, frame)
-        })
-        .await
-        {
-            Ok(done) => done,
-            Err(err) => {
-                tracing::error!("track '{}': encoder stopped: {err}", plan.track);
-                break;
+        let frame = if encode::sample_len(&sample) <= INLINE_ENCODE_MAX_BYTES {
+            encoder.encode(&sample)
+        } else {
+            match crate::util::bulk_work(move || {
+                let frame = encoder.encode(&sample);
+                (encoder, frame)
+            })
+            .await
+            {
+                Ok((returned, frame)) => {
+                    encoder = returned;
+                    frame
+                }
+                Err(err) => {
+                    tracing::error!("track '{}': encoder stopped: {err}", plan.track);
+                    break;
+                }
             }
         };
-        encoder = returned;
         let frame = match frame {
             Ok(frame) => frame,
             Err(err) => {
@@ -493,6 +499,12 @@ async fn run_worker(
     TrackCounters::add(&counters.unsent, queue.close() as u64);
     track.unpublish();
 }
+
+/// Largest sample encoded on the async worker that carries it; larger ones (images, point
+/// clouds) go to the lower-priority bulk threads ([`crate::util::bulk_work`]). Small samples
+/// such as an IMU's encode in microseconds, and handing them to a thread that a saturated CPU
+/// runs last would delay exactly the frames that must not wait.
+const INLINE_ENCODE_MAX_BYTES: usize = 64 * 1024;
 
 /// How long a newly published track holds its first frames (see [`run_worker`]).
 pub const SUBSCRIBE_WINDOW: Duration = Duration::from_millis(500);
