@@ -44,18 +44,20 @@ impl TryFrom<String> for Pattern {
 #[serde(try_from = "Vec<String>")]
 pub struct Patterns {
     texts: Vec<String>,
+    globs: Vec<Glob>,
     set: GlobSet,
 }
 
 impl Patterns {
     /// Compiles `texts`; the error names the pattern (by index) and what is wrong with it.
     pub fn new<S: AsRef<str>>(texts: &[S]) -> Result<Self, String> {
-        let mut builder = GlobSetBuilder::new();
-        for (i, text) in texts.iter().enumerate() {
-            builder.add(glob(text.as_ref()).map_err(|why| format!("[{i}]: {why}"))?);
-        }
-        let set = builder.build().map_err(|err| err.to_string())?;
-        Ok(Self { texts: texts.iter().map(|t| t.as_ref().to_string()).collect(), set })
+        let globs = texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| glob(text.as_ref()).map_err(|why| format!("[{i}]: {why}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let set = compile(&globs)?;
+        Ok(Self { texts: texts.iter().map(|t| t.as_ref().to_string()).collect(), globs, set })
     }
 
     /// Whether `name` matches any pattern.
@@ -85,6 +87,38 @@ impl TryFrom<Vec<String>> for Patterns {
     }
 }
 
+/// An allow list and a deny list compiled into one set, e.g. a ROS 2 source's `topics` and
+/// `deny`: a name passes when it matches some allowed pattern and no denied one, decided in one
+/// pass over the name.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// The allowed patterns first, then the denied ones.
+    set: GlobSet,
+    allowed: usize,
+}
+
+impl Filter {
+    /// The names `allow` matches and `deny` does not.
+    pub fn new(allow: &Patterns, deny: &Patterns) -> Result<Self, String> {
+        let globs: Vec<Glob> = allow.globs.iter().chain(&deny.globs).cloned().collect();
+        Ok(Self { set: compile(&globs)?, allowed: allow.globs.len() })
+    }
+
+    /// Whether `name` passes: the indices of the patterns it matches, ascending, are all
+    /// allowed ones.
+    pub fn is_match(&self, name: &str) -> bool {
+        self.set.matches(name).last().is_some_and(|&last| last < self.allowed)
+    }
+}
+
+fn compile(globs: &[Glob]) -> Result<GlobSet, String> {
+    let mut builder = GlobSetBuilder::new();
+    for glob in globs {
+        builder.add(glob.clone());
+    }
+    builder.build().map_err(|err| format!("the patterns cannot be compiled: {err}"))
+}
+
 fn glob(text: &str) -> Result<Glob, String> {
     // globset reads `a**` as `a*`: say so instead of matching less than the pattern suggests.
     let bytes = text.as_bytes();
@@ -105,6 +139,19 @@ fn glob(text: &str) -> Result<Glob, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_passes_what_is_allowed_and_not_denied() {
+        let allow = Patterns::new(&["/camera/**", "/tf"]).unwrap();
+        let deny = Patterns::new(&["/camera/*/compressed*"]).unwrap();
+        let filter = Filter::new(&allow, &deny).unwrap();
+        assert!(filter.is_match("/tf"));
+        assert!(filter.is_match("/camera/color/image_raw"));
+        assert!(!filter.is_match("/camera/color/compressed"));
+        assert!(!filter.is_match("/tf_static"));
+        let nothing_denied = Filter::new(&allow, &Patterns::default()).unwrap();
+        assert!(nothing_denied.is_match("/camera/color/compressed"));
+    }
 
     fn glob_match(pattern: &str, name: &str) -> bool {
         Pattern::new(pattern).unwrap().is_match(name)

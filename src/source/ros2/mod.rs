@@ -6,7 +6,7 @@
 mod definition;
 mod node;
 
-use crate::topic::Patterns;
+use crate::topic::{Filter, Patterns};
 use serde::Deserialize;
 
 /// `[[sources]] type = "ros2"`.
@@ -102,6 +102,9 @@ impl Ros2Config {
                 );
             }
         }
+        if let Err(why) = self.filter() {
+            return bad("deny", why);
+        }
         if !(self.discovery_interval_s.is_finite()
             && (0.05..=60.0).contains(&self.discovery_interval_s))
         {
@@ -119,9 +122,9 @@ impl Ros2Config {
         Ok(())
     }
 
-    /// Whether `topic` is to be bridged: some `topics` pattern matches and no `deny` one does.
-    pub fn wants(&self, topic: &str) -> bool {
-        self.topics.is_match(topic) && !self.deny.is_match(topic)
+    /// The topics to bridge: those some `topics` pattern matches and no `deny` one does.
+    pub fn filter(&self) -> Result<Filter, String> {
+        Filter::new(&self.topics, &self.deny)
     }
 }
 
@@ -154,10 +157,11 @@ mod tests {
         let c = config(
             "name = \"ros\"\ntopics = [\"/camera/**\", \"/tf\"]\ndeny = [\"/camera/*/compressed*\"]",
         );
-        assert!(c.wants("/tf"));
-        assert!(c.wants("/camera/color/image_raw"));
-        assert!(!c.wants("/camera/color/compressed"));
-        assert!(!c.wants("/tf_static"));
+        let filter = c.filter().unwrap();
+        assert!(filter.is_match("/tf"));
+        assert!(filter.is_match("/camera/color/image_raw"));
+        assert!(!filter.is_match("/camera/color/compressed"));
+        assert!(!filter.is_match("/tf_static"));
         assert!(c.validate().is_ok());
     }
 

@@ -8,6 +8,7 @@ use crate::source::{Durability, QosOverride, Reliability, TopicPolicy};
 use crate::source::{
     MessageType, Payload, Sample, SampleSender, Shutdown, Source, SourceError, TopicInfo,
 };
+use crate::topic::Filter;
 use bytes::Bytes;
 use futures::Stream;
 use r2r::QosProfile;
@@ -104,6 +105,8 @@ struct Bridge {
     out: SampleSender,
     shutdown: Shutdown,
     node: r2r::Node,
+    /// The config's `topics` less its `deny`.
+    topics: Filter,
     index: AmentIndex,
     subscriptions: Vec<Subscription>,
     /// Topics not bridged, reported once each.
@@ -120,6 +123,7 @@ impl Bridge {
         if let Some(id) = config.domain_id {
             check_domain_id(id)?;
         }
+        let topics = config.filter()?;
         let context =
             r2r::Context::create().map_err(|err| format!("cannot initialize ROS 2: {err}"))?;
         let node =
@@ -141,6 +145,7 @@ impl Bridge {
             out,
             shutdown,
             node,
+            topics,
             index: AmentIndex::from_env(),
             subscriptions: Vec::new(),
             passed_over: HashSet::new(),
@@ -218,7 +223,7 @@ impl Bridge {
 
     /// Subscribes to `topic` if it is wanted and routed; `Err(why not)` otherwise.
     fn subscribe(&mut self, topic: &str, types: &[String]) -> Result<(), PassOver> {
-        if !self.config.wants(topic) {
+        if !self.topics.is_match(topic) {
             return Err(PassOver::NotWanted);
         }
         let route_qos = self.policy.route(topic).map_err(PassOver::NoRoute)?;
