@@ -19,6 +19,8 @@
 #    cargo test --all-targets --offline inside scripts/netns-run.sh: a private network
 #    namespace with a veth pair (DTBRIDGE_TEST_IP=10.200.0.1), no route out; the server and
 #    the Python SDK peers run there (libwebrtc ignores loopback).
+# 5. the fuzz targets (scripts/fuzz.sh): each over its committed corpus, then for
+#    DTBRIDGE_FUZZ_SECONDS (60) more; skipped when the arguments select tests.
 # Any failure fails the script. With CI=true, tests that cannot run fail instead of skipping.
 set -euo pipefail
 
@@ -140,6 +142,8 @@ realsense_tests=(--lib --test realsense --test cases --test cli)
 # ---------------------------------------------------------------- 3. Rust: lint and build
 step "cargo fmt --check"
 cargo fmt --check || die "cargo fmt --check (run cargo fmt)"
+cargo fmt --check --manifest-path fuzz/Cargo.toml \
+  || die "cargo fmt --check of fuzz/ (run cargo fmt --manifest-path fuzz/Cargo.toml)"
 step "cargo clippy --all-targets -- -D warnings (no features: a machine without ROS 2 or librealsense)"
 cargo clippy --all-targets -- -D warnings || die "cargo clippy"
 for feature in "${features[@]}"; do
@@ -189,4 +193,10 @@ awk '/^test result:/ { for (i = 1; i < NF; i++) {
            printf "skipped: %d (each says why above, in a *** SKIPPED line)\n", k;
            printf "total: %d passed, %d failed\n", p, f }' "$results"
 ((rc == 0)) || die "cargo test exited with $rc"
+
+# ---------------------------------------------------------------- 5. fuzzing
+if [[ $# -eq 0 ]]; then
+  step "fuzz targets (scripts/fuzz.sh, ${DTBRIDGE_FUZZ_SECONDS:-60} s each)"
+  bash "$HERE/fuzz.sh" || die "fuzzing found a problem (scripts/fuzz.sh says how to reproduce it)"
+fi
 log "all passed in $((SECONDS - T0))s"

@@ -2,7 +2,8 @@
 //! the unit to the application: dtbridge and LiveKit's SDK examples send UNIX milliseconds,
 //! LiveKit's C++ examples microseconds, Foxglove's remote access nanoseconds. The magnitude
 //! tells them apart for any time after March 1973: below 10^14 it is milliseconds (until the
-//! year 5138), below 10^17 microseconds, from there nanoseconds.
+//! year 5138), below 10^17 microseconds, from there nanoseconds. A time after 2262 (beyond
+//! signed 64-bit nanoseconds) is no time at all: the frame is recorded at its receive time.
 
 /// The unit a user timestamp was read in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,17 +28,22 @@ const MICROSECONDS_FROM: u64 = 100_000_000_000_000;
 /// From this on, a user timestamp is UNIX nanoseconds.
 const NANOSECONDS_FROM: u64 = 100_000_000_000_000_000;
 
+/// The latest time a user timestamp may stand for: 2262-04-11, the most signed 64-bit
+/// nanoseconds hold (ROS 2's and most readers' time types); `u64::MAX`, what a saturating
+/// conversion leaves, is beyond it.
+const LATEST_NS: u64 = i64::MAX as u64;
+
 /// The UNIX time in nanoseconds a user timestamp stands for, and the unit it was read in;
-/// `None` for a time in milliseconds or microseconds beyond what nanoseconds hold in 64 bits
-/// (after the year 2554).
+/// `None` for a time after [`LATEST_NS`] (2262), which no clock gives.
 pub fn user_timestamp_ns(raw: u64) -> (Option<u64>, TimestampUnit) {
-    if raw < MICROSECONDS_FROM {
+    let (ns, unit) = if raw < MICROSECONDS_FROM {
         (raw.checked_mul(1_000_000), TimestampUnit::Milliseconds)
     } else if raw < NANOSECONDS_FROM {
         (raw.checked_mul(1_000), TimestampUnit::Microseconds)
     } else {
         (Some(raw), TimestampUnit::Nanoseconds)
-    }
+    };
+    (ns.filter(|&ns| ns <= LATEST_NS), unit)
 }
 
 #[cfg(test)]
@@ -57,15 +63,18 @@ mod tests {
     }
 
     #[test]
-    fn never_saturates() {
-        // Milliseconds and microseconds past 2554 do not fit in nanoseconds.
+    fn never_saturates_and_never_passes_2262() {
+        // Milliseconds and microseconds past 2262 (or past 2554, beyond u64 nanoseconds).
         assert_eq!(user_timestamp_ns(MICROSECONDS_FROM - 1).0, None);
         assert_eq!(user_timestamp_ns(NANOSECONDS_FROM - 1).0, None);
+        assert_eq!(user_timestamp_ns(LATEST_NS / 1_000_000 + 1).0, None);
         assert_eq!(
-            user_timestamp_ns(u64::MAX / 1_000_000).0,
-            Some(u64::MAX / 1_000_000 * 1_000_000)
+            user_timestamp_ns(LATEST_NS / 1_000_000).0,
+            Some(LATEST_NS / 1_000_000 * 1_000_000)
         );
-        assert_eq!(user_timestamp_ns(u64::MAX).0, Some(u64::MAX));
+        // Nanoseconds: found by the recorder_frames fuzz target, recorded as year 2554.
+        assert_eq!(user_timestamp_ns(u64::MAX).0, None);
+        assert_eq!(user_timestamp_ns(LATEST_NS).0, Some(LATEST_NS));
         assert_eq!(user_timestamp_ns(0).0, Some(0));
     }
 }

@@ -110,7 +110,7 @@ pub fn repair(input: &Path, output: &Path) -> Result<RepairReport, RepairError> 
             }
             LinearReadEvent::Record { opcode, data } => (opcode, data),
         };
-        let record = match mcap::parse_record(opcode, data) {
+        let record = match crate::mcap_record::parse(opcode, data) {
             Ok(record) => record,
             Err(err) if first => return Err(not_mcap(err.to_string())),
             Err(err) => {

@@ -21,7 +21,7 @@ use ::mcap::sans_io::summary_reader::{SummaryReadEvent, SummaryReader, SummaryRe
 use ::mcap::sans_io::{
     LinearReadEvent, LinearReader, LinearReaderOptions, MessageReadEvent, MessageReader,
 };
-use ::mcap::{Channel, MAGIC, McapError, Summary, parse_record};
+use ::mcap::{Channel, MAGIC, McapError, Summary};
 use bytes::Bytes;
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
@@ -479,16 +479,18 @@ fn scan_channels(mut file: &File) -> (Vec<Arc<Channel<'static>>>, Option<McapErr
                     let n = file.read(reader.insert(need))?;
                     reader.notify_read(n);
                 }
-                LinearReadEvent::Record { opcode, data } => match parse_record(opcode, data)? {
-                    Record::Schema { header, data } => {
-                        channels.add_schema(header, data.into_owned().into())?
+                LinearReadEvent::Record { opcode, data } => {
+                    match crate::mcap_record::parse(opcode, data)? {
+                        Record::Schema { header, data } => {
+                            channels.add_schema(header, data.into_owned().into())?
+                        }
+                        Record::Channel(channel) => {
+                            ids.insert(channel.id);
+                            channels.add_channel(channel)?;
+                        }
+                        _ => {}
                     }
-                    Record::Channel(channel) => {
-                        ids.insert(channel.id);
-                        channels.add_channel(channel)?;
-                    }
-                    _ => {}
-                },
+                }
             }
         }
         Ok(())
