@@ -9,6 +9,12 @@ use mcap::records::{Record, op};
 
 /// Parses the record `opcode` with `body`, once every length it declares fits in the body.
 pub fn parse(opcode: u8, body: &[u8]) -> Result<Record<'_>, McapError> {
+    check(opcode, body)?;
+    mcap::parse_record(opcode, body)
+}
+
+/// Whether every length the record `opcode` declares in `body` fits in it.
+pub fn check(opcode: u8, body: &[u8]) -> Result<(), McapError> {
     let mut fields = Fields { rest: body, opcode };
     match opcode {
         op::HEADER => fields.strings(2)?,
@@ -62,7 +68,15 @@ pub fn parse(opcode: u8, body: &[u8]) -> Result<Record<'_>, McapError> {
         // reader does not know.
         _ => {}
     }
-    mcap::parse_record(opcode, body)
+    Ok(())
+}
+
+/// Whether the compression name a chunk's header declares fits in `prefix`, the start of the
+/// chunk's body (its header, without the records).
+pub fn check_chunk_header(prefix: &[u8]) -> Result<(), McapError> {
+    let mut fields = Fields { rest: prefix, opcode: op::CHUNK };
+    fields.skip(28)?;
+    fields.strings(1)
 }
 
 /// The unread part of a record's body.
@@ -134,6 +148,16 @@ mod tests {
         assert_eq!(parsed.profile, "ros2");
         let err = parse(op::HEADER, &header(u32::MAX, b"ros2")).unwrap_err();
         assert!(matches!(err, McapError::RecordTooLarge { opcode: op::HEADER, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_chunk_headers_compression_name_must_fit() {
+        let mut prefix = vec![0u8; 28];
+        prefix.extend_from_slice(&4u32.to_le_bytes());
+        prefix.extend_from_slice(b"zstd");
+        assert!(check_chunk_header(&prefix).is_ok());
+        prefix[28..32].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(check_chunk_header(&prefix).is_err());
     }
 
     #[test]

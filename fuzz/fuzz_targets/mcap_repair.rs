@@ -1,5 +1,5 @@
-//! MCAP repair of a corrupt or truncated file: any bytes give a report or an error, and a
-//! repaired file reads back.
+//! MCAP repair and sealing of a corrupt or truncated file: any bytes give a report or an
+//! error, and a repaired file reads back.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,4 +16,8 @@ fuzz_target!(|data: &[u8]| {
             message.expect("a readable message");
         }
     }
+    // The recorder seals its own file after a write error, in whatever state the disk left
+    // it: sealing either succeeds or says why.
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&input);
+    _ = dtbridge::fuzzing::seal(&file.expect("the input file"));
 });

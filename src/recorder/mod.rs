@@ -37,7 +37,7 @@ mod gaps;
 mod naming;
 mod protobuf;
 mod repair;
-mod seal;
+pub(crate) mod seal;
 mod sink;
 
 pub use encoding::{DEFAULT_QOS_PROFILES, MAX_DECOMPRESSED_BYTES, RAW_MESSAGE_ENCODING};

@@ -67,6 +67,14 @@ fn read_at(file: &File, offset: u64, len: u64) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The record `opcode` with `body`, once the lengths it declares fit in it.
+fn checked<T: for<'a> BinRead<Args<'a> = ()>>(opcode: u8, body: &[u8]) -> Option<T> {
+    crate::mcap_record::check(opcode, body).ok()?;
+    parse(body)
+}
+
+/// A record body (or a fixed-size record's prefix) parsed by the `mcap` crate; callers check
+/// declared lengths first ([`crate::mcap_record`]) where the record has any.
 fn parse<T: for<'a> BinRead<Args<'a> = ()>>(bytes: &[u8]) -> Option<T> {
     T::read_le(&mut Cursor::new(bytes)).ok()
 }
@@ -109,7 +117,8 @@ pub(crate) fn seal(file: &File, registered: &Registered) -> io::Result<Sealed> {
             op::HEADER => !header_seen,
             op::CHUNK => {
                 let prefix = read_at(file, offset + 9, body_len.min(256))?;
-                match parse::<records::ChunkHeader>(&prefix) {
+                let checked = crate::mcap_record::check_chunk_header(&prefix).is_ok();
+                match checked.then(|| parse::<records::ChunkHeader>(&prefix)).flatten() {
                     Some(header)
                         if 40 + header.compression.len() as u64 + header.compressed_size
                             == body_len =>
@@ -129,7 +138,10 @@ pub(crate) fn seal(file: &File, registered: &Registered) -> io::Result<Sealed> {
             }
             op::MESSAGE_INDEX if body_len <= MAX_SMALL_RECORD => {
                 let body = read_at(file, offset + 9, body_len)?;
-                match (parse::<records::MessageIndex>(&body), chunks.last_mut()) {
+                match (
+                    checked::<records::MessageIndex>(op::MESSAGE_INDEX, &body),
+                    chunks.last_mut(),
+                ) {
                     (Some(index), Some(chunk)) => {
                         chunk.indexes.insert(index.channel_id, offset);
                         chunk.index_length += end - offset;
@@ -142,7 +154,7 @@ pub(crate) fn seal(file: &File, registered: &Registered) -> io::Result<Sealed> {
             }
             op::METADATA if body_len <= MAX_SMALL_RECORD => {
                 let body = read_at(file, offset + 9, body_len)?;
-                match parse::<records::Metadata>(&body) {
+                match checked::<records::Metadata>(op::METADATA, &body) {
                     Some(metadata) => {
                         metadata_indexes.push(records::MetadataIndex {
                             offset,
