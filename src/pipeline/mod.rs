@@ -449,6 +449,7 @@ async fn run_worker(
             continue;
         }
         let stamp_ms = sample.stamp_ns / 1_000_000;
+        let encoding = Instant::now();
         let frame = if encode::sample_len(&sample) <= INLINE_ENCODE_MAX_BYTES {
             encoder.encode(&sample)
         } else {
@@ -468,6 +469,10 @@ async fn run_worker(
                 }
             }
         };
+        // The deadline bounds waiting, not work: on a busy CPU a frame that took long to
+        // encode is still the newest there is, and dropping it for that would leave its
+        // track with no frame at all.
+        let born = born + encoding.elapsed();
         let frame = match frame {
             Ok(frame) => frame,
             Err(err) => {
