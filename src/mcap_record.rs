@@ -29,8 +29,7 @@ pub fn check(opcode: u8, body: &[u8]) -> Result<(), McapError> {
             fields.string_map()?;
         }
         op::CHUNK => {
-            fields.skip(28)?;
-            fields.strings(1)?;
+            fields.chunk_header()?;
             fields.sized(8)?;
         }
         op::MESSAGE_INDEX => {
@@ -74,9 +73,7 @@ pub fn check(opcode: u8, body: &[u8]) -> Result<(), McapError> {
 /// Whether the compression name a chunk's header declares fits in `prefix`, the start of the
 /// chunk's body (its header, without the records).
 pub fn check_chunk_header(prefix: &[u8]) -> Result<(), McapError> {
-    let mut fields = Fields { rest: prefix, opcode: op::CHUNK };
-    fields.skip(28)?;
-    fields.strings(1)
+    Fields { rest: prefix, opcode: op::CHUNK }.chunk_header()
 }
 
 /// The unread part of a record's body.
@@ -110,6 +107,12 @@ impl Fields<'_> {
     fn sized(&mut self, width: usize) -> Result<(), McapError> {
         let len = self.length(width)?;
         self.skip(len)
+    }
+
+    /// A chunk's start and end times, uncompressed size and CRC, then its compression name.
+    fn chunk_header(&mut self) -> Result<(), McapError> {
+        self.skip(28)?;
+        self.strings(1)
     }
 
     fn strings(&mut self, count: usize) -> Result<(), McapError> {
