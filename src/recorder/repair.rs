@@ -1,11 +1,13 @@
 //! Rewriting an unfinished recording (killed, power loss: no summary, maybe a cut-off tail)
 //! into a complete, indexed file.
 
+use crate::mcap_record::ReadStop;
 use mcap::records::Record;
-use mcap::sans_io::{LinearReadEvent, LinearReader, LinearReaderOptions};
+use mcap::sans_io::LinearReaderOptions;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read};
+use std::io::BufWriter;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// Records (and decompressed chunks) larger than this end the scan as corrupt.
@@ -75,50 +77,18 @@ pub fn repair(input: &Path, output: &Path) -> Result<RepairReport, RepairError> 
         path: output.to_path_buf(),
         source,
     };
-    let mut file = File::open(input).map_err(input_error)?;
+    let file = File::open(input).map_err(input_error)?;
     let options = LinearReaderOptions::default()
         .with_skip_end_magic(true)
         .with_prevalidate_chunk_crcs(true)
         .with_record_length_limit(RECORD_LIMIT);
-    let mut reader = LinearReader::new_with_options(options);
     let mut report = RepairReport::default();
     let mut writer: Option<mcap::Writer<BufWriter<File>>> = None;
     let mut schemas: HashMap<u16, u16> = HashMap::new();
     let mut channels: HashMap<u16, u16> = HashMap::new();
-    let mut first = true;
     let not_mcap = |reason: String| RepairError::NotMcap { path: input.to_path_buf(), reason };
-    while let Some(event) = reader.next_event() {
-        let event = match event {
-            Ok(event) => event,
-            Err(err) if first => return Err(not_mcap(err.to_string())),
-            Err(err) => {
-                report.stopped = Some(err.to_string());
-                break;
-            }
-        };
-        let (opcode, data) = match event {
-            LinearReadEvent::ReadRequest(need) => {
-                let read = loop {
-                    match file.read(reader.insert(need)) {
-                        Ok(n) => break n,
-                        Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(err) => return Err(input_error(err)),
-                    }
-                };
-                reader.notify_read(read);
-                continue;
-            }
-            LinearReadEvent::Record { opcode, data } => (opcode, data),
-        };
-        let record = match crate::mcap_record::parse(opcode, data) {
-            Ok(record) => record,
-            Err(err) if first => return Err(not_mcap(err.to_string())),
-            Err(err) => {
-                report.stopped = Some(format!("record 0x{opcode:02x}: {err}"));
-                break;
-            }
-        };
-        if first {
+    let copy = |record: Record<'_>| -> Result<ControlFlow<()>, RepairError> {
+        let Some(out) = writer.as_mut() else {
             let Record::Header(header) = record else {
                 return Err(not_mcap("the first record is not a header".into()));
             };
@@ -133,10 +103,8 @@ pub fn repair(input: &Path, output: &Path) -> Result<RepairReport, RepairError> 
                 .library(header.library)
                 .compression(Some(mcap::Compression::Zstd));
             writer = Some(options.create(BufWriter::new(out)).map_err(|e| output_error(e.into()))?);
-            first = false;
-            continue;
-        }
-        let Some(out) = writer.as_mut() else { break };
+            return Ok(ControlFlow::Continue(()));
+        };
         let written = match record {
             Record::Schema { header, data } => {
                 match out.add_schema_with_id(header.id, &header.name, &header.encoding, &data) {
@@ -200,14 +168,22 @@ pub fn repair(input: &Path, output: &Path) -> Result<RepairReport, RepairError> 
             }
             Record::DataEnd(_) => {
                 report.input_complete = true;
-                break;
+                return Ok(ControlFlow::Break(()));
             }
             // Chunks are read through; indexes and summary records are rebuilt.
             _ => Ok(()),
         };
         written.map_err(|e| output_error(e.into()))?;
+        Ok(ControlFlow::Continue(()))
+    };
+    match crate::mcap_record::read_records(file, options, copy) {
+        Ok(()) => {}
+        Err(ReadStop::Input(err)) => return Err(input_error(err)),
+        Err(ReadStop::Each(err)) => return Err(err),
+        Err(err) if writer.is_none() => return Err(not_mcap(err.to_string())),
+        Err(err) => report.stopped = Some(err.to_string()),
     }
-    if first {
+    if writer.is_none() {
         return Err(not_mcap("no header record".into()));
     }
     if report.stopped.is_none() && !report.input_complete {

@@ -13,20 +13,20 @@
 //! publish time is 0; real-time pacing follows log times. Topic filters are [`crate::topic::Patterns`].
 
 use super::{MessageType, Payload, Sample, SampleSender, Shutdown, Source, SourceError, TopicInfo};
+use crate::mcap_record::{ReadStop, read_records};
 use crate::topic::Patterns;
 use ::mcap::read::ChannelAccumulator;
 use ::mcap::records::{MessageHeader, Record};
+use ::mcap::sans_io::LinearReaderOptions;
 use ::mcap::sans_io::indexed_reader::{IndexedReadEvent, IndexedReader, IndexedReaderOptions};
 use ::mcap::sans_io::summary_reader::{SummaryReadEvent, SummaryReader, SummaryReaderOptions};
-use ::mcap::sans_io::{
-    LinearReadEvent, LinearReader, LinearReaderOptions, MessageReadEvent, MessageReader,
-};
 use ::mcap::{Channel, MAGIC, McapError, Summary};
 use bytes::Bytes;
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{Read, Seek};
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -368,36 +368,33 @@ impl Recording {
                 }
             }
             None => {
-                let mut reader = MessageReader::new_with_options(linear_options());
                 let mut file = &self.file;
                 file.rewind().map_err(|err| self.read_error(err))?;
-                let mut at = 0;
-                while let Some(event) = reader.next_event() {
-                    match event.map_err(|err| corrupt(err, format!(" before byte {at}")))? {
-                        MessageReadEvent::ReadRequest(need) => {
-                            let n =
-                                file.read(reader.insert(need)).map_err(|e| self.read_error(e))?;
-                            reader.notify_read(n);
-                            at += n;
-                        }
-                        MessageReadEvent::Message(message) => {
-                            let header = MessageHeader {
-                                channel_id: message.channel.id,
-                                sequence: message.sequence,
-                                log_time: message.log_time,
-                                publish_time: message.publish_time,
-                            };
-                            if !emit(&header, &message.data) {
-                                return Ok(None);
-                            }
-                        }
+                let played = read_records(file, linear_options(), |record| {
+                    let Record::Message { header, data } = record else {
+                        return Ok(ControlFlow::Continue(()));
+                    };
+                    match emit(&header, &data) {
+                        true => Ok(ControlFlow::Continue(())),
+                        false => Err(ReceiverGone),
                     }
+                });
+                match played {
+                    Ok(()) => {}
+                    Err(ReadStop::Each(ReceiverGone)) => return Ok(None),
+                    Err(ReadStop::Input(err)) => return Err(self.read_error(err)),
+                    Err(err) => return Err(format!("{} is corrupt {err}", self.path.display())),
                 }
             }
         }
         Ok(Some(sent))
     }
 }
+
+/// The receiver of played samples is gone: playing stops.
+#[derive(Debug, thiserror::Error)]
+#[error("the receiver of played samples is gone")]
+struct ReceiverGone;
 
 impl Recording {
     /// The `length` bytes at `offset`, checked against the file's size first (a corrupt
@@ -467,35 +464,27 @@ fn linear_options() -> LinearReaderOptions {
 
 /// Every channel of a file without a usable summary, by reading it front to back: those
 /// defined before the first error, and that error.
-fn scan_channels(mut file: &File) -> (Vec<Arc<Channel<'static>>>, Option<McapError>) {
+fn scan_channels(mut file: &File) -> (Vec<Arc<Channel<'static>>>, Option<String>) {
     let mut channels = ChannelAccumulator::default();
     let mut ids = BTreeSet::new();
-    let mut reader = LinearReader::new_with_options(linear_options());
-    let mut scan = || -> Result<(), McapError> {
-        file.rewind()?;
-        while let Some(event) = reader.next_event() {
-            match event? {
-                LinearReadEvent::ReadRequest(need) => {
-                    let n = file.read(reader.insert(need))?;
-                    reader.notify_read(n);
+    let error = match file.rewind() {
+        Err(err) => Some(err.to_string()),
+        Ok(()) => read_records(file, linear_options(), |record| {
+            match record {
+                Record::Schema { header, data } => {
+                    channels.add_schema(header, data.into_owned().into())?
                 }
-                LinearReadEvent::Record { opcode, data } => {
-                    match crate::mcap_record::parse(opcode, data)? {
-                        Record::Schema { header, data } => {
-                            channels.add_schema(header, data.into_owned().into())?
-                        }
-                        Record::Channel(channel) => {
-                            ids.insert(channel.id);
-                            channels.add_channel(channel)?;
-                        }
-                        _ => {}
-                    }
+                Record::Channel(channel) => {
+                    ids.insert(channel.id);
+                    channels.add_channel(channel)?;
                 }
+                _ => {}
             }
-        }
-        Ok(())
+            Ok::<_, McapError>(ControlFlow::Continue(()))
+        })
+        .err()
+        .map(|err| err.to_string()),
     };
-    let error = scan().err();
     (ids.into_iter().filter_map(|id| channels.get(id)).collect(), error)
 }
 
