@@ -89,16 +89,34 @@ pub async fn connect(connection: Connection) -> Result<(Room, RoomEvents), RoomE
 /// How often the stats line is printed.
 const STATS_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The connection losses of a session and how long each took to reconnect, logged as they
-/// happen and listed in the summary.
+/// The connection losses of a session and how long each took to resume or reconnect, logged
+/// as they happen and listed in the summary.
 #[derive(Debug, Default)]
 pub struct Outages {
     lost_at: Option<Instant>,
+    /// How long each resumed session was away, in order.
+    pub resumed_after: Vec<Duration>,
     /// How long each reconnect took, in order; an outage still going on is not listed.
     pub reconnected_after: Vec<Duration>,
 }
 
 impl Outages {
+    /// Logs a lost signal connection, the session being resumed (starts the outage's clock).
+    pub fn resuming(&mut self, reason: &str) {
+        self.lost_at.get_or_insert_with(Instant::now);
+        tracing::warn!("signal connection lost ({reason}); resuming the session");
+    }
+
+    /// Logs the session resumed, with how long it was away.
+    pub fn resumed(&mut self) {
+        let took = self.lost_at.take().map(|at| at.elapsed()).unwrap_or_default();
+        self.resumed_after.push(took);
+        tracing::info!(
+            "session resumed after {:.1} s; tracks and subscriptions kept",
+            took.as_secs_f64()
+        );
+    }
+
     /// Logs a lost connection (only the first of an outage starts its clock).
     pub fn lost(&mut self, reason: &str) {
         self.lost_at.get_or_insert_with(Instant::now);
@@ -114,8 +132,10 @@ impl Outages {
 
     /// The outages so far, for a summary.
     pub fn report(&self) -> OutageReport {
+        let seconds = |list: &[Duration]| list.iter().map(Duration::as_secs_f64).collect();
         OutageReport {
-            reconnected_after_s: self.reconnected_after.iter().map(Duration::as_secs_f64).collect(),
+            resumed_after_s: seconds(&self.resumed_after),
+            reconnected_after_s: seconds(&self.reconnected_after),
             still_reconnecting_s: self.lost_at.map(|at| at.elapsed().as_secs_f64()),
         }
     }
@@ -124,6 +144,8 @@ impl Outages {
 /// The connection's outages, as a summary reports them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct OutageReport {
+    /// How long each resumed session was away, in seconds, in order.
+    pub resumed_after_s: Vec<f64>,
     /// How long each reconnect took, in seconds, in order.
     pub reconnected_after_s: Vec<f64>,
     /// How long the outage still going on at the end has lasted, in seconds.
@@ -134,17 +156,20 @@ impl OutageReport {
     /// One line for a summary, or `None` when the connection never dropped.
     pub fn line(&self) -> Option<String> {
         let ongoing = self.still_reconnecting_s;
-        if self.reconnected_after_s.is_empty() && ongoing.is_none() {
+        let ended = self.resumed_after_s.len() + self.reconnected_after_s.len();
+        if ended == 0 && ongoing.is_none() {
             return None;
         }
-        let took: Vec<String> =
-            self.reconnected_after_s.iter().map(|s| format!("{s:.1} s")).collect();
-        let mut line = format!(
-            "connection lost {} time(s)",
-            self.reconnected_after_s.len() + usize::from(ongoing.is_some())
-        );
-        if !took.is_empty() {
-            line.push_str(&format!(", reconnected after {}", took.join(", ")));
+        let mut line =
+            format!("connection lost {} time(s)", ended + usize::from(ongoing.is_some()));
+        let seconds = |list: &[f64]| -> String {
+            list.iter().map(|s| format!("{s:.1} s")).collect::<Vec<_>>().join(", ")
+        };
+        if !self.resumed_after_s.is_empty() {
+            line.push_str(&format!(", resumed after {}", seconds(&self.resumed_after_s)));
+        }
+        if !self.reconnected_after_s.is_empty() {
+            line.push_str(&format!(", reconnected after {}", seconds(&self.reconnected_after_s)));
         }
         if let Some(ongoing) = ongoing {
             line.push_str(&format!(", still reconnecting after {ongoing:.1} s"));
@@ -297,6 +322,8 @@ pub async fn publish(
                 last = now;
             }
             event = events.recv() => match event {
+                Some(RoomEvent::Resuming { reason }) => outages.resuming(&reason),
+                Some(RoomEvent::Resumed) => outages.resumed(),
                 Some(RoomEvent::Reconnecting { reason }) => outages.lost(&reason),
                 Some(RoomEvent::Reconnected) => outages.reconnected("tracks published again"),
                 Some(RoomEvent::Disconnected { reason }) => {

@@ -6,7 +6,7 @@
 //! through a bounded queue: when the disk is slower than the network, frames are dropped and
 //! counted instead of piling up in memory.
 
-use crate::config::{Loaded, RecordConfig};
+use crate::config::{Connection, Loaded, RecordConfig};
 use crate::daemon::{self, DaemonError};
 use crate::livekit::{
     DataTrackSubscribeOptions, RemoteDataTrack, Room, RoomEvent, RoomEvents, TimestampUnit,
@@ -86,7 +86,12 @@ pub struct RecordReport {
 
 /// Records the room in the configuration until `stop` becomes true.
 pub async fn run(loaded: Loaded, stop: watch::Receiver<bool>) -> Result<RecordReport, DaemonError> {
-    let connection = loaded.config.livekit.connection("operator").map_err(DaemonError::Connect)?;
+    let mut connection =
+        loaded.config.livekit.connection("operator").map_err(DaemonError::Connect)?;
+    if let Connection::Server(options) = &mut connection {
+        // A subscriber gets frames again sooner from a new session (`resume_session`).
+        options.resume_session = false;
+    }
     // Checked before connecting; the names are the server's, whatever the credentials say (a
     // ready token carries its own room and identity).
     let mut recorder = recorder_config(&loaded)?;
@@ -189,6 +194,8 @@ pub async fn record(
                         latencies.clone(),
                     ));
                 }
+                Some(RoomEvent::Resuming { reason }) => outages.resuming(&reason),
+                Some(RoomEvent::Resumed) => outages.resumed(),
                 Some(RoomEvent::Reconnecting { reason }) => outages.lost(&reason),
                 Some(RoomEvent::Reconnected) => outages.reconnected("subscriptions renewed"),
                 Some(RoomEvent::Disconnected { reason }) => {

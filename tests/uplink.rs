@@ -8,7 +8,10 @@
 mod common;
 
 use common::link::{EmulatedLink, Side};
-use common::process::{Process, RunSummary, recorded_file, run_summary, write_operator_config};
+use common::process::{
+    Outages, Process, RunSummary, outages, recorded_file, run_summary, summary_json,
+    write_operator_config,
+};
 use common::readers::channel_count;
 use common::server::{TempDir, TestServer};
 use std::collections::BTreeMap;
@@ -132,8 +135,10 @@ impl Setup {
             Side::Server => Side::Robot,
             Side::Robot => Side::Server,
         };
+        let summary = dir.0.join("record-summary.json");
+        let args = ["record", "--summary-json", summary.to_str().unwrap()];
         let record =
-            Process::spawn_in(Some(link.namespace(operator_side)), &["record"], &operator, &server);
+            Process::spawn_in(Some(link.namespace(operator_side)), &args, &operator, &server);
         let joined = record.wait_for("joined room", 1, Duration::from_secs(60));
         assert!(joined, "record never joined:\n{}", record.log());
         let robot = dir.0.join("robot.toml");
@@ -157,14 +162,16 @@ impl Setup {
         }
     }
 
-    /// Stops the robot, then the recorder; returns run's log, record's log and the recording,
-    /// having checked that it holds one channel per topic.
-    fn finish(self) -> (String, String, Received, RunSummary) {
+    /// Stops the robot, then the recorder; returns run's log, record's log, the recording
+    /// (having checked that it holds one channel per topic), run's summary and record's
+    /// outages.
+    fn finish(self) -> (String, String, Received, RunSummary, Outages) {
         let (run_ok, run_log) = self.run.stop();
         assert!(run_ok, "run failed:\n{run_log}");
         let (record_ok, record_log) = self.record.stop();
         assert!(record_ok, "record failed:\n{record_log}");
         let summary = run_summary(&self.dir.0.join("run-summary.json"));
+        let record_outages = outages(&summary_json(&self.dir.0.join("record-summary.json")));
         // Offline from the public STUN servers livekit-server names by default, as many robots
         // are: that is a warning per server, never an error per connection.
         for log in [&run_log, &record_log] {
@@ -180,7 +187,7 @@ impl Setup {
             );
         }
         drop(self.link);
-        (run_log, record_log, recording, summary)
+        (run_log, record_log, recording, summary, record_outages)
     }
 }
 
@@ -207,7 +214,7 @@ fn under_lte_the_imu_arrives_whole_and_prompt_beside_an_overloading_camera() {
     let (delay_ms, loss) = uplink(&setup.link);
     setup.wait_flowing();
     std::thread::sleep(Duration::from_secs(10));
-    let (run_log, record_log, recording, summary) = setup.finish();
+    let (run_log, record_log, recording, summary, _) = setup.finish();
 
     let sent = summary.topics[IMU].frames;
     let imu = &recording[IMU];
@@ -271,7 +278,7 @@ fn a_link_that_drops_to_2_mbit_for_10_s_keeps_high_priority_tracks_and_recovers(
     let restored_at = unix_ns();
     setup.link.control("rate up 8mbit");
     std::thread::sleep(Duration::from_secs(8));
-    let (run_log, _, recording, summary) = setup.finish();
+    let (run_log, _, recording, summary, _) = setup.finish();
 
     // The IMU never stops: of the samples it took in each second of the slow link, most
     // arrive (the link's own queue drops a few when the rate falls), and arrivals never pause
@@ -323,19 +330,27 @@ fn a_link_that_drops_to_2_mbit_for_10_s_keeps_high_priority_tracks_and_recovers(
     }
 }
 
-/// A cut this short costs no connection: SCTP retransmits for about 8 s, and ICE and the
-/// signal connection's pings wait longer (docs/transport.md, "Link cuts").
-const CUT_SURVIVED_S: u64 = 2;
 /// How soon after the link returns every track must be recorded again: the 2 s, with
 /// room for a loaded 2-core machine (BENCHMARKS.md has the measured times).
 const FLOWING_AGAIN_WITHIN: Duration = Duration::from_secs(6);
 
+/// What a cut of the link costs the side behind it (docs/transport.md, "Link cuts").
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cost {
+    /// Nothing: SCTP retransmits, and the signal's pings wait 15 s.
+    Nothing,
+    /// The signal's ping timed out, and the session is resumed: nothing republished (the
+    /// robot's; the recorder joins again instead).
+    AResume,
+    /// The server gave up on the participant: a new session.
+    AReconnect,
+}
+
 /// The robot streams through a lossless `lte` link (the recorder on `operator_side` of it),
-/// the link is cut both ways for `seconds` and restored. Whoever sits behind the link keeps
-/// its connection through a short cut and reconnects after a long one, the other side never
-/// notices, and every track is recorded again soon after the link returns, on the channel it
-/// had before.
-fn a_link_cut(test: &str, operator_side: Side, seconds: u64) {
+/// the link is cut both ways for `seconds` and restored. Whoever sits behind the link pays
+/// `cost`, the other side never notices, and every track is recorded again soon after the
+/// link returns, on the channel it had before.
+fn a_link_cut(test: &str, operator_side: Side, seconds: u64, cost: Cost) {
     let args = ["--profile", "lte", "--loss", "0"];
     let Some(mut setup) = Setup::start_with_operator(test, &args, operator_side) else { return };
     setup.wait_flowing();
@@ -344,57 +359,85 @@ fn a_link_cut(test: &str, operator_side: Side, seconds: u64) {
     std::thread::sleep(Duration::from_secs(seconds));
     setup.link.control("restore");
     let restored_at = unix_ns();
-    let reconnects = seconds > CUT_SURVIVED_S;
-    if reconnects {
-        let behind = if operator_side == Side::Robot { &setup.record } else { &setup.run };
-        let back = behind.wait_for("reconnected after", 1, Duration::from_secs(60));
-        assert!(back, "never reconnected:\n{}", behind.log());
+    let behind = if operator_side == Side::Robot { &setup.record } else { &setup.run };
+    let back = match cost {
+        Cost::Nothing => None,
+        Cost::AResume => Some("resumed after"),
+        Cost::AReconnect => Some("reconnected after"),
+    };
+    if let Some(back) = back {
+        let came_back = behind.wait_for(back, 1, Duration::from_secs(60));
+        assert!(came_back, "never {back}:\n{}", behind.log());
     }
     // Time for every track to flow again, the cameras' too.
     std::thread::sleep(Duration::from_secs(8));
-    let (run_log, record_log, recording, summary) = setup.finish();
+    let (run_log, record_log, recording, summary, record_outages) = setup.finish();
 
-    let (behind, beside) = match operator_side {
-        Side::Robot => (&record_log, &run_log),
-        Side::Server => (&run_log, &record_log),
+    let ((behind, behind_log), beside) = match operator_side {
+        Side::Robot => ((record_outages, &record_log), summary.outages),
+        Side::Server => ((summary.outages, &run_log), record_outages),
     };
-    assert!(!beside.contains("connection lost"), "its link was fine:\n{beside}");
-    if reconnects {
-        assert!(behind.contains("connection lost 1 time(s), reconnected after"), "{behind}");
-    } else {
-        assert!(
-            !behind.contains("connection lost"),
-            "a {seconds} s cut cost a connection:\n{behind}"
-        );
-    }
+    assert_eq!(beside, Outages::default(), "its link was fine");
+    let expected = Outages {
+        resumed: usize::from(cost == Cost::AResume),
+        reconnected: usize::from(cost == Cost::AReconnect),
+        ongoing: false,
+    };
+    assert_eq!(behind, expected, "a {seconds} s cut:\n{behind_log}");
     for (topic, messages) in &recording {
         let first = messages.iter().map(|(log, _)| *log).filter(|log| *log >= restored_at).min();
-        let first = first.unwrap_or_else(|| panic!("{topic}: nothing after the link came back"));
+        let first = first.unwrap_or_else(|| {
+            panic!("{topic}: nothing after the link came back; behind it:\n{behind_log}")
+        });
         let after = Duration::from_nanos(first - restored_at);
         eprintln!("{topic}: first frame {after:?} after the link came back");
-        assert!(after < FLOWING_AGAIN_WITHIN, "{topic}: first frame {after:?} after the cut");
+        assert!(
+            after < FLOWING_AGAIN_WITHIN,
+            "{topic}: first frame {after:?} after the cut; behind it:\n{behind_log}"
+        );
         // Nothing claims more than arrived.
         let sent = summary.topics[topic].frames;
         assert!(messages.len() as u64 <= sent, "{topic}: {} recorded, {sent} sent", messages.len());
     }
 }
 
+/// Longer than the signal's ping timeout (15 s since the last pong), shorter than
+/// livekit-server's patience with a silent participant (about 20 s).
+const CUT_RESUMED_S: u64 = 16;
+
 #[test]
 fn a_robot_link_cut_for_2_s_costs_no_connection() {
-    a_link_cut("a_robot_link_cut_for_2_s_costs_no_connection", Side::Server, CUT_SURVIVED_S);
+    let test = "a_robot_link_cut_for_2_s_costs_no_connection";
+    a_link_cut(test, Side::Server, 2, Cost::Nothing);
+}
+
+#[test]
+fn a_robot_link_cut_for_16_s_resumes_the_session() {
+    let test = "a_robot_link_cut_for_16_s_resumes_the_session";
+    a_link_cut(test, Side::Server, CUT_RESUMED_S, Cost::AResume);
 }
 
 #[test]
 fn a_robot_link_cut_for_30_s_reconnects_and_flows_again_at_once() {
-    a_link_cut("a_robot_link_cut_for_30_s_reconnects_and_flows_again_at_once", Side::Server, 30);
+    let test = "a_robot_link_cut_for_30_s_reconnects_and_flows_again_at_once";
+    a_link_cut(test, Side::Server, 30, Cost::AReconnect);
 }
 
 #[test]
 fn an_operator_link_cut_for_2_s_costs_no_connection() {
-    a_link_cut("an_operator_link_cut_for_2_s_costs_no_connection", Side::Robot, CUT_SURVIVED_S);
+    let test = "an_operator_link_cut_for_2_s_costs_no_connection";
+    a_link_cut(test, Side::Robot, 2, Cost::Nothing);
+}
+
+#[test]
+fn an_operator_link_cut_for_16_s_reconnects_and_flows_again_at_once() {
+    // The recorder joins again rather than resume (`ConnectOptions::resume_session`).
+    let test = "an_operator_link_cut_for_16_s_reconnects_and_flows_again_at_once";
+    a_link_cut(test, Side::Robot, CUT_RESUMED_S, Cost::AReconnect);
 }
 
 #[test]
 fn an_operator_link_cut_for_30_s_reconnects_and_flows_again_at_once() {
-    a_link_cut("an_operator_link_cut_for_30_s_reconnects_and_flows_again_at_once", Side::Robot, 30);
+    let test = "an_operator_link_cut_for_30_s_reconnects_and_flows_again_at_once";
+    a_link_cut(test, Side::Robot, 30, Cost::AReconnect);
 }

@@ -409,6 +409,10 @@ impl Inbound {
                     }
                     _ = self.events.send(RoomEvent::Reconnecting { reason });
                 }
+                TransportEvent::Resuming(reason) => {
+                    _ = self.events.send(RoomEvent::Resuming { reason });
+                }
+                TransportEvent::Resumed => _ = self.events.send(RoomEvent::Resumed),
                 TransportEvent::Reconnected(join) => self.on_reconnected(*join),
                 TransportEvent::Closed(reason) => {
                     _ = self.events.send(RoomEvent::Disconnected { reason });

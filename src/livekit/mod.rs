@@ -57,6 +57,14 @@ pub enum RoomEvent {
         /// The track's name.
         name: String,
     },
+    /// The signal connection to the server was lost; the room is resuming its session.
+    /// Frames pushed meanwhile queue (and go stale after their deadline).
+    Resuming {
+        /// What was lost, in words.
+        reason: String,
+    },
+    /// The session was resumed: tracks and subscriptions were kept.
+    Resumed,
     /// The connection to the server was lost; the room is joining again. Frames pushed
     /// meanwhile are refused with `PushError::QueueFull`.
     Reconnecting {

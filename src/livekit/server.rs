@@ -57,6 +57,12 @@ const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
 /// against an unreachable host waits for its connect timeout.
 const RECONNECT_BACKOFF: (Duration, Duration) =
     (Duration::from_millis(250), Duration::from_millis(500));
+/// How long resuming a session whose signal connection dropped is tried before it is joined
+/// again in full. The signal's ping times out 10 to 15 s into a cut, and livekit-server gives
+/// up on a participant it has not heard from for about 20 s (it then refuses the resume:
+/// `StateMismatch`), so a resume is possible only within seconds of the loss; longer waits
+/// are for a server that is slow to answer, and a refusal ends them at once.
+const RESUME_WINDOW: Duration = Duration::from_secs(15);
 /// While the server does not answer at all (a cut link drops every packet), a fresh TCP
 /// connection is tried this often, each given this long: a join started during the cut would
 /// wait out its connect timeout and the kernel's growing SYN retries (1, 2, 4, 8 s) after the
@@ -79,6 +85,9 @@ pub(crate) struct ServerTransport {
 struct Session {
     signal: Arc<SignalClient>,
     pc: Pc,
+    negotiator: Arc<Negotiator>,
+    /// The peer connection's state, as it reports it.
+    pc_state: watch::Receiver<RTCPeerConnectionState>,
     tasks: Arc<Tasks>,
     forwarding: Arc<watch::Sender<bool>>,
     /// Becomes true when the server closes the signal connection.
@@ -128,6 +137,9 @@ type Losses = mpsc::UnboundedReceiver<Loss>;
 /// How a session ended.
 #[derive(Debug)]
 enum Loss {
+    /// The signal connection dropped (its ping timed out, or it closed) while the peer
+    /// connection may still be up: resuming the session may work.
+    Signal(String),
     /// The connection dropped; joining again may work.
     Recoverable(String),
     /// The server ended the session for good (participant removed, room closed).
@@ -191,13 +203,24 @@ async fn supervise(
             return;
         }
         let reason = match loss {
-            Loss::Recoverable(reason) => reason,
+            Loss::Signal(reason) if options.resume_session => {
+                let session = strong.session();
+                let closing = strong.closing.subscribe();
+                drop(strong);
+                match resume(&session, &options, &io, &reason, closing).await {
+                    Resumed::Yes => continue,
+                    Resumed::Closing => return,
+                    Resumed::No(why) => format!("{reason}; resuming failed: {why}"),
+                }
+            }
+            Loss::Signal(reason) | Loss::Recoverable(reason) => reason,
             Loss::Final(reason) => {
                 strong.session().close().await;
                 _ = io.events.send(TransportEvent::Closed(reason)).await;
                 return;
             }
         };
+        let Some(strong) = transport.upgrade() else { return };
         let mut closing = strong.closing.subscribe();
         strong.session().close().await;
         drop(strong);
@@ -252,6 +275,93 @@ async fn supervise(
             return;
         }
         session.forward_signals();
+    }
+}
+
+/// What became of an attempt to resume a session.
+enum Resumed {
+    /// The session goes on: same participant, same tracks and subscriptions.
+    Yes,
+    /// Not resumed, for this reason: the session must be joined again.
+    No(String),
+    /// The transport is closing.
+    Closing,
+}
+
+/// Resumes `session` after its signal connection was lost for `reason`: reopens the signal
+/// connection as the same participant (the server keeps its tracks and subscriptions), the
+/// peer connection untouched. Frames keep queueing meanwhile, and those that waited past
+/// their deadline go as stale. Attempts go on while the server stays unreachable, for at
+/// most [`RESUME_WINDOW`].
+async fn resume(
+    session: &Session,
+    options: &ConnectOptions,
+    io: &SessionIo,
+    reason: &str,
+    mut closing: watch::Receiver<bool>,
+) -> Resumed {
+    tracing::warn!("signal connection to {} lost ({reason}); resuming the session", options.url);
+    if io.events.send(TransportEvent::Resuming(reason.to_string())).await.is_err() {
+        return Resumed::Closing;
+    }
+    let lost_at = tokio::time::Instant::now();
+    let attempts = async {
+        let mut backoff = RECONNECT_BACKOFF.0;
+        loop {
+            reachable(options).await;
+            let restart = session.signal.restart(proto::ReconnectReason::RrSignalDisconnected);
+            let failure = match tokio::time::timeout(options.connect_timeout, restart).await {
+                Ok(Ok(_)) => return restart_ice(session, options.connect_timeout).await,
+                Ok(Err(err)) => err,
+                Err(_) => {
+                    tracing::info!("resuming: no answer within {:?}", options.connect_timeout);
+                    continue;
+                }
+            };
+            // A server that answers and refuses will not change its mind: join again.
+            if !matches!(failure, SignalError::Connection(_) | SignalError::Timeout(_)) {
+                return Err(signal_error(&options.url, failure).to_string());
+            }
+            tracing::info!("resuming failed: {failure}; retrying in {backoff:?}");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RECONNECT_BACKOFF.1);
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout(RESUME_WINDOW, attempts) => outcome,
+        _ = closing.wait_for(|closing| *closing) => return Resumed::Closing,
+    };
+    match outcome {
+        Ok(Ok(())) => {
+            session.signal.set_reconnected().await;
+            tracing::info!(
+                "resumed the session with {} after {:.1} s",
+                options.url,
+                lost_at.elapsed().as_secs_f64()
+            );
+            match io.events.send(TransportEvent::Resumed).await {
+                Ok(()) => Resumed::Yes,
+                Err(_) => Resumed::Closing,
+            }
+        }
+        Ok(Err(why)) => Resumed::No(why),
+        Err(_) => Resumed::No(format!("not resumed within {RESUME_WINDOW:?}")),
+    }
+}
+
+/// Restarts ICE on a resumed session's peer connection (the server no longer answers checks
+/// with the old credentials after a long silence) and waits up to `timeout` for it to be
+/// connected again. The DTLS and SCTP associations, and so the data channels, go on.
+async fn restart_ice(session: &Session, timeout: Duration) -> Result<(), String> {
+    let offer =
+        session.negotiator.offer(true).await.map_err(|err| format!("ICE restart: {err}"))?;
+    session.signal.send(Request::Offer(offer)).await;
+    let mut state = session.pc_state.clone();
+    let connected = state.wait_for(|state| *state == RTCPeerConnectionState::Connected);
+    match tokio::time::timeout(timeout, connected).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err("the peer connection closed".into()),
+        Err(_) => Err(format!("the peer connection did not connect again within {timeout:?}")),
     }
 }
 
@@ -414,6 +524,7 @@ async fn open_session(
     let (open_tx, mut open_rx) = watch::channel(false);
     let (forwarding, forwarding_rx) = watch::channel(false);
     let (signal_closed_tx, signal_closed) = watch::channel(false);
+    let (pc_state_tx, pc_state) = watch::channel(RTCPeerConnectionState::New);
     let negotiator = Arc::new(Negotiator { pc: pc.clone(), pending: Mutex::new(Some(vec![])) });
     let (room_messages_tx, room_messages_rx) = mpsc::unbounded_channel();
     let tasks = vec![
@@ -426,7 +537,7 @@ async fn open_session(
             lost.clone(),
         )),
         tokio::spawn(forward_room_messages(room_messages_rx, forwarding_rx, io.events.clone())),
-        tokio::spawn(run_pc_events(pc_events_rx, signal.clone(), lost.clone())),
+        tokio::spawn(run_pc_events(pc_events_rx, signal.clone(), pc_state_tx, lost.clone())),
         tokio::spawn(drain_channel(reliable)),
         tokio::spawn(drain_channel(lossy)),
         tokio::spawn(receive_packets(data_track.clone(), io.clone(), open_tx, lost)),
@@ -434,12 +545,14 @@ async fn open_session(
     let session = Session {
         signal: signal.clone(),
         pc,
+        negotiator: negotiator.clone(),
+        pc_state,
         tasks: Arc::new(Tasks(std::sync::Mutex::new(tasks))),
         forwarding: Arc::new(forwarding),
         signal_closed,
     };
 
-    let offer = match negotiator.offer().await {
+    let offer = match negotiator.offer(false).await {
         Ok(offer) => offer,
         Err(err) => {
             session.close().await;
@@ -511,9 +624,15 @@ struct Negotiator {
 
 impl Negotiator {
     /// Creates the offer and waits (briefly) for the local candidates to be in it, so the
-    /// server can start connectivity checks without waiting for trickled ones.
-    async fn offer(&self) -> webrtc::error::Result<proto::SessionDescription> {
-        let offer = self.pc.create_offer(None).await?;
+    /// server can start connectivity checks without waiting for trickled ones. With
+    /// `ice_restart`, the offer has new ICE credentials, and the server's candidates wait
+    /// for its answer.
+    async fn offer(&self, ice_restart: bool) -> webrtc::error::Result<proto::SessionDescription> {
+        if ice_restart {
+            self.pending.lock().await.get_or_insert_with(Vec::new);
+        }
+        let options = rtc::peer_connection::configuration::RTCOfferOptions { ice_restart };
+        let offer = self.pc.create_offer(Some(options)).await?;
         self.pc.set_local_description(offer).await?;
         let deadline = tokio::time::Instant::now() + GATHER_TIMEOUT;
         while tokio::time::Instant::now() < deadline {
@@ -583,10 +702,12 @@ async fn run_signal(
             SignalEvent::Message(message) => message,
             SignalEvent::Close(reason) => {
                 closed.send_replace(true);
-                _ = lost.send(Loss::Recoverable(format!("signal connection lost: {reason}")));
-                return;
+                _ = lost.send(Loss::Signal(format!("signal connection lost: {reason}")));
+                // A resumed signal connection's messages arrive on the same stream.
+                continue;
             }
         };
+        closed.send_if_modified(|closed| std::mem::replace(closed, false));
         if let Response::Leave(leave) = message.as_ref() {
             // The server ends the session; reconnect unless it says not to.
             let reason = format!(
@@ -672,6 +793,7 @@ impl PeerConnectionEventHandler for PcEvents {
 async fn run_pc_events(
     mut pc_events: mpsc::UnboundedReceiver<PcEvent>,
     signal: Arc<SignalClient>,
+    pc_state: watch::Sender<RTCPeerConnectionState>,
     lost: mpsc::UnboundedSender<Loss>,
 ) {
     while let Some(event) = pc_events.recv().await {
@@ -691,10 +813,14 @@ async fn run_pc_events(
                 signal.send(Request::Trickle(trickle)).await;
             }
             PcEvent::State(RTCPeerConnectionState::Failed) => {
+                pc_state.send_replace(RTCPeerConnectionState::Failed);
                 _ = lost.send(Loss::Recoverable("the WebRTC connection failed".into()));
                 return;
             }
-            PcEvent::State(state) => tracing::debug!("peer connection {state}"),
+            PcEvent::State(state) => {
+                tracing::debug!("peer connection {state}");
+                pc_state.send_replace(state);
+            }
         }
     }
 }

@@ -18,6 +18,12 @@ pub(crate) enum TransportEvent {
     Signal(Box<proto::signal_response::Message>),
     /// A data track packet for one of this participant's subscriptions.
     Packet(Bytes),
+    /// The signal connection was lost; the transport is resuming the session. Tracks stay
+    /// published and frames keep queueing; `Resumed` or `Reconnecting` follows.
+    Resuming(String),
+    /// The session was resumed: the server kept this participant's tracks and
+    /// subscriptions.
+    Resumed,
     /// The connection was lost; the transport is joining again.
     Reconnecting(String),
     /// The transport joined again, as a new session: tracks must be published again and

@@ -120,8 +120,9 @@ pub(crate) fn seal(file: &File, registered: &Registered) -> io::Result<Sealed> {
                 let checked = crate::mcap_record::check_chunk_header(&prefix).is_ok();
                 match checked.then(|| parse::<records::ChunkHeader>(&prefix)).flatten() {
                     Some(header)
-                        if 40 + header.compression.len() as u64 + header.compressed_size
-                            == body_len =>
+                        if (40 + header.compression.len() as u64)
+                            .checked_add(header.compressed_size)
+                            == Some(body_len) =>
                     {
                         chunks.push(Chunk {
                             offset,

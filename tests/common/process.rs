@@ -115,6 +115,37 @@ pub struct RunSummary {
     pub elapsed_s: f64,
     /// Per source topic: frames sent, and frames dropped before sending.
     pub topics: BTreeMap<String, TopicSummary>,
+    /// Its connection's outages.
+    pub outages: Outages,
+}
+
+/// How often a process's connection was lost, as its summary (`--summary-json`) says.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outages {
+    /// Losses that ended in the session resumed.
+    pub resumed: usize,
+    /// Losses that ended in a new session.
+    pub reconnected: usize,
+    /// Whether a loss was still going on at the end.
+    pub ongoing: bool,
+}
+
+/// The outages a summary (of `run` or `record`) lists.
+pub fn outages(summary: &serde_json::Value) -> Outages {
+    let outages = &summary["outages"];
+    let count = |key: &str| outages[key].as_array().unwrap_or_else(|| panic!("{key}")).len();
+    Outages {
+        resumed: count("resumed_after_s"),
+        reconnected: count("reconnected_after_s"),
+        ongoing: !outages["still_reconnecting_s"].is_null(),
+    }
+}
+
+/// The JSON summary a process wrote to `path`; panics if there is none.
+pub fn summary_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|err| panic!("no summary at {}: {err}", path.display()));
+    serde_json::from_str(&text).expect("a JSON summary")
 }
 
 /// One track of a [`RunSummary`].
@@ -125,9 +156,7 @@ pub struct TopicSummary {
 
 /// The summary `dtbridge run` wrote to `path` (its `--summary-json`); panics if there is none.
 pub fn run_summary(path: &Path) -> RunSummary {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|err| panic!("no run summary at {}: {err}", path.display()));
-    let json: serde_json::Value = serde_json::from_str(&text).expect("a JSON summary");
+    let json = summary_json(path);
     let count = |track: &serde_json::Value, key: &str| track[key].as_u64().expect(key);
     let topics = json["tracks"]
         .as_array()
@@ -141,7 +170,11 @@ pub fn run_summary(path: &Path) -> RunSummary {
             )
         })
         .collect();
-    RunSummary { elapsed_s: json["elapsed_s"].as_f64().expect("elapsed_s"), topics }
+    RunSummary {
+        elapsed_s: json["elapsed_s"].as_f64().expect("elapsed_s"),
+        topics,
+        outages: outages(&json),
+    }
 }
 
 /// The only `.mcap` file in `dir`.

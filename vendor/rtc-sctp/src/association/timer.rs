@@ -3,9 +3,12 @@ use std::time::{Duration, Instant};
 pub(crate) const ACK_INTERVAL: u64 = 200;
 const MAX_INIT_RETRANS: usize = 8;
 const PATH_MAX_RETRANS: usize = 5;
-// dtbridge patch: dcSCTP's max_retransmissions; with an 800 ms RTO.max, 5 would give up on
-// the association after about 4 s without acknowledgements.
-const T3_RTX_MAX_RETRANS: usize = 10;
+// dtbridge patch: never give up on DATA. This crate's T3-rtx "failure" only stops the timer
+// and leaves the association open, so a link cut longer than the retries (8 s at an 800 ms
+// RTO.max, with 10) left every channel stalled for good with nothing reported; a session
+// resumed after the cut then carried nothing. A lost path is for ICE and the signal
+// connection to detect.
+const T3_RTX_MAX_RETRANS: usize = NO_MAX_RETRANS;
 const NO_MAX_RETRANS: usize = usize::MAX;
 const TIMER_COUNT: usize = 6;
 
