@@ -417,3 +417,23 @@ fn link_estimate(report: &LinkReport) -> String {
         link.bytes_in_flight / 1000
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outage_line_counts_resumes_and_reconnects() {
+        assert_eq!(OutageReport::default().line(), None);
+        let report = OutageReport {
+            resumed_after_s: vec![1.24],
+            reconnected_after_s: vec![2.0, 18.5],
+            still_reconnecting_s: Some(3.0),
+        };
+        assert_eq!(
+            report.line().unwrap(),
+            "connection lost 4 time(s), resumed after 1.2 s, reconnected after 2.0 s, 18.5 s, \
+             still reconnecting after 3.0 s"
+        );
+    }
+}
