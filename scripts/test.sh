@@ -6,10 +6,12 @@
 #
 # 1. Debian packages, only those missing (iproute2, util-linux, procps, python3-venv, ethtool
 #    for the link emulator; clang, libclang-dev and libpython3.11 for r2r).
-# 2. livekit-server (scripts/setup-livekit-server.sh, built from the Go module proxy) and the
-#    Python SDK venv (scripts/setup-python.sh), the ROS 2 wheels (scripts/setup-ros2.sh);
-#    exports DTBRIDGE_LIVEKIT_SERVER, DTBRIDGE_PYTHON and DTBRIDGE_ROS2_PYTHON (preset values
-#    are kept and their setup skipped); sources scripts/ros2-env.sh for r2r; librealsense from
+# 2. livekit-server (scripts/setup-livekit-server.sh, built from the Go module proxy), the
+#    Python SDK venv (scripts/setup-python.sh), the Node.js Foxglove WebSocket client
+#    (scripts/setup-node.sh, tests/peers/node with its npm packages), the ROS 2 wheels
+#    (scripts/setup-ros2.sh); exports DTBRIDGE_LIVEKIT_SERVER, DTBRIDGE_PYTHON,
+#    DTBRIDGE_FOXGLOVE_CLIENT and DTBRIDGE_ROS2_PYTHON (preset values are kept and their setup
+#    skipped); sources scripts/ros2-env.sh for r2r; librealsense from
 #    the pyrealsense2 wheel (scripts/setup-realsense.sh): PKG_CONFIG_PATH, LD_LIBRARY_PATH,
 #    DTBRIDGE_REALSENSE_PYTHON.
 # 3. cargo fmt --check, cargo clippy --all-targets -D warnings without and with the optional
@@ -116,6 +118,14 @@ fi
 [[ -x "$DTBRIDGE_PYTHON" ]] || die "no venv python at $DTBRIDGE_PYTHON"
 export DTBRIDGE_PYTHON
 log "$DTBRIDGE_PYTHON"
+
+step "Node Foxglove client (scripts/setup-node.sh)"
+if [[ -z "${DTBRIDGE_FOXGLOVE_CLIENT:-}" ]]; then
+  DTBRIDGE_FOXGLOVE_CLIENT="$(bash "$HERE/setup-node.sh" | tail -n1)"
+fi
+[[ -f "$DTBRIDGE_FOXGLOVE_CLIENT" ]] || die "no Foxglove client at $DTBRIDGE_FOXGLOVE_CLIENT"
+export DTBRIDGE_FOXGLOVE_CLIENT
+log "$DTBRIDGE_FOXGLOVE_CLIENT"
 
 step "ROS 2 (the PyPI wheels: rclpy peers, and the prefix r2r builds against)"
 export DTBRIDGE_BASE_PYTHON="$base_python"

@@ -41,11 +41,30 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// Record the room's data tracks to MCAP until SIGINT or SIGTERM.
+    /// Record the room's data tracks to MCAP until SIGINT or SIGTERM, with a live view for
+    /// Foxglove when the configuration has a `[view]` section or `--view` is given.
     Record {
-        /// The configuration file (its `[livekit]` and `[record]` sections).
+        /// The configuration file (its `[livekit]`, `[record]` and `[view]` sections).
         #[arg(short, long)]
         config: PathBuf,
+        /// Also write the closing summary to this file, as JSON.
+        #[arg(long, value_name = "FILE")]
+        summary_json: Option<PathBuf>,
+        /// Serve a live view (a Foxglove WebSocket server) on HOST:PORT (default: `[view]
+        /// address`, else 127.0.0.1:8765).
+        #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = "")]
+        view: Option<String>,
+    },
+    /// Serve the room's data tracks live to Foxglove (a Foxglove WebSocket server) until
+    /// SIGINT or SIGTERM, without recording; a track is received only while a Foxglove
+    /// client shows it.
+    View {
+        /// The configuration file (its `[livekit]`, `[record]` patterns and `[view]`).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Serve on HOST:PORT (default: `[view] address`, else 127.0.0.1:8765).
+        #[arg(long, value_name = "HOST:PORT")]
+        address: Option<String>,
         /// Also write the closing summary to this file, as JSON.
         #[arg(long, value_name = "FILE")]
         summary_json: Option<PathBuf>,
@@ -59,6 +78,10 @@ enum Command {
         /// The file to write.
         #[arg(long, default_value = "demo.mcap")]
         output: PathBuf,
+        /// Also serve a live view for Foxglove on HOST:PORT (default 127.0.0.1:8765) and keep
+        /// going until Ctrl-C instead of `--seconds`.
+        #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = dtbridge::view::DEFAULT_ADDRESS)]
+        view: Option<String>,
     },
     /// Rewrite an unfinished MCAP file (recorder killed, power lost) into a complete,
     /// indexed one.
@@ -177,10 +200,15 @@ pub fn main() -> ExitCode {
                 run(loaded_run.expect("loaded before the runtime"), summary_json.as_deref()).await
             }
             Command::Check { config } => check(&config),
-            Command::Record { config, summary_json } => {
-                record(&config, summary_json.as_deref()).await
+            Command::Record { config, summary_json, view } => {
+                record(&config, summary_json.as_deref(), view.as_deref()).await
             }
-            Command::Demo { seconds, output } => demo(seconds, &output).await,
+            Command::View { config, address, summary_json } => {
+                view(&config, address.as_deref(), summary_json.as_deref()).await
+            }
+            Command::Demo { seconds, output, view } => {
+                demo(seconds, &output, view.as_deref()).await
+            }
             Command::Repair { input, output } => repair(&input, output),
             Command::Bench(BenchCommand::Transport(args)) => bench_transport(args).await,
             Command::Bench(BenchCommand::Codec { runs }) => bench_codec(runs),
@@ -251,12 +279,26 @@ fn write_json(path: &std::path::Path, summary: &impl serde::Serialize) -> anyhow
         .map_err(|err| anyhow::anyhow!("cannot write the summary to {}: {err}", path.display()))
 }
 
+/// The live view's address: `--view`/`--address` when given with a value, else the
+/// configuration's `[view] address` when `[view]` is there or the flag was given, else none.
+fn view_address(loaded: &dtbridge::config::Loaded, flag: Option<&str>) -> Option<String> {
+    let configured = loaded.config.view.as_ref().map(|view| view.address.clone());
+    match flag {
+        Some("") | None => {
+            configured.or_else(|| flag.map(|_| dtbridge::view::DEFAULT_ADDRESS.to_string()))
+        }
+        Some(address) => Some(address.to_string()),
+    }
+}
+
 async fn record(
     config: &std::path::Path,
     summary_json: Option<&std::path::Path>,
+    view: Option<&str>,
 ) -> anyhow::Result<()> {
     let loaded = dtbridge::config::load(config).map_err(DaemonError::from)?;
-    let report = dtbridge::record::run(loaded, stop_on_signal()).await?;
+    let view = view_address(&loaded, view);
+    let report = dtbridge::record::run(loaded, view.as_deref(), stop_on_signal()).await?;
     for file in &report.summary.files {
         eprintln!(
             "wrote {}: {} messages, {:.1} MB ({:?})",
@@ -289,8 +331,37 @@ async fn record(
     Ok(())
 }
 
-async fn demo(seconds: Duration, output: &std::path::Path) -> anyhow::Result<()> {
-    println!("{}", crate::demo::run(seconds, output).await?);
+async fn view(
+    config: &std::path::Path,
+    address: Option<&str>,
+    summary_json: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let loaded = dtbridge::config::load(config).map_err(DaemonError::from)?;
+    let address = view_address(&loaded, Some(address.unwrap_or("")))
+        .unwrap_or_else(|| dtbridge::view::DEFAULT_ADDRESS.into());
+    let report = dtbridge::record::view(loaded, &address, stop_on_signal()).await?;
+    for channel in &report.channels {
+        eprintln!("  {:?}: {} frames", channel.topic, channel.frames);
+    }
+    if let Some(line) = report.outages.line() {
+        eprintln!("{line}");
+    }
+    if let Some(path) = summary_json {
+        write_json(path, &report)?;
+    }
+    Ok(())
+}
+
+async fn demo(
+    seconds: Duration,
+    output: &std::path::Path,
+    view: Option<&str>,
+) -> anyhow::Result<()> {
+    let until = match view {
+        Some(address) => crate::demo::Until::Stopped { view: address, stop: stop_on_signal() },
+        None => crate::demo::Until::Elapsed(seconds),
+    };
+    println!("{}", crate::demo::run(until, output).await?);
     Ok(())
 }
 

@@ -22,6 +22,27 @@ pub struct BridgeConfig {
     pub routes: Vec<RouteConfig>,
     /// The operator side: what `dtbridge record` records and where.
     pub record: RecordConfig,
+    /// The operator's live view (`dtbridge view`, and `dtbridge record` when present).
+    pub view: Option<ViewConfig>,
+}
+
+/// `[view]`: the live view, a Foxglove WebSocket server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewConfig {
+    /// `HOST:PORT` to serve on.
+    #[serde(default = "default_view_address")]
+    pub address: String,
+}
+
+impl Default for ViewConfig {
+    fn default() -> Self {
+        Self { address: default_view_address() }
+    }
+}
+
+fn default_view_address() -> String {
+    crate::view::DEFAULT_ADDRESS.into()
 }
 
 impl BridgeConfig {
@@ -132,6 +153,7 @@ struct RawConfig {
     routes: Vec<RouteConfig>,
     #[serde(default)]
     record: RecordConfig,
+    view: Option<ViewConfig>,
 }
 
 /// `[livekit]`.
@@ -359,8 +381,17 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
             })
         })
         .collect::<Result<_, _>>()?;
-    let config =
-        BridgeConfig { livekit: raw.livekit, sources, routes: raw.routes, record: raw.record };
+    if let Some(view) = &raw.view {
+        crate::view::parse_address(&view.address)
+            .map_err(|err| ConfigError::new(path, "view.address", err.to_string()))?;
+    }
+    let config = BridgeConfig {
+        livekit: raw.livekit,
+        sources,
+        routes: raw.routes,
+        record: raw.record,
+        view: raw.view,
+    };
     config.check_ros_domains().map_err(|(key, message)| ConfigError::new(path, key, message))?;
     Ok(Loaded { path: path.to_path_buf(), config })
 }

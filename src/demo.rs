@@ -42,8 +42,21 @@ jpeg_quality = 80
 topic = "/camera/camera/**"
 "#;
 
-/// Runs the demo for `seconds` and writes `output`.
-pub async fn run(seconds: Duration, output: &Path) -> Result<String, DaemonError> {
+/// How long the demo runs.
+pub enum Until<'a> {
+    /// This long.
+    Elapsed(Duration),
+    /// Until `stop`, serving a live view on `view` (`HOST:PORT`) meanwhile.
+    Stopped {
+        /// Where the live view listens.
+        view: &'a str,
+        /// Becomes true on Ctrl-C.
+        stop: tokio::sync::watch::Receiver<bool>,
+    },
+}
+
+/// Runs the demo and writes `output`.
+pub async fn run(until: Until<'_>, output: &Path) -> Result<String, DaemonError> {
     let directory = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = output.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
         DaemonError::Runtime(format!("'{}' is not a file name", output.display()))
@@ -64,16 +77,24 @@ pub async fn run(seconds: Duration, output: &Path) -> Result<String, DaemonError
     let hub = LoopbackHub::new("demo");
     let (operator, operator_events) = hub.join("operator").map_err(DaemonError::Connect)?;
     let (robot, robot_events) = hub.join("robot").map_err(DaemonError::Connect)?;
+    let view = match &until {
+        Until::Stopped { view, .. } => Some(record::start_view(&loaded, view).await?),
+        Until::Elapsed(_) => None,
+    };
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let recording = tokio::spawn(record::record(
         operator,
         operator_events,
         recorder,
         loaded.config.record.clone(),
+        view,
         stop.clone(),
     ));
     let publishing = tokio::spawn(daemon::publish(prepared, robot, robot_events, stop));
-    tokio::time::sleep(seconds).await;
+    match until {
+        Until::Elapsed(seconds) => tokio::time::sleep(seconds).await,
+        Until::Stopped { mut stop, .. } => dtbridge::util::stopped(&mut stop).await,
+    }
     stop_tx.send_replace(true);
     let joined = |err: tokio::task::JoinError| DaemonError::Runtime(err.to_string());
     let published = publishing.await.map_err(joined)??;

@@ -19,6 +19,7 @@ pub mod source;
 pub mod text;
 pub mod topic;
 pub mod util;
+pub mod view;
 
 /// Entry points for the fuzz targets under `fuzz/` into what is not public otherwise;
 /// `cargo fuzz` builds every crate with `--cfg fuzzing`.

@@ -4,7 +4,9 @@
 //!
 //! Receiving stays on the async runtime; the MCAP writer runs on a thread of its own, fed
 //! through a bounded queue: when the disk is slower than the network, frames are dropped and
-//! counted instead of piling up in memory.
+//! counted instead of piling up in memory. With a live view ([`crate::view`]) the same frames
+//! go to it too; `dtbridge view` serves the live view alone and subscribes to a track only
+//! while a Foxglove client watches it.
 
 use crate::config::{Connection, Loaded, RecordConfig};
 use crate::daemon::{self, DaemonError};
@@ -16,6 +18,7 @@ use crate::recorder::{
     Recorder, RecorderConfig, RecorderError, RecorderStats, RecordingSummary, TrackId, TrackMeta,
 };
 use crate::text::printable;
+use crate::view::{LiveView, ViewChannel};
 use futures::StreamExt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -84,22 +87,80 @@ pub struct RecordReport {
     pub outages: daemon::OutageReport,
 }
 
-/// Records the room in the configuration until `stop` becomes true.
-pub async fn run(loaded: Loaded, stop: watch::Receiver<bool>) -> Result<RecordReport, DaemonError> {
+/// Records the room in the configuration until `stop` becomes true, serving a live view on
+/// `view` (`HOST:PORT`) as well when given.
+pub async fn run(
+    loaded: Loaded,
+    view: Option<&str>,
+    stop: watch::Receiver<bool>,
+) -> Result<RecordReport, DaemonError> {
+    // Checked before connecting; the names are the server's, whatever the credentials say (a
+    // ready token carries its own room and identity).
+    let mut recorder = recorder_config(&loaded)?;
+    let view = match view {
+        Some(address) => Some(start_view(&loaded, address).await?),
+        None => None,
+    };
+    let (room, events) = join(&loaded).await?;
+    recorder.room = room.name().to_string();
+    recorder.identity = room.identity().to_string();
+    let report = record(room, events, recorder, loaded.config.record.clone(), view.clone(), stop);
+    let report = report.await;
+    if let Some(view) = view.and_then(Arc::into_inner) {
+        view.stop().await;
+    }
+    report
+}
+
+/// What a `dtbridge view` session reports at the end; `view --summary-json FILE` writes it.
+#[derive(Debug, serde::Serialize)]
+pub struct ViewReport {
+    /// Frames received per channel (a track nobody watched received none).
+    pub channels: Vec<crate::view::ChannelReport>,
+    /// Connection losses and how long each reconnect took.
+    pub outages: Outages,
+}
+
+/// Serves the live view of the room in the configuration on `address` until `stop` becomes
+/// true, without recording: a track is subscribed only while a Foxglove client watches it.
+pub async fn view(
+    loaded: Loaded,
+    address: &str,
+    stop: watch::Receiver<bool>,
+) -> Result<ViewReport, DaemonError> {
+    let view = start_view(&loaded, address).await?;
+    let (room, events) = join(&loaded).await?;
+    let outages = serve_view(room, events, loaded.config.record.clone(), view.clone(), stop).await;
+    let channels = view.report();
+    if let Some(view) = Arc::into_inner(view) {
+        view.stop().await;
+    }
+    Ok(ViewReport { channels, outages })
+}
+
+/// The live view on `address`, with the recorder's topic template.
+pub async fn start_view(loaded: &Loaded, address: &str) -> Result<Arc<LiveView>, DaemonError> {
+    let view = LiveView::start(address, &loaded.config.record.topic_template)
+        .await
+        .map_err(|err| DaemonError::Runtime(err.to_string()))?;
+    tracing::info!(
+        "live view on ws://{}: in Foxglove, Open connection, Foxglove WebSocket",
+        crate::view::with_port(address, view.port())
+    );
+    Ok(Arc::new(view))
+}
+
+/// Joins the room as the operator.
+async fn join(loaded: &Loaded) -> Result<(Room, RoomEvents), DaemonError> {
     let mut connection =
         loaded.config.livekit.connection("operator").map_err(DaemonError::Connect)?;
     if let Connection::Server(options) = &mut connection {
         // A subscriber gets frames again sooner from a new session (`resume_session`).
         options.resume_session = false;
     }
-    // Checked before connecting; the names are the server's, whatever the credentials say (a
-    // ready token carries its own room and identity).
-    let mut recorder = recorder_config(&loaded)?;
     let (room, events) = daemon::connect(connection).await.map_err(DaemonError::Connect)?;
     daemon::log_joined(&room);
-    recorder.room = room.name().to_string();
-    recorder.identity = room.identity().to_string();
-    record(room, events, recorder, loaded.config.record.clone(), stop).await
+    Ok((room, events))
 }
 
 /// The writer's configuration from `[record]`, checked; its room and identity are left empty
@@ -135,12 +196,13 @@ pub fn recorder_config(loaded: &Loaded) -> Result<RecorderConfig, DaemonError> {
     Ok(config)
 }
 
-/// Records `room` until `stop`, then finalizes the file and leaves.
+/// Records `room` until `stop`, then finalizes the file and leaves; frames go to `view` too.
 pub async fn record(
     room: Room,
     mut events: RoomEvents,
     recorder: RecorderConfig,
     patterns: RecordConfig,
+    view: Option<Arc<LiveView>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<RecordReport, DaemonError> {
     let recorder = Recorder::open(recorder).map_err(|err| DaemonError::Runtime(err.to_string()))?;
@@ -155,60 +217,34 @@ pub async fn record(
 
     let dropped_behind = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::new()));
-    // A reader ends when its track is unpublished; the set forgets it then.
-    let mut readers = tokio::task::JoinSet::new();
-    let mut tracks_over_limit = 0u64;
+    let mut room_tracks = RoomTracks::new(patterns.clone());
     let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
     progress.tick().await;
-    let mut outages = daemon::Outages::default();
     loop {
         tokio::select! {
             _ = crate::util::stopped(&mut stop) => break,
             _ = progress.tick() => {
                 eprintln!("{}", progress_line(&stats.borrow(), dropped_behind.load(Ordering::Relaxed)));
             }
-            event = events.recv() => match event {
-                Some(RoomEvent::TrackPublished(track)) => {
-                    if !wanted(&patterns, &track) {
-                        continue;
-                    }
-                    if readers.len() >= patterns.max_tracks {
-                        tracks_over_limit += 1;
-                        if crate::recorder::should_log(tracks_over_limit) {
-                            tracing::warn!(
-                                "track {:?} of {:?} not recorded: {} tracks are (record.max_tracks); \
-                                 {tracks_over_limit} left out so far",
-                                track.info().name(),
-                                track.publisher_identity(),
-                                patterns.max_tracks
-                            );
-                        }
-                        continue;
-                    }
-                    readers.spawn(read_track(
+            event = events.recv() => match room_tracks.on_event(event) {
+                Next::Track(track) => {
+                    room_tracks.readers.spawn(read_track(
                         room.clone(),
                         track,
                         patterns.buffer_frames,
                         queue.clone(),
+                        view.clone(),
                         dropped_behind.clone(),
                         latencies.clone(),
                     ));
                 }
-                Some(RoomEvent::Resuming { reason }) => outages.resuming(&reason),
-                Some(RoomEvent::Resumed) => outages.resumed(),
-                Some(RoomEvent::Reconnecting { reason }) => outages.lost(&reason),
-                Some(RoomEvent::Reconnected) => outages.reconnected("subscriptions renewed"),
-                Some(RoomEvent::Disconnected { reason }) => {
-                    tracing::error!("the room ended: {reason}; finishing the recording");
-                    break;
-                }
-                Some(RoomEvent::TrackUnpublished { .. }) => {}
-                None => break,
+                Next::Continue => continue,
+                Next::End => break,
             },
-            Some(_) = readers.join_next(), if !readers.is_empty() => {}
+            Some(_) = room_tracks.readers.join_next(), if !room_tracks.readers.is_empty() => {}
         }
     }
-    readers.abort_all();
+    room_tracks.readers.abort_all();
     drop(queue);
     let summary = tokio::task::spawn_blocking(move || writer.join())
         .await
@@ -224,10 +260,121 @@ pub async fn record(
     Ok(RecordReport {
         summary,
         dropped_behind: dropped_behind.load(Ordering::Relaxed),
-        tracks_over_limit,
+        tracks_over_limit: room_tracks.over_limit,
         latency_ms,
-        outages: outages.report(),
+        outages: room_tracks.outages.report(),
     })
+}
+
+/// Serves `room`'s tracks in `view` until `stop`: each track's channel is advertised at once,
+/// and the track subscribed while a client watches it.
+async fn serve_view(
+    room: Room,
+    mut events: RoomEvents,
+    patterns: RecordConfig,
+    view: Arc<LiveView>,
+    mut stop: watch::Receiver<bool>,
+) -> Outages {
+    let mut room_tracks = RoomTracks::new(patterns.clone());
+    loop {
+        tokio::select! {
+            _ = crate::util::stopped(&mut stop) => break,
+            event = events.recv() => match room_tracks.on_event(event) {
+                Next::Track(track) => {
+                    let buffer_frames = patterns.buffer_frames;
+                    room_tracks.readers.spawn(view_track(room.clone(), track, buffer_frames, view.clone()));
+                }
+                Next::Continue => continue,
+                Next::End => break,
+            },
+            Some(_) = room_tracks.readers.join_next(), if !room_tracks.readers.is_empty() => {}
+        }
+    }
+    room_tracks.readers.abort_all();
+    room.leave().await;
+    room_tracks.outages.report()
+}
+
+/// Connection losses, as a summary reports them.
+pub type Outages = daemon::OutageReport;
+
+/// The tracks of the room an operator takes: those the patterns match, up to `max_tracks`
+/// at once, each with a task of its own.
+struct RoomTracks {
+    patterns: RecordConfig,
+    /// One task per track taken; a task ends when its track is unpublished, and the set
+    /// forgets it then.
+    readers: tokio::task::JoinSet<()>,
+    /// Tracks left out because `max_tracks` were taken.
+    over_limit: u64,
+    outages: daemon::Outages,
+}
+
+/// What to do after a room event.
+enum Next {
+    /// Take this track.
+    Track(RemoteDataTrack),
+    Continue,
+    /// The room is gone.
+    End,
+}
+
+impl RoomTracks {
+    fn new(patterns: RecordConfig) -> Self {
+        Self {
+            patterns,
+            readers: tokio::task::JoinSet::new(),
+            over_limit: 0,
+            outages: daemon::Outages::default(),
+        }
+    }
+
+    fn on_event(&mut self, event: Option<RoomEvent>) -> Next {
+        match event {
+            Some(RoomEvent::TrackPublished(track)) => {
+                if !wanted(&self.patterns, &track) {
+                    return Next::Continue;
+                }
+                if self.readers.len() >= self.patterns.max_tracks {
+                    self.over_limit += 1;
+                    if crate::recorder::should_log(self.over_limit) {
+                        tracing::warn!(
+                            "track {:?} of {:?} left out: {} tracks are taken \
+                             (record.max_tracks); {} left out so far",
+                            printable(track.info().name()),
+                            printable(track.publisher_identity()),
+                            self.patterns.max_tracks,
+                            self.over_limit
+                        );
+                    }
+                    return Next::Continue;
+                }
+                Next::Track(track)
+            }
+            Some(RoomEvent::Resuming { reason }) => {
+                self.outages.resuming(&reason);
+                Next::Continue
+            }
+            Some(RoomEvent::Resumed) => {
+                self.outages.resumed();
+                Next::Continue
+            }
+            Some(RoomEvent::Reconnecting { reason }) => {
+                self.outages.lost(&reason);
+                Next::Continue
+            }
+            Some(RoomEvent::Reconnected) => {
+                self.outages.reconnected("subscriptions renewed");
+                Next::Continue
+            }
+            Some(RoomEvent::Disconnected { reason }) => {
+                tracing::error!("the room ended: {}", printable(&reason));
+                Next::End
+            }
+            Some(RoomEvent::TrackUnpublished { .. }) => Next::Continue,
+            None => Next::End,
+        }
+    }
 }
 
 fn wanted(patterns: &RecordConfig, track: &RemoteDataTrack) -> bool {
@@ -269,6 +416,7 @@ async fn read_track(
     track: RemoteDataTrack,
     buffer_frames: usize,
     queue: WriterQueue,
+    view: Option<Arc<LiveView>>,
     dropped_behind: Arc<AtomicU64>,
     latencies: Arc<Mutex<Vec<f64>>>,
 ) {
@@ -281,6 +429,7 @@ async fn read_track(
         }
     };
     let meta = track_meta(&room, &track).await;
+    let view = view.and_then(|view| view_channel(&view, &meta));
     let (reply, track_id) = oneshot::channel();
     if queue.commands.send(Command::Track(Box::new(meta), reply)).is_err() {
         return;
@@ -304,6 +453,9 @@ async fn read_track(
             }
         }
         let payload = frame.payload();
+        if let Some(view) = &view {
+            view.log(&payload, receive_ns);
+        }
         let len = payload.len();
         let command = Command::Frame { track: track_id, payload, receive_ns, publish_ns };
         match queue.try_send_frame(command, len) {
@@ -313,6 +465,70 @@ async fn read_track(
             }
             Err(false) => return,
         }
+    }
+}
+
+/// The track's channel in `view`; `None` (said once) when the view refuses it.
+fn view_channel(view: &LiveView, meta: &TrackMeta) -> Option<ViewChannel> {
+    view.add_track(meta).inspect_err(|err| tracing::warn!("live view: {}", printable(err))).ok()
+}
+
+/// How long a track stays subscribed after its last Foxglove client left: a client that
+/// switches layouts or reconnects gets frames at once.
+const VIEW_GRACE: Duration = Duration::from_secs(2);
+
+/// A track of `dtbridge view`: its channel advertised until the track is unpublished, the
+/// track subscribed while a client watches the channel (and [`VIEW_GRACE`] longer).
+async fn view_track(room: Room, track: RemoteDataTrack, buffer_frames: usize, view: Arc<LiveView>) {
+    let meta = track_meta(&room, &track).await;
+    let Some(channel) = view_channel(&view, &meta) else { return };
+    let mut watchers = channel.watchers();
+    loop {
+        tokio::select! {
+            watched = watchers.wait_for(|n| *n > 0) => if watched.is_err() { return },
+            _ = track.wait_for_unpublish() => return,
+        }
+        let options = DataTrackSubscribeOptions::default().with_buffer_size(buffer_frames);
+        let mut frames = match track.subscribe_with_options(options).await {
+            Ok(frames) => frames,
+            Err(err) => {
+                tracing::error!("cannot subscribe to '{}': {err}", printable(track.info().name()));
+                return;
+            }
+        };
+        tracing::info!("live view: {} subscribed", printable(channel.topic()));
+        let mut unwatched_since: Option<tokio::time::Instant> = None;
+        loop {
+            let grace_over = async {
+                match unwatched_since {
+                    Some(since) => tokio::time::sleep_until(since + VIEW_GRACE).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                frame = frames.next() => match frame {
+                    Some(frame) => channel.log(&frame.payload(), crate::util::now_ns()),
+                    None => return,
+                },
+                changed = watchers.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let watched = *watchers.borrow_and_update() > 0;
+                    unwatched_since = match watched {
+                        true => None,
+                        false => unwatched_since.or(Some(tokio::time::Instant::now())),
+                    };
+                }
+                _ = grace_over => break,
+            }
+        }
+        // Dropping the last stream unsubscribes on the server.
+        drop(frames);
+        tracing::info!(
+            "live view: {} unsubscribed (nobody watches it)",
+            printable(channel.topic())
+        );
     }
 }
 

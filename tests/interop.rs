@@ -439,6 +439,7 @@ async fn record_python_track(test: &str, unit: &str) {
         events,
         config,
         Default::default(),
+        None,
         stop,
     ));
 

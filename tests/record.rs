@@ -379,7 +379,7 @@ async fn tracks_beyond_max_tracks_are_counted_not_recorded() {
     let patterns = dtbridge::config::RecordConfig { max_tracks: 2, ..Default::default() };
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let recording =
-        tokio::spawn(dtbridge::record::record(operator, events, recorder, patterns, stop));
+        tokio::spawn(dtbridge::record::record(operator, events, recorder, patterns, None, stop));
     let (robot, _robot_events) = hub.join("robot").unwrap();
     let mut tracks = Vec::new();
     for i in 0..5 {

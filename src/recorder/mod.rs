@@ -31,10 +31,10 @@
 //!
 //! The calls block on file I/O: run the recorder on a blocking thread.
 
-mod encoding;
+pub(crate) mod encoding;
 mod file;
 mod gaps;
-mod naming;
+pub(crate) mod naming;
 mod protobuf;
 mod repair;
 pub(crate) mod seal;
@@ -48,7 +48,7 @@ use crate::codec::compress::zstd_decompress;
 use encoding::ChannelSpec;
 use file::McapFile;
 use gaps::GapCounter;
-use naming::{Template, sanitize_file_name, sanitize_topic, topic_segment, topic_with_suffix};
+use naming::{Template, sanitize_file_name, topic_with_suffix};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -65,7 +65,8 @@ pub const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
 pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 const FILE_FIELDS: &[&str] = &["date", "room", "identity", "index"];
-const TOPIC_FIELDS: &[&str] = &["track", "publisher"];
+/// The fields of a topic template.
+pub(crate) const TOPIC_FIELDS: &[&str] = &["track", "publisher"];
 
 /// Where and how to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -698,22 +699,10 @@ impl Recorder {
     /// The topic of track `index` and whether sanitizing changed it.
     fn topic_for(&self, index: usize) -> (String, bool) {
         let meta = &self.tracks[index].meta;
-        let publisher = topic_segment(&meta.publisher);
-        let mut raw = self.topic_template.render(|field| match field {
-            "track" => meta.track.clone(),
-            "publisher" => publisher.clone(),
-            _ => String::new(),
-        });
         let shared = self
             .tracks
             .iter()
             .any(|t| t.meta.track == meta.track && t.meta.publisher != meta.publisher);
-        if shared && !self.topic_template.uses("publisher") {
-            let sep = if raw.starts_with('/') { "" } else { "/" };
-            raw = format!("/{publisher}{sep}{raw}");
-        }
-        let topic = sanitize_topic(&raw);
-        let renamed = topic != raw;
-        (topic, renamed)
+        naming::track_topic(&self.topic_template, meta, shared)
     }
 }

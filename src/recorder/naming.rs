@@ -69,6 +69,26 @@ impl Template {
 /// A topic in ROS-like form: `/` separates segments, empty segments are dropped, `.` and
 /// `..` segments become `_`, control characters (NUL included) become `_`, at most
 /// [`MAX_TOPIC_CHARS`] characters, never empty. A leading `/` is kept.
+/// The topic of a track of `meta.publisher` under `template`, prefixed with `/<publisher>`
+/// when another publisher has a track of the same name (`shared`) and the template does not
+/// name the publisher; and whether sanitizing changed it. Every sink of the operator (the
+/// recorder, the live view) names its channels with it.
+pub fn track_topic(template: &Template, meta: &super::TrackMeta, shared: bool) -> (String, bool) {
+    let publisher = topic_segment(&meta.publisher);
+    let mut raw = template.render(|field| match field {
+        "track" => meta.track.clone(),
+        "publisher" => publisher.clone(),
+        _ => String::new(),
+    });
+    if shared && !template.uses("publisher") {
+        let sep = if raw.starts_with('/') { "" } else { "/" };
+        raw = format!("/{publisher}{sep}{raw}");
+    }
+    let topic = sanitize_topic(&raw);
+    let renamed = topic != raw;
+    (topic, renamed)
+}
+
 pub fn sanitize_topic(raw: &str) -> String {
     let cleaned: String = raw.chars().map(|c| if c.is_control() { '_' } else { c }).collect();
     let segments: Vec<&str> = cleaned
