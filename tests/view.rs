@@ -11,7 +11,7 @@ mod common;
 
 use common::process::{Process, recorded_file, summary_json, write_operator_config};
 use common::server::{TempDir, TestServer, skip, test_ip};
-use common::sha256;
+use common::{sha256, string_cdr};
 use dtbridge::codec::RosMessage;
 use dtbridge::codec::ros::{CompressedImage, Image};
 use serde_json::Value;
@@ -28,6 +28,9 @@ const DEPTH_INFO: &str = "/cam/depth/camera_info";
 const COLOR: &str = "/cam/color/image_raw";
 const IMU: &str = "/cam/imu";
 const WATCHED: [&str; 4] = [DEPTH, DEPTH_INFO, COLOR, IMU];
+/// Sent once, when the robot starts (an MCAP replay of one message).
+const DESCRIPTION: &str = "/robot_description";
+const DESCRIPTION_TEXT: &str = "<robot name=\"test\"/>";
 
 /// A small synthetic camera: depth zstd (decompressed by the view), color JPEG, IMU.
 const ROBOT: &str = r#"
@@ -57,6 +60,26 @@ image_format = "jpeg"
 [[routes]]
 topic = "/cam/**"
 "#;
+
+/// [`ROBOT`] with a source that sends [`DESCRIPTION`] once, from `description.mcap` in `dir`.
+fn robot_with_description(dir: &Path) -> String {
+    let file = std::fs::File::create(dir.join("description.mcap")).unwrap();
+    let mut writer = mcap::Writer::new(std::io::BufWriter::new(file)).unwrap();
+    let schema = writer.add_schema("std_msgs/msg/String", "ros2msg", b"string data").unwrap();
+    let channel = writer.add_channel(schema, DESCRIPTION, "cdr", &BTreeMap::new()).unwrap();
+    let header = mcap::records::MessageHeader {
+        channel_id: channel,
+        sequence: 0,
+        log_time: 1,
+        publish_time: 1,
+    };
+    writer.write_to_known_channel(&header, &string_cdr(DESCRIPTION_TEXT)).unwrap();
+    writer.finish().unwrap();
+    format!(
+        "{ROBOT}\n[[sources]]\ntype = \"mcap\"\nname = \"description\"\npath = \"description.mcap\"\n\n\
+         [[routes]]\ntopic = \"{DESCRIPTION}\"\n"
+    )
+}
 
 /// The Foxglove client script, or `None` after a loud skip (a failure in CI).
 fn foxglove_client(test: &str) -> Option<PathBuf> {
@@ -213,7 +236,7 @@ fn a_foxglove_client_sees_what_the_robot_sent_while_it_is_recorded() {
     // A client that stops reading after a few messages must slow down nobody.
     let stalled = Client::start(&script, &address, &WATCHED, &["--stall-after", "5"]);
     let robot = dir.0.join("robot.toml");
-    std::fs::write(&robot, ROBOT).unwrap();
+    std::fs::write(&robot, robot_with_description(&dir.0)).unwrap();
     let run = Process::spawn(&["run"], &robot, &server);
 
     // Channels published after the client connected appear, and their messages flow.
@@ -224,6 +247,16 @@ fn a_foxglove_client_sees_what_the_robot_sent_while_it_is_recorded() {
     stalled.wait("the second client to stall", Duration::from_secs(60), |events| {
         of(events, "stalled").next().is_some()
     });
+    // The description was sent once, seconds ago: a client that comes now still gets it.
+    let late = Client::start(&script, &address, &[DESCRIPTION], &[]);
+    late.wait("the robot description", Duration::from_secs(60), |events| {
+        message_counts(events).contains_key(DESCRIPTION)
+    });
+    let late_events = late.stop();
+    let description: Vec<&Value> = of(&late_events, "message").collect();
+    assert_eq!(description.len(), 1, "{}", summary(&late_events));
+    assert_eq!(description[0]["sha256"], sha256(&string_cdr(DESCRIPTION_TEXT)));
+    assert_eq!(description[0]["decoded"]["data"], DESCRIPTION_TEXT);
     let (run_ok, run_log) = run.stop();
     assert!(run_ok, "{run_log}");
     // The robot left: its tracks are unpublished, and their channels go.
