@@ -15,11 +15,17 @@
 #                     link (lan, wifi, lte, satellite, congested, or all; default lte), next to
 #                     the official Python SDK publishing the same streams
 #                     (tests/peers/bench_link.py); needs root for the network namespaces
+#   view              the live view: the RealSense-like synthetic robot -> livekit-server ->
+#                     `dtbridge record --view` with 0 (the anchor), 1 and 4 Foxglove clients
+#                     (tests/peers/node/foxglove_client.mjs --no-decode), alternately: operator
+#                     CPU, frames delivered to the clients, their latency
+#                     (tests/peers/bench_view.py: [--runs N] [--seconds S] [--json FILE]);
+#                     livekit-server on 127.0.0.1, no network namespace
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}/target}"
-KIND="${1:?usage: bench.sh codec|recorder|transport|run|run-realsense|ros2|link [ARGS...]}"
+KIND="${1:?usage: bench.sh codec|recorder|transport|run|run-realsense|ros2|link|view [ARGS...]}"
 shift
 BIN="$CARGO_TARGET_DIR/release/dtbridge"
 
@@ -38,6 +44,15 @@ if [[ "$KIND" == link ]]; then
   DTBRIDGE_PYTHON="$("$HERE/setup-python.sh" | tail -n1)"
   exec "$DTBRIDGE_PYTHON" "$ROOT/tests/peers/bench_link.py" --dtbridge "$BIN" \
     --linkemu "$CARGO_TARGET_DIR/release/dtbridge-linkemu" --server "$LK_SERVER_BIN" "$@"
+fi
+
+if [[ "$KIND" == view ]]; then
+  (cd "$ROOT" && cargo build --release --bin dtbridge)
+  LK_SERVER_BIN="$("$HERE/setup-livekit-server.sh" | tail -n1)"
+  FOXGLOVE_CLIENT="$("$HERE/setup-node.sh" | tail -n1)"
+  DTBRIDGE_PYTHON="$("$HERE/setup-python.sh" | tail -n1)"
+  exec "$DTBRIDGE_PYTHON" "$ROOT/tests/peers/bench_view.py" --dtbridge "$BIN" --server "$LK_SERVER_BIN" \
+    --client "$FOXGLOVE_CLIENT" "$@"
 fi
 
 if [[ "${DTBRIDGE_IN_NETNS:-}" != 1 ]]; then

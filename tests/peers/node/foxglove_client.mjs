@@ -4,7 +4,7 @@
 // decoders (@foxglove/rosmsg + @foxglove/rosmsg2-serialization).
 //
 //   node foxglove_client.mjs --url ws://HOST:PORT [--subscribe TOPIC,TOPIC,...|*] [--seconds N]
-//                            [--stall-after N] [--garbage]
+//                            [--stall-after N] [--garbage] [--no-decode]
 //
 // stdout: one JSON object per line, nothing else (diagnostics go to stderr):
 //   {"event":"open","protocol":"foxglove.sdk.v1"}
@@ -13,7 +13,11 @@
 //   {"event":"advertise","id":N,"topic":..,"encoding":..,"schemaName":..,"schemaEncoding":..}
 //   {"event":"unadvertise","id":N,"topic":..}
 //   {"event":"message","topic":..,"log_time_ns":"<u64 as decimal string>","sha256":"<hex>",
-//    "decoded":{..}|null}
+//    "decoded":{..}|null,"recv_ns":"<decimal string>"}
+//   {"event":"message","topic":..,"log_time_ns":"..","recv_ns":"..","size":N}
+//                                                           (--no-decode: no CDR decoding and no
+//    hash, for benchmarks: scripts/bench.sh view)
+//   recv_ns: this client's wall clock (UNIX ns, sub-ms precision) when the message was received.
 //   {"event":"decode_error","topic":..,"error":"..","log_time_ns":..,"sha256":..} (instead of
 //    the "message" line when decoding fails)
 //   {"event":"stalled","messages":N}                        (--stall-after: reading stopped)
@@ -40,13 +44,21 @@ const SUBPROTOCOLS = [FoxgloveClient.SUPPORTED_SUBPROTOCOL, "foxglove.sdk.v1"];
 function usage(message) {
   process.stderr.write(
     `foxglove_client: ${message}\nusage: node foxglove_client.mjs --url ws://HOST:PORT ` +
-      "[--subscribe TOPIC,TOPIC,...|*] [--seconds N] [--stall-after N] [--garbage]\n",
+      "[--subscribe TOPIC,TOPIC,...|*] [--seconds N] [--stall-after N] [--garbage] " +
+      "[--no-decode]\n",
   );
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { url: null, subscribe: new Set(), seconds: 30, stallAfter: null, garbage: false };
+  const opts = {
+    url: null,
+    subscribe: new Set(),
+    seconds: 30,
+    stallAfter: null,
+    garbage: false,
+    decode: true,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? arg.split(/=(.*)/s) : [arg];
@@ -76,6 +88,9 @@ function parseArgs(argv) {
       case "--garbage":
         opts.garbage = true;
         break;
+      case "--no-decode":
+        opts.decode = false;
+        break;
       case "-h":
       case "--help":
         usage("help");
@@ -97,6 +112,12 @@ function emit(obj) {
 
 function diag(message) {
   process.stderr.write(`[foxglove_client] ${message}\n`);
+}
+
+// The wall clock now, UNIX ns as a BigInt: performance.timeOrigin (the wall clock when this
+// process started, with sub-ms precision) plus the monotonic time since; Date.now() only has ms.
+function wallClockNs() {
+  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 }
 
 function sha256Hex(bytes) {
@@ -238,9 +259,22 @@ client.on("unadvertise", (channelIds) => {
 
 client.on("message", ({ subscriptionId, timestamp, data }) => {
   if (stalled) return;
+  const recvNs = wallClockNs().toString();
   const channel = subscriptions.get(subscriptionId);
   if (!channel) {
     diag(`message for unknown subscription ${subscriptionId}`);
+    return;
+  }
+  if (!opts.decode) {
+    emit({
+      event: "message",
+      topic: channel.topic,
+      log_time_ns: timestamp.toString(),
+      recv_ns: recvNs,
+      size: data.byteLength,
+    });
+    messageCount++;
+    if (opts.stallAfter !== null && messageCount >= opts.stallAfter) stall();
     return;
   }
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -250,6 +284,7 @@ client.on("message", ({ subscriptionId, timestamp, data }) => {
     log_time_ns: timestamp.toString(),
     sha256: sha256Hex(bytes),
     decoded: null,
+    recv_ns: recvNs,
   };
   try {
     const reader = readerFor(channel);
