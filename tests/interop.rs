@@ -20,6 +20,7 @@ use common::{payload, push_with_retry, sha256, wait_track};
 use dtbridge::livekit::{DataTrackSubscribeOptions, PushError};
 use futures::StreamExt;
 use serde_json::Value;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -176,6 +177,31 @@ impl Peer {
     }
 
     /// Closes stdin and waits for the peer to exit on its own.
+    /// Waits for the peer to leave after it reported everything (its `done`): it must exit
+    /// cleanly, except for one crash of the official SDK's own: its native core (livekit-ffi)
+    /// sometimes panics in a callback that cannot unwind while disconnecting, which aborts the
+    /// process (seen in about one CI run in five, always after `done`). That is said loudly
+    /// and not counted against dtbridge; any other exit fails.
+    async fn expect_exit_after_done(&mut self) {
+        let status = self.wait_exit(Duration::from_secs(15)).await;
+        if status.success() {
+            return;
+        }
+        let sdk_abort = status.signal() == Some(libc::SIGABRT)
+            && self
+                .stderr_lines()
+                .iter()
+                .any(|l| l.contains("panic in a function that cannot unwind"));
+        if !sdk_abort {
+            self.fail(&format!("exited with {status}"));
+        }
+        eprintln!(
+            "*** {}: the Python SDK aborted while disconnecting, after reporting everything \
+             (its native core panicked in a callback that cannot unwind); not a dtbridge failure",
+            self.name
+        );
+    }
+
     async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         self.stdin.take();
         match tokio::time::timeout(within, self.child.wait()).await {
@@ -279,10 +305,7 @@ async fn rust_publisher_to_python_subscriber() {
     assert_eq!(done["received"], COUNT, "{done}");
     assert_eq!(done["valid"], COUNT, "{done}");
     assert!(done.get("error").is_none(), "{done}");
-    let status = py.wait_exit(Duration::from_secs(15)).await;
-    if !status.success() {
-        py.fail(&format!("exited with {status}"));
-    }
+    py.expect_exit_after_done().await;
 
     let stats = rust.transport_stats();
     eprintln!(
@@ -386,10 +409,7 @@ async fn python_publisher_to_rust_subscriber() {
     let done = py.expect("done", &["probe_sent"], Duration::from_secs(10)).await;
     assert_eq!(done["pushed"], COUNT, "{done}");
     py.send("quit").await;
-    let status = py.wait_exit(Duration::from_secs(15)).await;
-    if !status.success() {
-        py.fail(&format!("exited with {status} after quit"));
-    }
+    py.expect_exit_after_done().await;
 
     // Nothing beyond the 200 frames (a duplicate would show here).
     if let Ok(Some(extra)) = tokio::time::timeout(Duration::from_millis(300), stream.next()).await {
