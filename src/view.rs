@@ -91,7 +91,7 @@ struct Channels(Mutex<HashMap<ChannelId, ChannelState>>);
 
 struct ChannelState {
     channel: Arc<RawChannel>,
-    latest: Option<(Vec<u8>, u64)>,
+    latest: Option<(Arc<Vec<u8>>, u64)>,
     watchers: watch::Sender<usize>,
 }
 
@@ -262,8 +262,12 @@ impl ViewChannel {
             },
             false => payload.to_vec(),
         };
+        // Kept first: a client subscribing in between gets it (twice at worst), never misses it.
+        let message = Arc::new(message);
+        self.channels.with(self.channel.id(), |state| {
+            state.latest = Some((message.clone(), receive_ns));
+        });
         self.channel.log_with_meta(&message, PartialMetadata::with_log_time(receive_ns));
-        self.channels.with(self.channel.id(), |state| state.latest = Some((message, receive_ns)));
     }
 }
 
