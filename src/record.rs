@@ -11,8 +11,8 @@
 use crate::config::{Connection, Loaded, RecordConfig};
 use crate::daemon::{self, DaemonError};
 use crate::livekit::{
-    DataTrackSubscribeOptions, RemoteDataTrack, Room, RoomEvent, RoomEvents, TimestampUnit,
-    frame_encoding_name, schema_encoding_name, user_timestamp_ns,
+    DataTrackStream, DataTrackSubscribeOptions, RemoteDataTrack, Room, RoomEvent, RoomEvents,
+    TimestampUnit, frame_encoding_name, schema_encoding_name, user_timestamp_ns,
 };
 use crate::recorder::{
     Recorder, RecorderConfig, RecorderError, RecorderStats, RecordingSummary, TrackId, TrackMeta,
@@ -420,14 +420,7 @@ async fn read_track(
     dropped_behind: Arc<AtomicU64>,
     latencies: Arc<Mutex<Vec<f64>>>,
 ) {
-    let options = DataTrackSubscribeOptions::default().with_buffer_size(buffer_frames);
-    let mut frames = match track.subscribe_with_options(options).await {
-        Ok(frames) => frames,
-        Err(err) => {
-            tracing::error!("cannot subscribe to '{}': {err}", printable(track.info().name()));
-            return;
-        }
-    };
+    let Some(mut frames) = subscribe(&track, buffer_frames).await else { return };
     let meta = track_meta(&room, &track).await;
     let view = view.and_then(|view| view_channel(&view, &meta));
     let (reply, track_id) = oneshot::channel();
@@ -468,6 +461,18 @@ async fn read_track(
     }
 }
 
+/// A subscription to `track` buffering `buffer_frames`; `None` (logged) when refused.
+async fn subscribe(track: &RemoteDataTrack, buffer_frames: usize) -> Option<DataTrackStream> {
+    let options = DataTrackSubscribeOptions::default().with_buffer_size(buffer_frames);
+    track
+        .subscribe_with_options(options)
+        .await
+        .inspect_err(|err| {
+            tracing::error!("cannot subscribe to '{}': {err}", printable(track.info().name()))
+        })
+        .ok()
+}
+
 /// The track's channel in `view`; `None` (said once) when the view refuses it.
 fn view_channel(view: &LiveView, meta: &TrackMeta) -> Option<ViewChannel> {
     view.add_track(meta).inspect_err(|err| tracing::warn!("live view: {}", printable(err))).ok()
@@ -488,14 +493,7 @@ async fn view_track(room: Room, track: RemoteDataTrack, buffer_frames: usize, vi
             watched = watchers.wait_for(|n| *n > 0) => if watched.is_err() { return },
             _ = track.wait_for_unpublish() => return,
         }
-        let options = DataTrackSubscribeOptions::default().with_buffer_size(buffer_frames);
-        let mut frames = match track.subscribe_with_options(options).await {
-            Ok(frames) => frames,
-            Err(err) => {
-                tracing::error!("cannot subscribe to '{}': {err}", printable(track.info().name()));
-                return;
-            }
-        };
+        let Some(mut frames) = subscribe(&track, buffer_frames).await else { return };
         tracing::info!("live view: {} subscribed", printable(channel.topic()));
         let mut unwatched_since: Option<tokio::time::Instant> = None;
         loop {
