@@ -325,10 +325,23 @@ async fn record(
     if let Some(line) = report.outages.line() {
         eprintln!("{line}");
     }
+    print_undecryptable(&report.undecryptable);
     if let Some(path) = summary_json {
         write_json(path, &report)?;
     }
     Ok(())
+}
+
+/// The frames a summary could not decrypt, one line per publisher and reason.
+fn print_undecryptable(undecryptable: &[dtbridge::livekit::Undecryptable]) {
+    for dropped in undecryptable {
+        eprintln!(
+            "frames from '{}' dropped, not decryptable ({:?}): {}",
+            dtbridge::text::printable(&dropped.publisher),
+            dropped.reason,
+            dropped.frames
+        );
+    }
 }
 
 async fn view(
@@ -346,6 +359,7 @@ async fn view(
     if let Some(line) = report.outages.line() {
         eprintln!("{line}");
     }
+    print_undecryptable(&report.undecryptable);
     if let Some(path) = summary_json {
         write_json(path, &report)?;
     }
@@ -412,10 +426,13 @@ fn check(config: &std::path::Path) -> anyhow::Result<()> {
 
 fn init_logging() {
     // The ICE gatherer logs an error per unresolvable STUN server and connection (an offline
-    // robot, livekit-server's default public STUN servers); the transport says it once.
+    // robot, livekit-server's default public STUN servers); the transport says it once. The
+    // data track core logs an error per frame it cannot decrypt (every frame, with a wrong
+    // key); the decryptor says it once per publisher and counts the rest.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "dtbridge=info,warn,webrtc::peer_connection::transport::stun_gatherer=off",
+            "dtbridge=info,warn,webrtc::peer_connection::transport::stun_gatherer=off,\
+             livekit_datatrack::remote::pipeline=off",
         )
     });
     // Colour codes only for a terminal: in files and journals they are noise.

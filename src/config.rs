@@ -2,13 +2,14 @@
 //! `config` crate into typed structs. Every error names the file and the key path; an unknown
 //! key suggests the closest known one. The reference is `docs/config.md`.
 
-use crate::livekit::{ConnectOptions, RoomError};
+use crate::livekit::{ConnectOptions, RoomError, SharedKeys};
 use crate::scheduler::Priority;
 use crate::source::{QosOverride, SourceConfig};
 use crate::text::with_suggestion;
 use crate::topic::{Pattern, Patterns};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The whole file.
@@ -174,6 +175,13 @@ pub struct LiveKitConfig {
     /// Cap on what `run` sends, all tracks together, in Mbit/s (data track packets, before
     /// SCTP, DTLS and UDP headers).
     pub max_bandwidth_mbps: Option<f64>,
+    /// File holding the room's shared end-to-end encryption key (one key per line, the first
+    /// line being key index 0); `DTBRIDGE_E2EE_KEY` holds the same text instead.
+    pub e2ee_key_file: Option<PathBuf>,
+    /// The keys of `e2ee_key_file` or `DTBRIDGE_E2EE_KEY`, read and derived when the file is
+    /// loaded.
+    #[serde(skip)]
+    pub e2ee: Option<Arc<SharedKeys>>,
 }
 
 /// Which room implementation to use.
@@ -197,6 +205,8 @@ pub enum Connection {
         room: String,
         /// Participant identity.
         identity: String,
+        /// End-to-end encryption keys.
+        e2ee: Option<Arc<SharedKeys>>,
     },
 }
 
@@ -211,7 +221,9 @@ impl LiveKitConfig {
         let room = self.room.clone().unwrap_or_else(|| "dtbridge".into());
         let identity = self.identity.clone().unwrap_or_else(|| default_identity.into());
         match self.backend.unwrap_or(Backend::Server) {
-            Backend::Loopback => Ok(Connection::Loopback { room, identity }),
+            Backend::Loopback => {
+                Ok(Connection::Loopback { room, identity, e2ee: self.e2ee.clone() })
+            }
             Backend::Server => {
                 let mut options =
                     ConnectOptions::from_env_with_url(self.url.clone(), &room, &identity)?;
@@ -221,6 +233,7 @@ impl LiveKitConfig {
                 {
                     options.connect_timeout = timeout;
                 }
+                options.e2ee = self.e2ee.clone();
                 Ok(Connection::Server(options))
             }
         }
@@ -385,15 +398,45 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         crate::view::parse_address(&view.address)
             .map_err(|err| ConfigError::new(path, "view.address", err.to_string()))?;
     }
-    let config = BridgeConfig {
-        livekit: raw.livekit,
-        sources,
-        routes: raw.routes,
-        record: raw.record,
-        view: raw.view,
-    };
+    let mut livekit = raw.livekit;
+    livekit.e2ee = e2ee_keys(&livekit, path)?;
+    let config =
+        BridgeConfig { livekit, sources, routes: raw.routes, record: raw.record, view: raw.view };
     config.check_ros_domains().map_err(|(key, message)| ConfigError::new(path, key, message))?;
     Ok(Loaded { path: path.to_path_buf(), config })
+}
+
+/// Environment variable holding the text of an end-to-end encryption key file, for a key
+/// that must not be written to disk (a container's secret).
+pub const ENV_E2EE_KEY: &str = "DTBRIDGE_E2EE_KEY";
+
+/// The shared keys from `livekit.e2ee_key_file` (relative to the configuration's directory)
+/// or [`ENV_E2EE_KEY`]; one place only, so that which key is used is never a guess.
+fn e2ee_keys(livekit: &LiveKitConfig, path: &Path) -> Result<Option<Arc<SharedKeys>>, ConfigError> {
+    let key = "livekit.e2ee_key_file";
+    let from_env = std::env::var_os(ENV_E2EE_KEY).filter(|value| !value.is_empty());
+    let text = match (&livekit.e2ee_key_file, from_env) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                path,
+                key,
+                format!("set either this or {ENV_E2EE_KEY}, not both"),
+            ));
+        }
+        (None, Some(value)) => std::os::unix::ffi::OsStringExt::into_vec(value),
+        (Some(file), None) => {
+            let file = path.parent().unwrap_or(Path::new(".")).join(file);
+            std::fs::read(&file).map_err(|err| {
+                ConfigError::new(path, key, format!("cannot read {}: {err}", file.display()))
+            })?
+        }
+    };
+    let keys = SharedKeys::parse(&text).map_err(|why| {
+        let key = if livekit.e2ee_key_file.is_some() { key } else { ENV_E2EE_KEY };
+        ConfigError::new(path, key, why)
+    })?;
+    Ok(Some(Arc::new(keys)))
 }
 
 /// The `DTBRIDGE_` variables that address a key in a table (`DTBRIDGE_LIVEKIT__ROOM`). Every
@@ -438,6 +481,29 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("sources[0].topics") && err.contains("'/a**'"), "{err}");
+    }
+
+    #[test]
+    fn the_e2ee_key_file_is_read_at_load_next_to_the_configuration() {
+        let dir = std::env::temp_dir().join(format!("dtbridge-e2ee-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("robot.toml");
+        let config = "[livekit]\nbackend = \"loopback\"\ne2ee_key_file = \"room.key\"\n";
+        let err = load_str(config, &path).unwrap_err().to_string();
+        assert!(err.contains("livekit.e2ee_key_file") && err.contains("room.key"), "{err}");
+        std::fs::write(dir.join("room.key"), "old\nnew\n").unwrap();
+        let loaded = load_str(config, &path).unwrap();
+        let keys = loaded.config.livekit.e2ee.clone().expect("keys");
+        assert_eq!(keys.current_index(), 1);
+        let Connection::Loopback { e2ee, .. } = loaded.config.livekit.connection("robot").unwrap()
+        else {
+            panic!("a loopback connection");
+        };
+        assert!(e2ee.is_some_and(|e2ee| Arc::ptr_eq(&e2ee, &keys)));
+        std::fs::write(dir.join("room.key"), "old\n\nnew\n").unwrap();
+        let err = load_str(config, &path).unwrap_err().to_string();
+        assert!(err.contains("livekit.e2ee_key_file") && err.contains("line 2 is empty"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[cfg(feature = "ros2")]

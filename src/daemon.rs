@@ -82,7 +82,9 @@ pub fn prepare_loaded(loaded: Loaded) -> Result<Prepared, DaemonError> {
 pub async fn connect(connection: Connection) -> Result<(Room, RoomEvents), RoomError> {
     match connection {
         Connection::Server(options) => Room::connect(options).await,
-        Connection::Loopback { room, identity } => LoopbackHub::new(room).join(&identity),
+        Connection::Loopback { room, identity, e2ee } => {
+            LoopbackHub::new(room).join_with(&identity, true, e2ee)
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::config::{Connection, Loaded, RecordConfig};
 use crate::daemon::{self, DaemonError};
 use crate::livekit::{
     DataTrackStream, DataTrackSubscribeOptions, RemoteDataTrack, Room, RoomEvent, RoomEvents,
-    TimestampUnit, frame_encoding_name, schema_encoding_name, user_timestamp_ns,
+    TimestampUnit, Undecryptable, frame_encoding_name, schema_encoding_name, user_timestamp_ns,
 };
 use crate::recorder::{
     Recorder, RecorderConfig, RecorderError, RecorderStats, RecordingSummary, TrackId, TrackMeta,
@@ -85,6 +85,8 @@ pub struct RecordReport {
     pub latency_ms: Option<(f64, f64)>,
     /// Connection losses and how long each reconnect took.
     pub outages: daemon::OutageReport,
+    /// Frames dropped because they could not be decrypted, by publisher and reason.
+    pub undecryptable: Vec<Undecryptable>,
 }
 
 /// Records the room in the configuration until `stop` becomes true, serving a live view on
@@ -119,6 +121,8 @@ pub struct ViewReport {
     pub channels: Vec<crate::view::ChannelReport>,
     /// Connection losses and how long each reconnect took.
     pub outages: Outages,
+    /// Frames dropped because they could not be decrypted, by publisher and reason.
+    pub undecryptable: Vec<Undecryptable>,
 }
 
 /// Serves the live view of the room in the configuration on `address` until `stop` becomes
@@ -130,12 +134,13 @@ pub async fn view(
 ) -> Result<ViewReport, DaemonError> {
     let view = start_view(&loaded, address).await?;
     let (room, events) = join(&loaded).await?;
-    let outages = serve_view(room, events, loaded.config.record.clone(), view.clone(), stop).await;
+    let (outages, undecryptable) =
+        serve_view(room, events, loaded.config.record.clone(), view.clone(), stop).await;
     let channels = view.report();
     if let Some(view) = Arc::into_inner(view) {
         view.stop().await;
     }
-    Ok(ViewReport { channels, outages })
+    Ok(ViewReport { channels, outages, undecryptable })
 }
 
 /// The live view on `address`, with the recorder's topic template.
@@ -252,6 +257,7 @@ pub async fn record(
         .map_err(|_| DaemonError::Runtime("the MCAP writer thread panicked".into()))?
         .map_err(|err| DaemonError::Runtime(err.to_string()))?;
     room.leave().await;
+    let undecryptable = room.undecryptable();
     let mut latencies = std::mem::take(&mut *crate::util::lock(&latencies));
     latencies.sort_by(f64::total_cmp);
     let latency_ms = (!latencies.is_empty()).then(|| {
@@ -263,18 +269,20 @@ pub async fn record(
         tracks_over_limit: room_tracks.over_limit,
         latency_ms,
         outages: room_tracks.outages.report(),
+        undecryptable,
     })
 }
 
 /// Serves `room`'s tracks in `view` until `stop`: each track's channel is advertised at once,
-/// and the track subscribed while a client watches it.
+/// and the track subscribed while a client watches it. Returns the connection losses and the
+/// frames that could not be decrypted.
 async fn serve_view(
     room: Room,
     mut events: RoomEvents,
     patterns: RecordConfig,
     view: Arc<LiveView>,
     mut stop: watch::Receiver<bool>,
-) -> Outages {
+) -> (Outages, Vec<Undecryptable>) {
     let mut room_tracks = RoomTracks::new(patterns.clone());
     loop {
         tokio::select! {
@@ -292,7 +300,7 @@ async fn serve_view(
     }
     room_tracks.readers.abort_all();
     room.leave().await;
-    room_tracks.outages.report()
+    (room_tracks.outages.report(), room.undecryptable())
 }
 
 /// Connection losses, as a summary reports them.

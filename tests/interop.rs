@@ -15,9 +15,12 @@
 
 mod common;
 
+use common::process::Process;
 use common::server::{TestServer, skip, test_ip};
 use common::{payload, push_with_retry, sha256, wait_track};
-use dtbridge::livekit::{DataTrackSubscribeOptions, PushError};
+use dtbridge::livekit::{
+    DataTrackSubscribeOptions, Grants, PushError, Room, SharedKeys, TrackOptions,
+};
 use futures::StreamExt;
 use serde_json::Value;
 use std::os::unix::process::ExitStatusExt;
@@ -82,6 +85,18 @@ struct Peer {
 
 impl Peer {
     fn spawn(python: &Path, server: &TestServer, room: &str, identity: &str, cmd: &[&str]) -> Peer {
+        Self::spawn_with_key(python, server, room, identity, None, cmd)
+    }
+
+    /// [`Peer::spawn`], in a room with end-to-end encryption under `e2ee_key` when given.
+    fn spawn_with_key(
+        python: &Path,
+        server: &TestServer,
+        room: &str,
+        identity: &str,
+        e2ee_key: Option<&str>,
+        cmd: &[&str],
+    ) -> Peer {
         let url = server.url();
         let mut command = Command::new(python);
         command
@@ -89,7 +104,11 @@ impl Peer {
             .arg(PEER)
             .args(["--url", &url, "--api-key", common::server::API_KEY])
             .args(["--api-secret", common::server::API_SECRET, "--room", room])
-            .args(["--identity", identity])
+            .args(["--identity", identity]);
+        if let Some(key) = e2ee_key {
+            command.args(["--e2ee-key", key]);
+        }
+        command
             .args(cmd)
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::piped())
@@ -426,7 +445,15 @@ async fn python_publisher_to_rust_subscriber() {
 /// A track published by the official Python SDK, untyped bytes, is recorded byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_track_is_recorded_byte_for_byte() {
-    record_python_track("python_track_is_recorded_byte_for_byte", "ms").await;
+    record_python_track("python_track_is_recorded_byte_for_byte", "ms", None).await;
+}
+
+/// The same, with the room end-to-end encrypted: the Python SDK seals every frame with the
+/// shared key and the recorder, holding the same key, records the plaintext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_encrypted_track_is_recorded_in_plaintext() {
+    record_python_track("python_encrypted_track_is_recorded_in_plaintext", "ms", Some(E2EE_KEY))
+        .await;
 }
 
 /// Frames stamped in microseconds (LiveKit's C++ examples) and nanoseconds (Foxglove's remote
@@ -434,13 +461,14 @@ async fn python_track_is_recorded_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_stamped_in_other_units_are_recorded_at_their_time() {
     const TEST: &str = "frames_stamped_in_other_units_are_recorded_at_their_time";
-    record_python_track(TEST, "us").await;
-    record_python_track(TEST, "ns").await;
+    record_python_track(TEST, "us", None).await;
+    record_python_track(TEST, "ns", None).await;
 }
 
 /// The Python SDK publishes [`FRAMES`] deterministic frames stamped in `unit` (`ms`, `us` or
-/// `ns`) to a dtbridge recorder: each is recorded once, byte for byte, at its publish time.
-async fn record_python_track(test: &str, unit: &str) {
+/// `ns`) to a dtbridge recorder, both with `e2ee_key` when given: each is recorded once, byte
+/// for byte, at its publish time.
+async fn record_python_track(test: &str, unit: &str, e2ee_key: Option<&str>) {
     const FRAMES: usize = 50;
     let Some(python) = prerequisites(test) else {
         return;
@@ -451,7 +479,9 @@ async fn record_python_track(test: &str, unit: &str) {
     };
     let (room, track_name) = ("interop-record", "py/untyped");
     let dir = common::server::TempDir::new();
-    let (recorder_room, events) = server.join(room, "recorder").await;
+    let mut options = server.options(room, "recorder", Grants::default());
+    options.e2ee = e2ee_key.map(shared_keys);
+    let (recorder_room, events) = Room::connect(options).await.expect("the recorder joins");
     let config = dtbridge::recorder::RecorderConfig::new(&dir.0, room, "recorder");
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let recording = tokio::spawn(dtbridge::record::record(
@@ -466,7 +496,7 @@ async fn record_python_track(test: &str, unit: &str) {
     let count = FRAMES.to_string();
     let (sizes, seed) = (sizes_arg(), SEED.to_string());
     #[rustfmt::skip]
-    let mut py = Peer::spawn(&python, &server, room, "py-pub", &[
+    let mut py = Peer::spawn_with_key(&python, &server, room, "py-pub", e2ee_key, &[
         "publish", "--track", track_name, "--count", &count, "--seed", &seed,
         "--sizes", &sizes, "--rate", "20", "--byte-rate", "250000", "--timestamp-unit", unit,
     ]);
@@ -499,4 +529,195 @@ async fn record_python_track(test: &str, unit: &str) {
         assert_eq!(*publish_time, (TS_BASE + i as u64) * 1_000_000, "frame {i} ({unit}): time");
         assert_eq!(data, &frame(i), "frame {i}: bytes");
     }
+    assert_eq!(report.undecryptable, [], "every frame decrypted");
+}
+
+/// The room's shared key of the end-to-end encryption tests.
+const E2EE_KEY: &str = "dtbridge interop room key";
+
+fn shared_keys(key: &str) -> Arc<SharedKeys> {
+    Arc::new(SharedKeys::parse(key.as_bytes()).expect("a valid key"))
+}
+
+/// dtbridge publishes with the room's shared key. A Python subscriber holding the key gets
+/// every frame byte for byte; one without a key gets what the server forwards, which is
+/// ciphertext (16 bytes longer, never containing the plaintext); one with a different key
+/// gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_frames_reach_the_python_sdk_and_the_server_forwards_ciphertext() {
+    const TEST: &str = "encrypted_frames_reach_the_python_sdk_and_the_server_forwards_ciphertext";
+    const FRAMES: usize = 50;
+    let Some(python) = prerequisites(TEST) else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let Some(server) = TestServer::start(TEST) else {
+        return;
+    };
+    let (room, track_name) = ("interop-e2ee", "interop/e2ee");
+    let (count, sizes, seed) = (FRAMES.to_string(), sizes_arg(), SEED.to_string());
+    #[rustfmt::skip]
+    let subscriber = |identity: &str, key: Option<&str>| Peer::spawn_with_key(
+        &python, &server, room, identity, key, &[
+        "subscribe", "--track", track_name, "--count", &count, "--verify-seed", &seed,
+        "--sizes", &sizes, "--buffer-size", "256", "--timeout", "120", "--idle-timeout", "20",
+        "--track-timeout", "30",
+    ]);
+    let mut keyed = subscriber("py-key", Some(E2EE_KEY));
+    let mut keyless = subscriber("py-no-key", None);
+    let mut wrong = subscriber("py-wrong-key", Some("another key"));
+
+    let mut options = server.options(room, "rust-pub", Grants::default());
+    options.e2ee = Some(shared_keys(E2EE_KEY));
+    let (rust, _events) = Room::connect(options).await.expect("join");
+    let local = rust.publish_track(TrackOptions::new(track_name)).await.expect("publish");
+    for peer in [&mut keyed, &mut keyless, &mut wrong] {
+        let subscribed = peer.expect("subscribed", &[], Duration::from_secs(40)).await;
+        assert_eq!(subscribed["publisher"], "rust-pub", "{subscribed}");
+    }
+
+    // Probe until the subscriber with the key and the one without have seen one.
+    let probe_deadline = Instant::now() + Duration::from_secs(30);
+    let (mut keyed_ready, mut keyless_ready, mut probes) = (false, false, 0);
+    while !(keyed_ready && keyless_ready) {
+        if Instant::now() > probe_deadline {
+            keyed.fail(&format!(
+                "{probes} probes: seen with the key {keyed_ready}, without {keyless_ready}"
+            ));
+        }
+        probes += 1;
+        match local.try_push(&b"probe"[..], Some(probes)) {
+            Ok(()) | Err(PushError::QueueFull) => {}
+            Err(err) => panic!("probe push failed: {err}"),
+        }
+        for (peer, ready) in [(&mut keyed, &mut keyed_ready), (&mut keyless, &mut keyless_ready)] {
+            if let Some(line) = peer.try_next(Duration::from_millis(50)).await {
+                match line["event"].as_str() {
+                    Some("probe") => *ready = true,
+                    _ => peer.fail(&format!("expected a probe, got {line}")),
+                }
+            }
+        }
+    }
+
+    const WINDOW: usize = 4;
+    let mut reported = 0;
+    for i in 0..FRAMES {
+        while i >= reported + WINDOW {
+            check_reported(&mut keyed, reported).await;
+            reported += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        push_with_retry(&local, frame(i), TS_BASE + i as u64).await;
+    }
+    while reported < FRAMES {
+        check_reported(&mut keyed, reported).await;
+        reported += 1;
+    }
+    let done = keyed.expect("done", &["probe"], Duration::from_secs(10)).await;
+    assert_eq!(done["valid"], FRAMES, "{done}");
+
+    // What the server forwarded to a subscriber without the key.
+    let mut ciphertexts = 0;
+    loop {
+        let Some(line) = keyless.try_next(Duration::from_secs(60)).await else {
+            keyless.fail("no done line within 60 s");
+        };
+        match line["event"].as_str() {
+            Some("probe") => continue,
+            Some("frame") => {
+                let i = line["index"].as_u64().expect("an index") as usize;
+                assert_eq!(line["valid"], false, "frame {i} arrived in the clear: {line}");
+                assert_eq!(line["contains_plaintext"], false, "frame {i}: {line}");
+                assert_eq!(line["len"], frame(i).len() + 16, "frame {i}: sealed length: {line}");
+                ciphertexts += 1;
+            }
+            Some("done") => break,
+            _ => keyless.fail(&format!("unexpected {line}")),
+        }
+    }
+    assert!(ciphertexts > 0, "the subscriber without the key received no frame at all");
+
+    // The subscriber with a different key: subscribed, and nothing since.
+    if let Some(line) = wrong.try_next(Duration::from_secs(2)).await {
+        wrong.fail(&format!("a different key opened a frame: {line}"));
+    }
+    eprintln!(
+        "{TEST}: {probes} probes; {FRAMES} frames decrypted by the keyed subscriber,          {ciphertexts} received sealed without the key, none with a different key"
+    );
+    local.unpublish();
+    rust.leave().await;
+}
+
+/// `dtbridge record` with a key file whose key is not the publisher's: the frames are dropped
+/// and counted, nothing of them is recorded, and one log line says the key is wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_records_nothing_and_says_so() {
+    const TEST: &str = "a_wrong_key_records_nothing_and_says_so";
+    const FRAMES: usize = 30;
+    const PROBES: usize = 15;
+    let Some(python) = prerequisites(TEST) else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let Some(server) = TestServer::start(TEST) else {
+        return;
+    };
+    let (room, track_name) = ("interop-wrong-key", "py/sealed");
+    let dir = common::server::TempDir::new();
+    std::fs::write(dir.0.join("room.key"), "not the room's key\n").unwrap();
+    let config = dir.0.join("operator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[livekit]\nroom = \"{room}\"\nidentity = \"operator\"\ne2ee_key_file = \"room.key\"\n\n\
+             [record]\noutput_dir = \"out\"\n"
+        ),
+    )
+    .unwrap();
+    let summary = dir.0.join("summary.json");
+    let summary_arg = summary.to_str().unwrap();
+    let recorder = Process::spawn(&["record", "--summary-json", summary_arg], &config, &server);
+
+    let (count, sizes, seed) = (FRAMES.to_string(), sizes_arg(), SEED.to_string());
+    #[rustfmt::skip]
+    let mut py = Peer::spawn_with_key(&python, &server, room, "py-pub", Some(E2EE_KEY), &[
+        "publish", "--track", track_name, "--count", &count, "--seed", &seed,
+        "--sizes", &sizes, "--rate", "20", "--byte-rate", "250000",
+    ]);
+    py.expect("published", &[], Duration::from_secs(40)).await;
+    // As in `record_python_track`: probes fill the time the recorder needs to subscribe.
+    for _ in 0..PROBES {
+        py.send("probe").await;
+        py.expect("probe_sent", &[], Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    py.send("start").await;
+    let done = py.expect("done", &["probe_sent"], Duration::from_secs(30)).await;
+    assert_eq!(done["pushed"], FRAMES, "{done}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (stopped, log) = recorder.stop();
+    assert!(stopped, "the recorder exits cleanly:\n{log}");
+    py.send("quit").await;
+
+    let summary = common::process::summary_json(&summary);
+    let undecryptable = summary["undecryptable"].as_array().expect("a list");
+    assert_eq!(undecryptable.len(), 1, "{summary}");
+    let dropped = &undecryptable[0];
+    assert_eq!(dropped["publisher"], "py-pub", "{dropped}");
+    assert_eq!(dropped["reason"], "wrong_key", "{dropped}");
+    let frames = dropped["frames"].as_u64().unwrap() as usize;
+    assert!(
+        (FRAMES..=FRAMES + PROBES).contains(&frames),
+        "every frame sent after the probes is counted, and no more than were sent: {dropped}"
+    );
+    let bytes = std::fs::read(common::process::recorded_file(&dir.0.join("out"))).unwrap();
+    let recorded = mcap::MessageStream::new(&bytes)
+        .unwrap()
+        .filter(|m| m.as_ref().unwrap().channel.topic == track_name)
+        .count();
+    assert_eq!(recorded, 0, "nothing of the sealed track is recorded");
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("cannot be decrypted")).collect();
+    assert_eq!(lines.len(), 1, "said once, not per frame:\n{log}");
+    assert!(lines[0].contains("py-pub") && lines[0].contains("different key"), "{}", lines[0]);
 }

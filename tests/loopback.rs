@@ -45,7 +45,7 @@ async fn bad_input_gets_typed_errors() {
     assert_eq!(err, PushError::TooLarge { len: MAX_FRAME_BYTES + 1, max: MAX_FRAME_BYTES });
     track.try_push(vec![0u8; MAX_FRAME_BYTES], None).expect("a frame at the limit is accepted");
 
-    let (viewer, _events) = hub.join_with("viewer", false).unwrap();
+    let (viewer, _events) = hub.join_with("viewer", false, None).unwrap();
     let err = viewer.publish_track(TrackOptions::new("nope")).await.unwrap_err();
     assert!(matches!(err, RoomError::NotAllowed { .. }), "{err}");
     assert!(err.to_string().contains("canPublishData"), "{err}");

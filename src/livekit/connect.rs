@@ -1,8 +1,9 @@
 //! Where to connect and as whom: the server URL and an access token, minted from an API key
 //! and secret or given ready-made, with the usual `LIVEKIT_*` environment variables as defaults.
 
-use super::RoomError;
+use super::{RoomError, SharedKeys};
 use livekit_api::access_token::{AccessToken, VideoGrants};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Environment variable holding the server URL (`ws://`, `wss://`, `http://` or `https://`).
@@ -85,6 +86,10 @@ pub struct ConnectOptions {
     /// it waits for the server's SCTP retransmission timer, which backs off to a minute
     /// (measured: frames 15 s after a 16 s cut ended, against 2 s with a new session).
     pub resume_session: bool,
+    /// The room's shared end-to-end encryption keys: this participant's frames are sealed
+    /// with them and remote frames opened; `None` sends in the clear and drops encrypted
+    /// frames (counted), never passing them on as if they were the frame.
+    pub e2ee: Option<Arc<SharedKeys>>,
 }
 
 impl ConnectOptions {
@@ -99,6 +104,7 @@ impl ConnectOptions {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             ice_udp_addrs: Vec::new(),
             resume_session: true,
+            e2ee: None,
         }
     }
 

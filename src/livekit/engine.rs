@@ -2,10 +2,13 @@
 //! signal messages and packets, and turns their output into signal requests, packets and
 //! room events. Protocol conversions happen here and nowhere else.
 
+use super::e2ee::{Decryptor, Encryptor};
 use super::error::shorten;
 use super::track::{LocalTrack, TrackOptions};
 use super::transport::{Counters, Transport, TransportEvent, TransportEvents, TransportStats};
-use super::{DataTrackSchemaId, RemoteDataTrack, RoomError, RoomEvent, RoomEvents};
+use super::{
+    DataTrackSchemaId, RemoteDataTrack, RoomError, RoomEvent, RoomEvents, SharedKeys, Undecryptable,
+};
 use crate::util::lock;
 use futures::StreamExt;
 use livekit_datatrack::api::PublishError;
@@ -48,6 +51,8 @@ pub(crate) struct Engine {
     /// [`LocalTrack`], which refuses frames while it is false.
     online: Arc<AtomicBool>,
     events: mpsc::UnboundedSender<RoomEvent>,
+    /// Opens remote frames; counts those it cannot.
+    decryptor: Arc<Decryptor>,
 }
 
 /// Request/response exchanges with the server, and the schema definitions this participant
@@ -69,11 +74,17 @@ impl Engine {
         transport: Arc<dyn Transport>,
         mut join: proto::JoinResponse,
         transport_events: TransportEvents,
+        e2ee: Option<Arc<SharedKeys>>,
     ) -> Result<(Arc<Engine>, RoomEvents), RoomError> {
+        let encryptor = e2ee.clone().map(|keys| Arc::new(Encryptor::new(keys)) as _);
         let (local_manager, local, local_out) =
-            local::Manager::new(local::ManagerOptions { encryption_provider: None });
-        let (remote_manager, remote, remote_out) =
-            remote::Manager::new(remote::ManagerOptions { decryption_provider: None });
+            local::Manager::new(local::ManagerOptions { encryption_provider: encryptor });
+        // Always a decryptor, keys or not: without one the core passes an encrypted track's
+        // frames on still sealed.
+        let decryptor = Arc::new(Decryptor::new(e2ee));
+        let (remote_manager, remote, remote_out) = remote::Manager::new(remote::ManagerOptions {
+            decryption_provider: Some(decryptor.clone()),
+        });
         tokio::spawn(local_manager.run());
 
         let identity = join.participant.as_ref().map(|p| p.identity.clone()).unwrap_or_default();
@@ -123,6 +134,7 @@ impl Engine {
             left: AtomicBool::new(false),
             online,
             events: events_tx,
+            decryptor,
         };
         Ok((Arc::new(engine), events_rx))
     }
@@ -133,6 +145,10 @@ impl Engine {
 
     pub fn room_name(&self) -> &str {
         &self.room_name
+    }
+
+    pub fn undecryptable(&self) -> Vec<Undecryptable> {
+        self.decryptor.undecryptable()
     }
 
     pub fn transport_stats(&self) -> TransportStats {

@@ -13,7 +13,7 @@ use super::track::MAX_TRACK_NAME_CHARS;
 use super::transport::{
     Counters, PACKET_HANDLE_OFFSET, TRANSPORT_EVENT_CAPACITY, Transport, TransportEvent,
 };
-use super::{LinkState, Room, RoomError, RoomEvents};
+use super::{LinkState, Room, RoomError, RoomEvents, SharedKeys};
 use crate::util::lock;
 use bytes::{Bytes, BytesMut};
 use livekit_protocol as proto;
@@ -58,14 +58,16 @@ impl LoopbackHub {
 
     /// Joins as `identity`, allowed to publish.
     pub fn join(&self, identity: &str) -> Result<(Room, RoomEvents), RoomError> {
-        self.join_with(identity, true)
+        self.join_with(identity, true, None)
     }
 
-    /// Joins as `identity`; `can_publish_data` plays the token grant of the same name.
+    /// Joins as `identity`; `can_publish_data` plays the token grant of the same name, `e2ee`
+    /// as in [`ConnectOptions::e2ee`](super::ConnectOptions::e2ee).
     pub fn join_with(
         &self,
         identity: &str,
         can_publish_data: bool,
+        e2ee: Option<Arc<SharedKeys>>,
     ) -> Result<(Room, RoomEvents), RoomError> {
         let (events_tx, events_rx) = mpsc::channel(TRANSPORT_EVENT_CAPACITY);
         let counters = Arc::new(Counters::default());
@@ -108,7 +110,7 @@ impl LoopbackHub {
             counters,
             link: watch::channel(LinkState::UNLIMITED).0,
         };
-        let (engine, events) = Engine::start(Arc::new(transport), join, events_rx)?;
+        let (engine, events) = Engine::start(Arc::new(transport), join, events_rx, e2ee)?;
         Ok((Room { engine }, events))
     }
 }

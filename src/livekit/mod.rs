@@ -10,6 +10,7 @@
 //! the transport (the `livekit-datatrack` managers, schemas, events, errors) is the same code.
 
 mod connect;
+mod e2ee;
 mod encoding;
 mod engine;
 mod error;
@@ -24,6 +25,7 @@ mod udp;
 pub use connect::{
     ConnectOptions, Credentials, ENV_API_KEY, ENV_API_SECRET, ENV_TOKEN, ENV_URL, Grants,
 };
+pub use e2ee::{DecryptFailure, MAX_KEYS, SharedKeys, Undecryptable};
 pub use encoding::{frame_encoding, frame_encoding_name, schema_encoding, schema_encoding_name};
 pub use error::RoomError;
 pub use link::{LinkState, MIN_RTT_WINDOW, RATE_WINDOW, RECENT_RTT_WINDOW};
@@ -105,7 +107,7 @@ impl Room {
                     what: format!("joining the room at {}", options.url),
                     after: timeout,
                 })??;
-        let (engine, events) = Engine::start(transport, join, transport_events)?;
+        let (engine, events) = Engine::start(transport, join, transport_events, options.e2ee)?;
         Ok((Room { engine }, events))
     }
 
@@ -131,6 +133,11 @@ impl Room {
     /// Fetches the schema definition a remote track's publisher stored for its schema id.
     pub async fn schema_definition(&self, track: &RemoteDataTrack) -> Result<String, RoomError> {
         self.engine.schema_definition(track).await
+    }
+
+    /// Remote frames dropped because they could not be decrypted, by publisher and reason.
+    pub fn undecryptable(&self) -> Vec<Undecryptable> {
+        self.engine.undecryptable()
     }
 
     /// Counters of the transport below this room (frames and packets dropped, bytes moved).

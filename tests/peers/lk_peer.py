@@ -152,7 +152,14 @@ def make_token(args: argparse.Namespace) -> str:
 
 async def connect(args: argparse.Namespace, room: rtc.Room) -> None:
     t0 = time.monotonic()
-    await room.connect(args.url, make_token(args), rtc.RoomOptions(auto_subscribe=True))
+    options = rtc.RoomOptions(auto_subscribe=True)
+    if args.e2ee_key is not None:
+        # Room-wide end-to-end encryption with a shared key, data tracks included.
+        # No ratcheting: it costs 16 PBKDF2 derivations per frame a wrong key fails, and
+        # dtbridge does not ratchet keys.
+        options.encryption = rtc.E2EEOptions(key_provider_options=rtc.KeyProviderOptions(
+            shared_key=args.e2ee_key.encode(), ratchet_window_size=0))
+    await room.connect(args.url, make_token(args), options)
     log(f"connected to {args.url} room={room.name} in {time.monotonic() - t0:.2f}s")
 
 
@@ -292,9 +299,12 @@ async def cmd_subscribe(args: argparse.Namespace) -> int:
         stats["received"] += 1
         if args.verify_seed is not None:
             i = (ts - TS_BASE) if ts is not None else -1
-            ok = 0 <= i and payload == gen_payload(args.verify_seed, i, sizes[i % len(sizes)])
+            expected = gen_payload(args.verify_seed, i, sizes[i % len(sizes)]) if i >= 0 else b""
+            ok = 0 <= i and payload == expected
             out["index"] = i
             out["valid"] = ok
+            # For a subscriber without the key of an encrypted track: what the server forwarded.
+            out["contains_plaintext"] = len(expected) >= 16 and expected in payload
             stats["valid"] += int(ok)
         emit(out)
         return True
@@ -482,6 +492,8 @@ def main() -> int:
     p.add_argument("--api-secret", default=os.environ.get("LIVEKIT_API_SECRET"))
     p.add_argument("--room", default=os.environ.get("LIVEKIT_ROOM", "dtbridge-test"))
     p.add_argument("--identity", default=None)
+    p.add_argument("--e2ee-key", default=None,
+                   help="the room's shared end-to-end encryption key (text)")
     p.add_argument("--log-level", default=os.environ.get("LK_PEER_LOG", "WARNING"),
                    help="Python logging level for SDK logs on stderr (DEBUG also needs "
                         "LIVEKIT_RTC_DEBUG=1 for native debug logs)")
