@@ -85,6 +85,9 @@ pub struct ConnectOptions {
     /// it waits for the server's SCTP retransmission timer, which backs off to a minute
     /// (measured: frames 15 s after a 16 s cut ended, against 2 s with a new session).
     pub resume_session: bool,
+    /// CA certificates the server's certificate may be signed by, besides the system's
+    /// (`[livekit] ca_file`); `tls.rs` says whom the connection trusts, in which order.
+    pub ca_bundle: Option<super::CaBundle>,
 }
 
 impl ConnectOptions {
@@ -99,6 +102,7 @@ impl ConnectOptions {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             ice_udp_addrs: Vec::new(),
             resume_session: true,
+            ca_bundle: None,
         }
     }
 
