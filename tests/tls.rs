@@ -263,6 +263,7 @@ fn an_untrusted_server_stops_run_and_record_with_status_3_and_the_fix() {
     for (args, config) in [(["run"], &setup.robot), (["record"], &setup.operator)] {
         let output = setup.command(&args, config, Trust::Nothing).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
+        eprintln!("dtbridge {} without trust:\n{stderr}", args[0]);
         assert_eq!(output.status.code(), Some(3), "dtbridge {}: {stderr}", args[0]);
         for says in [
             "the server's certificate is not trusted",
