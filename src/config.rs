@@ -2,7 +2,7 @@
 //! `config` crate into typed structs. Every error names the file and the key path; an unknown
 //! key suggests the closest known one. The reference is `docs/config.md`.
 
-use crate::livekit::{ConnectOptions, RoomError, SharedKeys};
+use crate::livekit::{CaBundle, ConnectOptions, RoomError, SharedKeys};
 use crate::scheduler::Priority;
 use crate::source::{QosOverride, SourceConfig};
 use crate::text::with_suggestion;
@@ -175,6 +175,9 @@ pub struct LiveKitConfig {
     /// Cap on what `run` sends, all tracks together, in Mbit/s (data track packets, before
     /// SCTP, DTLS and UDP headers).
     pub max_bandwidth_mbps: Option<f64>,
+    /// PEM file of CA certificates to trust besides the system's, for a server whose
+    /// certificate a private CA signed; relative to the config file, resolved on load.
+    pub ca_file: Option<PathBuf>,
     /// File holding the room's shared end-to-end encryption key (one key per line, the first
     /// line being key index 0); `DTBRIDGE_E2EE_KEY` holds the same text instead.
     pub e2ee_key_file: Option<PathBuf>,
@@ -234,6 +237,11 @@ impl LiveKitConfig {
                     options.connect_timeout = timeout;
                 }
                 options.e2ee = self.e2ee.clone();
+                if let Some(file) = &self.ca_file {
+                    let bundle = CaBundle::load(file)
+                        .map_err(|why| RoomError::Config(format!("livekit.ca_file: {why}")))?;
+                    options.ca_bundle = Some(bundle);
+                }
                 Ok(Connection::Server(options))
             }
         }
@@ -378,7 +386,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         )
         .build()
         .map_err(|err| ConfigError::new(path, "", syntax_message(&err)))?;
-    let raw: RawConfig = serde_path_to_error::deserialize(built).map_err(|err| {
+    let mut raw: RawConfig = serde_path_to_error::deserialize(built).map_err(|err| {
         let key = err.path().to_string();
         let key = if key == "." { String::new() } else { key };
         ConfigError::new(path, key, with_suggestion(&err.inner().to_string()))
@@ -397,6 +405,10 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
     if let Some(view) = &raw.view {
         crate::view::parse_address(&view.address)
             .map_err(|err| ConfigError::new(path, "view.address", err.to_string()))?;
+    }
+    if let Some(file) = &mut raw.livekit.ca_file {
+        *file = path.parent().unwrap_or(Path::new(".")).join(&*file);
+        CaBundle::load(file).map_err(|why| ConfigError::new(path, "livekit.ca_file", why))?;
     }
     let mut livekit = raw.livekit;
     livekit.e2ee = e2ee_keys(&livekit, path)?;
@@ -504,6 +516,23 @@ mod tests {
         let err = load_str(config, &path).unwrap_err().to_string();
         assert!(err.contains("livekit.e2ee_key_file") && err.contains("line 2 is empty"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_ca_file_is_checked_on_load_relative_to_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("dtbridge-ca-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.test".into()]).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.cert.pem()).unwrap();
+        let path = dir.join("robot.toml");
+        let loaded = load_str("[livekit]\nca_file = \"ca.pem\"\n", &path).unwrap();
+        assert_eq!(loaded.config.livekit.ca_file, Some(dir.join("ca.pem")));
+        let err = load_str("[livekit]\nca_file = \"nope.pem\"\n", &path).unwrap_err().to_string();
+        assert!(
+            err.contains("livekit.ca_file: ") && err.contains("nope.pem: no such file"),
+            "{err}"
+        );
+        _ = std::fs::remove_dir_all(&dir);
     }
 
     #[cfg(feature = "ros2")]

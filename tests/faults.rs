@@ -9,7 +9,9 @@
 
 mod common;
 
-use common::process::{Process, recorded_file, run_summary, summary_json, write_operator_config};
+use common::process::{
+    Process, recorded_file, recorded_so_far, run_summary, summary_json, write_operator_config,
+};
 use common::readers::{channel_count, log_times};
 use common::server::{TempDir, TestServer, skip, test_ip};
 use serde_json::Value;
@@ -42,19 +44,6 @@ fn write_robot_config(dir: &std::path::Path, room: &str) -> std::path::PathBuf {
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Frames recorded so far per topic, from the recorder's latest progress line
-/// ("recording FILE: X MB | TOPIC N frames Y MB | ... | dropped ...").
-fn recorded_so_far(log: &str, topic: &str) -> u64 {
-    let Some(line) = log.lines().rev().find(|line| line.starts_with("recording ")) else {
-        return 0;
-    };
-    line.split(" | ")
-        .find_map(|part| {
-            part.strip_prefix(&format!("{topic} "))?.split_once(" frames")?.0.parse().ok()
-        })
-        .unwrap_or(0)
 }
 
 /// Waits until the recorder's progress shows at least `count` frames of every topic; shows

@@ -90,6 +90,9 @@ pub struct ConnectOptions {
     /// with them and remote frames opened; `None` sends in the clear and drops encrypted
     /// frames (counted), never passing them on as if they were the frame.
     pub e2ee: Option<Arc<SharedKeys>>,
+    /// CA certificates the server's certificate may be signed by, besides the system's
+    /// (`[livekit] ca_file`); `tls.rs` says whom the connection trusts, in which order.
+    pub ca_bundle: Option<super::CaBundle>,
 }
 
 impl ConnectOptions {
@@ -105,6 +108,7 @@ impl ConnectOptions {
             ice_udp_addrs: Vec::new(),
             resume_session: true,
             e2ee: None,
+            ca_bundle: None,
         }
     }
 

@@ -18,6 +18,7 @@ mod link;
 mod loopback;
 mod server;
 mod timestamp;
+mod tls;
 mod track;
 mod transport;
 mod udp;
@@ -35,6 +36,7 @@ pub use livekit_datatrack::api::{
 };
 pub use loopback::LoopbackHub;
 pub use timestamp::{TimestampUnit, user_timestamp_ns};
+pub use tls::CaBundle;
 pub use track::{
     LocalTrack, MAX_FRAME_BYTES, MAX_TRACK_NAME_CHARS, PushError, TrackOptions, wire_len,
 };

@@ -161,6 +161,7 @@ impl ServerTransport {
     pub async fn connect(
         options: &ConnectOptions,
     ) -> Result<(Arc<Self>, proto::JoinResponse, TransportEvents), RoomError> {
+        super::tls::register(options.ca_bundle.as_ref())?;
         let (events_tx, events_rx) = mpsc::channel(TRANSPORT_EVENT_CAPACITY);
         let counters = Arc::new(Counters::default());
         let link = Arc::new(LinkMeter::new());

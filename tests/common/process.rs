@@ -31,6 +31,17 @@ impl Process {
         config: &Path,
         server: &TestServer,
     ) -> Process {
+        Process::watch(Self::command_in(namespace, args, config, server))
+    }
+
+    /// The command [`Process::spawn_in`] starts, for a test to change (its environment)
+    /// before [`Process::watch`].
+    pub fn command_in(
+        namespace: Option<&str>,
+        args: &[&str],
+        config: &Path,
+        server: &TestServer,
+    ) -> Command {
         let binary = env!("CARGO_BIN_EXE_dtbridge");
         let mut command = match namespace {
             Some(name) => {
@@ -51,7 +62,7 @@ impl Process {
                 "RUST_LOG",
                 std::env::var("DTBRIDGE_TEST_RUST_LOG").unwrap_or_else(|_| "dtbridge=info".into()),
             );
-        Process::watch(command)
+        command
     }
 
     /// Starts `command`, collecting its stderr.
@@ -175,6 +186,19 @@ pub fn run_summary(path: &Path) -> RunSummary {
         topics,
         outages: outages(&json),
     }
+}
+
+/// Frames of `topic` recorded so far, from the latest progress line in `dtbridge record`'s
+/// log ("recording FILE: X MB | TOPIC N frames Y MB | ... | dropped ...").
+pub fn recorded_so_far(log: &str, topic: &str) -> u64 {
+    let Some(line) = log.lines().rev().find(|line| line.starts_with("recording ")) else {
+        return 0;
+    };
+    line.split(" | ")
+        .find_map(|part| {
+            part.strip_prefix(&format!("{topic} "))?.split_once(" frames")?.0.parse().ok()
+        })
+        .unwrap_or(0)
 }
 
 /// The only `.mcap` file in `dir`.
