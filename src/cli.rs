@@ -109,6 +109,14 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         runs: usize,
     },
+    /// Per-frame cost of end-to-end encryption (sealing on publish, opening on receive) for
+    /// 1 KB, 64 KB and 1 MB frames and one second of the RealSense-like load, in-process,
+    /// next to a `memcpy` of the frame.
+    E2ee {
+        /// Rounds (medians over them).
+        #[arg(long, default_value_t = 9)]
+        runs: usize,
+    },
     /// Recorder throughput to MCAP with zstd chunks on one core, and the latency it adds,
     /// next to plain file writes of the same bytes.
     Recorder {
@@ -212,6 +220,10 @@ pub fn main() -> ExitCode {
             Command::Repair { input, output } => repair(&input, output),
             Command::Bench(BenchCommand::Transport(args)) => bench_transport(args).await,
             Command::Bench(BenchCommand::Codec { runs }) => bench_codec(runs),
+            Command::Bench(BenchCommand::E2ee { runs }) => {
+                println!("{}", crate::bench::e2ee::run(runs)?.to_markdown());
+                Ok(())
+            }
             Command::Bench(BenchCommand::Recorder { frames, runs }) => {
                 let report = crate::bench::recorder::run(frames, runs)?;
                 println!("{}", report.to_markdown());

@@ -4,10 +4,12 @@
 //! - [`transport`]: data track throughput, loss and latency through a LiveKit server, this
 //!   crate's publisher side by side with the official Python SDK's.
 //! - [`codec`]: what the publish pipeline's encoder costs per camera frame, in-process.
+//! - [`e2ee`]: what end-to-end encryption costs per frame, in-process.
 //! - [`run`]: `dtbridge run` end to end through a LiveKit server: received rate, latency, CPU.
 //! - [`recorder`]: how fast the recorder writes frames to MCAP, and the latency it adds.
 
 pub mod codec;
+pub mod e2ee;
 pub mod recorder;
 pub mod run;
 pub mod transport;

@@ -93,12 +93,13 @@ fn derive_key(shared_key: &[u8]) -> LessSafeKey {
 
 /// Seals this participant's frames with the current key.
 #[derive(Debug)]
-pub(crate) struct Encryptor {
+pub struct Encryptor {
     keys: Arc<SharedKeys>,
     random: SystemRandom,
 }
 
 impl Encryptor {
+    /// Seals with the current key of `keys`.
     pub fn new(keys: Arc<SharedKeys>) -> Self {
         Self { keys, random: SystemRandom::new() }
     }
@@ -165,12 +166,13 @@ pub struct Undecryptable {
 /// Opens remote participants' frames, and counts the ones it cannot open: those are dropped,
 /// never passed on as if they were the frame.
 #[derive(Debug, Default)]
-pub(crate) struct Decryptor {
+pub struct Decryptor {
     keys: Option<Arc<SharedKeys>>,
     failures: Mutex<HashMap<(String, DecryptFailure), u64>>,
 }
 
 impl Decryptor {
+    /// Opens with `keys`; with none, every encrypted frame is dropped as [`DecryptFailure::NoKey`].
     pub fn new(keys: Option<Arc<SharedKeys>>) -> Self {
         Self { keys, failures: Mutex::default() }
     }

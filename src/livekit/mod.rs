@@ -26,7 +26,7 @@ mod udp;
 pub use connect::{
     ConnectOptions, Credentials, ENV_API_KEY, ENV_API_SECRET, ENV_TOKEN, ENV_URL, Grants,
 };
-pub use e2ee::{DecryptFailure, MAX_KEYS, SharedKeys, Undecryptable};
+pub use e2ee::{DecryptFailure, Decryptor, Encryptor, MAX_KEYS, SharedKeys, Undecryptable};
 pub use encoding::{frame_encoding, frame_encoding_name, schema_encoding, schema_encoding_name};
 pub use error::RoomError;
 pub use link::{LinkState, MIN_RTT_WINDOW, RATE_WINDOW, RECENT_RTT_WINDOW};
