@@ -18,11 +18,12 @@ use crate::recorder::{
     Recorder, RecorderConfig, RecorderError, RecorderStats, RecordingSummary, TrackId, TrackMeta,
 };
 use crate::text::printable;
+use crate::util::LatencySamples;
 use crate::view::{LiveView, ViewChannel};
 use futures::StreamExt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
@@ -62,8 +63,6 @@ impl WriterQueue {
 const WRITER_TICK: Duration = Duration::from_millis(250);
 /// How often the progress line is printed.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
-/// Latency samples kept for the percentiles.
-const LATENCY_SAMPLES: usize = 100_000;
 
 /// What the writer thread is asked to do.
 enum Command {
@@ -87,6 +86,9 @@ pub struct RecordReport {
     pub outages: daemon::OutageReport,
     /// Frames dropped because they could not be decrypted, by publisher and reason.
     pub undecryptable: Vec<Undecryptable>,
+    /// The live view's channels (`record --view`; empty without): frames and the latency
+    /// the view added.
+    pub view: Vec<crate::view::ChannelReport>,
 }
 
 /// Records the room in the configuration until `stop` becomes true, serving a live view on
@@ -107,9 +109,14 @@ pub async fn run(
     recorder.room = room.name().to_string();
     recorder.identity = room.identity().to_string();
     let report = record(room, events, recorder, loaded.config.record.clone(), view.clone(), stop);
-    let report = report.await;
-    if let Some(view) = view.and_then(Arc::into_inner) {
-        view.stop().await;
+    let mut report = report.await;
+    if let Some(view) = view {
+        if let Ok(report) = &mut report {
+            report.view = view.report();
+        }
+        if let Some(view) = Arc::into_inner(view) {
+            view.stop().await;
+        }
     }
     report
 }
@@ -221,7 +228,7 @@ pub async fn record(
         .map_err(|err| DaemonError::Runtime(format!("cannot start the writer thread: {err}")))?;
 
     let dropped_behind = Arc::new(AtomicU64::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let latencies = Arc::new(LatencySamples::default());
     let mut room_tracks = RoomTracks::new(patterns.clone());
     let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
     progress.tick().await;
@@ -258,11 +265,7 @@ pub async fn record(
         .map_err(|err| DaemonError::Runtime(err.to_string()))?;
     room.leave().await;
     let undecryptable = room.undecryptable();
-    let mut latencies = std::mem::take(&mut *crate::util::lock(&latencies));
-    latencies.sort_by(f64::total_cmp);
-    let latency_ms = (!latencies.is_empty()).then(|| {
-        (crate::util::percentile(&latencies, 0.5), crate::util::percentile(&latencies, 0.99))
-    });
+    let latency_ms = latencies.p50_p99();
     Ok(RecordReport {
         summary,
         dropped_behind: dropped_behind.load(Ordering::Relaxed),
@@ -270,6 +273,7 @@ pub async fn record(
         latency_ms,
         outages: room_tracks.outages.report(),
         undecryptable,
+        view: Vec::new(),
     })
 }
 
@@ -426,7 +430,7 @@ async fn read_track(
     queue: WriterQueue,
     view: Option<Arc<LiveView>>,
     dropped_behind: Arc<AtomicU64>,
-    latencies: Arc<Mutex<Vec<f64>>>,
+    latencies: Arc<LatencySamples>,
 ) {
     let Some(mut frames) = subscribe(&track, buffer_frames).await else { return };
     let meta = track_meta(&room, &track).await;
@@ -448,10 +452,7 @@ async fn read_track(
             ns
         });
         if let Some(publish_ns) = publish_ns {
-            let mut samples = crate::util::lock(&latencies);
-            if samples.len() < LATENCY_SAMPLES {
-                samples.push((receive_ns as f64 - publish_ns as f64) / 1e6);
-            }
+            latencies.add((receive_ns as f64 - publish_ns as f64) / 1e6);
         }
         let payload = frame.payload();
         if let Some(view) = &view {

@@ -34,6 +34,31 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+/// Latencies in milliseconds for a summary's p50 and p99: the first [`LatencySamples::CAP`]
+/// are kept, so a long session costs bounded memory.
+#[derive(Debug, Default)]
+pub struct LatencySamples(Mutex<Vec<f64>>);
+
+impl LatencySamples {
+    /// Samples kept.
+    pub const CAP: usize = 100_000;
+
+    /// Adds one sample, unless the cap is reached.
+    pub fn add(&self, ms: f64) {
+        let mut samples = lock(&self.0);
+        if samples.len() < Self::CAP {
+            samples.push(ms);
+        }
+    }
+
+    /// p50 and p99 of the samples so far; `None` without any.
+    pub fn p50_p99(&self) -> Option<(f64, f64)> {
+        let mut samples = lock(&self.0).clone();
+        samples.sort_by(f64::total_cmp);
+        (!samples.is_empty()).then(|| (percentile(&samples, 0.5), percentile(&samples, 0.99)))
+    }
+}
+
 /// How much lower than the rest of the process [`bulk_work`] threads run (a nice increment).
 const BULK_NICE: libc::c_int = 5;
 

@@ -14,6 +14,7 @@ use crate::codec::compress::zstd_decompress;
 use crate::recorder::TrackMeta;
 use crate::recorder::encoding::ChannelSpec;
 use crate::recorder::naming::{Template, track_topic};
+use crate::util::LatencySamples;
 use foxglove::websocket::{ChannelView, Client, ServerListener};
 use foxglove::{ChannelId, Context, PartialMetadata, RawChannel, Schema, WebSocketServerHandle};
 use std::collections::HashMap;
@@ -72,17 +73,28 @@ pub struct LiveView {
     topic_template: Template,
     /// The tracks seen, for topics of a track name several publishers share.
     tracks: Mutex<Vec<(String, String)>>,
-    /// Frames sent to the view, per channel ever added.
-    counts: Mutex<Vec<(String, Arc<AtomicU64>)>>,
+    /// What each channel ever added received, in the order they were added.
+    stats: Mutex<Vec<(String, Arc<ChannelStats>)>>,
 }
 
 /// What a live view sent of one channel.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ChannelReport {
     /// The channel's topic.
     pub topic: String,
     /// Frames received for it (and sent to the clients subscribed then).
     pub frames: u64,
+    /// The latency the view adds, p50 and p99 in ms: from a frame's arrival from LiveKit to
+    /// its hand-off to the WebSocket server, decompression included (the server then writes
+    /// it to each subscribed client's queue); `None` without frames.
+    pub send_latency_ms: Option<(f64, f64)>,
+}
+
+/// A channel's frames and the latency the view added to them.
+#[derive(Default)]
+struct ChannelStats {
+    frames: AtomicU64,
+    send_latency: LatencySamples,
 }
 
 /// The channels of a view, by id: their latest message and how many clients watch them.
@@ -150,7 +162,7 @@ impl LiveView {
             channels,
             topic_template,
             tracks: Mutex::default(),
-            counts: Mutex::default(),
+            stats: Mutex::default(),
         })
     }
 
@@ -189,26 +201,27 @@ impl LiveView {
         let (watchers, watching) = watch::channel(0);
         let state = ChannelState { channel: channel.clone(), latest: None, watchers };
         crate::util::lock(&self.channels.0).insert(channel.id(), state);
-        let frames = Arc::new(AtomicU64::new(0));
-        crate::util::lock(&self.counts).push((topic.clone(), frames.clone()));
+        let stats = Arc::new(ChannelStats::default());
+        crate::util::lock(&self.stats).push((topic.clone(), stats.clone()));
         Ok(ViewChannel {
             channel,
             decompress: spec.decompress,
             channels: self.channels.clone(),
             watching,
             topic,
-            frames,
+            stats,
             decompress_failures: AtomicU64::new(0),
         })
     }
 
-    /// Frames per channel so far, in the order the channels were added.
+    /// Frames and latency per channel so far, in the order the channels were added.
     pub fn report(&self) -> Vec<ChannelReport> {
-        crate::util::lock(&self.counts)
+        crate::util::lock(&self.stats)
             .iter()
-            .map(|(topic, frames)| ChannelReport {
+            .map(|(topic, stats)| ChannelReport {
                 topic: topic.clone(),
-                frames: frames.load(Ordering::Relaxed),
+                frames: stats.frames.load(Ordering::Relaxed),
+                send_latency_ms: stats.send_latency.p50_p99(),
             })
             .collect()
     }
@@ -226,7 +239,7 @@ pub struct ViewChannel {
     channels: Arc<Channels>,
     watching: watch::Receiver<usize>,
     topic: String,
-    frames: Arc<AtomicU64>,
+    stats: Arc<ChannelStats>,
     decompress_failures: AtomicU64,
 }
 
@@ -245,7 +258,7 @@ impl ViewChannel {
     /// keeps it for those that subscribe later. A frame that does not decompress is left
     /// out and counted.
     pub fn log(&self, payload: &[u8], receive_ns: u64) {
-        self.frames.fetch_add(1, Ordering::Relaxed);
+        self.stats.frames.fetch_add(1, Ordering::Relaxed);
         let message = match self.decompress {
             true => match zstd_decompress(payload, crate::recorder::MAX_DECOMPRESSED_BYTES) {
                 Ok(data) => data,
@@ -268,6 +281,8 @@ impl ViewChannel {
             state.latest = Some((message.clone(), receive_ns));
         });
         self.channel.log_with_meta(&message, PartialMetadata::with_log_time(receive_ns));
+        let added_ns = crate::util::now_ns().saturating_sub(receive_ns);
+        self.stats.send_latency.add(added_ns as f64 / 1e6);
     }
 }
 
