@@ -381,6 +381,10 @@ def one_config(args, room, clients, run):
             if silent:
                 print(f"bench view: {clients} clients, run {run}: client {i} got nothing of "
                       f"{', '.join(silent)} in the window", file=sys.stderr)
+        summary = read_json(record_summary) or {}
+        # The operator's own measure: LiveKit frame to WebSocket hand-off, per channel.
+        added = {c["topic"]: c.get("send_latency_ms") or [None, None]
+                 for c in summary.get("view", [])}
         topics = {}
         for topic, written in recorded.items():
             mine = [c[topic] for c in per_client if topic in c]
@@ -395,11 +399,12 @@ def one_config(args, room, clients, run):
                 "p50_ms": percentile(pooled, 0.5) if pooled else None,
                 "p99_ms": percentile(pooled, 0.99) if pooled else None,
                 "bytes": statistics.mean(sizes) if sizes else None,
+                "added_p50_ms": added.get(topic, [None, None])[0],
+                "added_p99_ms": added.get(topic, [None, None])[1],
             }
         for metrics in per_client:
             for m in metrics.values():
                 del m["latencies_ms"]
-        summary = read_json(record_summary) or {}
         return {
             "clients": clients, "run": run, "window_s": wall,
             "operator_cpu_pct": 100.0 * (op1 - op0) / wall,
@@ -446,7 +451,8 @@ def summarize(results, configs):
             "dropped_behind": med([r["dropped_behind"] for r in runs]),
             "topics": {t: {k: med([r["topics"][t][k] for r in runs if t in r["topics"]])
                            for k in ("recorded", "recorded_fps", "fps", "delivered_pct",
-                                     "p50_ms", "p99_ms", "bytes")}
+                                     "p50_ms", "p99_ms", "bytes", "added_p50_ms",
+                                     "added_p99_ms")}
                        for t in topics},
         }
     return out
@@ -487,8 +493,9 @@ def markdown(summary, configs, args, load):
     slash = " / ".join
     cl = slash(str(c) for c in watched)
     rows = [f"| topic | KB/msg | recorded frames {slash(str(c) for c in configs)} clients "
-            f"| client fps {cl} | delivered % {cl} | p50 ms {cl} | p99 ms {cl} |",
-            "|---|---|---|---|---|---|---|"]
+            f"| client fps {cl} | delivered % {cl} | p50 ms {cl} | p99 ms {cl} "
+            f"| added p50 ms {cl} | added p99 ms {cl} |",
+            "|---|---|---|---|---|---|---|---|---|"]
     topics = sorted({t for c in configs for t in summary[c]["topics"]})
     for topic in topics:
         get = lambda c, k: summary[c]["topics"].get(topic, {}).get(k)
@@ -499,11 +506,15 @@ def markdown(summary, configs, args, load):
             f"| {slash(fmt(get(c, 'fps')) for c in watched)} "
             f"| {slash(fmt(get(c, 'delivered_pct')) for c in watched)} "
             f"| {slash(fmt(get(c, 'p50_ms'), 2) for c in watched)} "
-            f"| {slash(fmt(get(c, 'p99_ms'), 2) for c in watched)} |")
+            f"| {slash(fmt(get(c, 'p99_ms'), 2) for c in watched)} "
+            f"| {slash(fmt(get(c, 'added_p50_ms'), 2) for c in watched)} "
+            f"| {slash(fmt(get(c, 'added_p99_ms'), 2) for c in watched)} |")
     notes = ("\nKB/msg: as the clients get it (depth decompressed); client fps: mean over the "
              "clients; delivered %: the lowest client's messages as % of the frames recorded in "
              "the window; latency: the client's receive time minus the operator's LiveKit "
-             "receive time (log time), all clients' messages together.\n")
+             "receive time (log time), all clients' messages together; added: what the "
+             "operator measures itself, from the frame's arrival from LiveKit to its hand-off "
+             "to the WebSocket server (decompression included), over the whole run.\n")
     return head + table1 + "\n\n" + "\n".join(rows) + "\n" + notes
 
 
