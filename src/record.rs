@@ -21,9 +21,9 @@ use crate::text::printable;
 use crate::util::LatencySamples;
 use crate::view::{LiveView, ViewChannel};
 use futures::StreamExt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
