@@ -7,7 +7,7 @@
 //! band with fixed stream ids when the server speaks signal protocol 18 or later.
 
 use super::RoomError;
-use super::connect::ConnectOptions;
+use super::connect::{ConnectOptions, Credentials};
 use super::link::{LinkMeter, LinkState, SAMPLE_INTERVAL};
 use super::transport::{
     Counters, FrameQueue, TRANSPORT_EVENT_CAPACITY, Transport, TransportEvent, TransportEvents,
@@ -152,6 +152,10 @@ struct SessionIo {
     queue: Arc<FrameQueue>,
     counters: Arc<Counters>,
     link: Arc<LinkMeter>,
+    /// The newest access token the server sent (`RefreshToken`: when a session starts, then
+    /// every 5 minutes, valid for at least 10). A ready token may have expired by the time
+    /// the connection is lost; this one joins again instead. Never logged.
+    refreshed_token: std::sync::Mutex<Option<String>>,
 }
 
 impl ServerTransport {
@@ -169,6 +173,7 @@ impl ServerTransport {
             queue: Arc::new(FrameQueue::new(FRAME_QUEUE_BYTES, counters.clone(), link.clone())),
             counters: counters.clone(),
             link: link.clone(),
+            refreshed_token: std::sync::Mutex::new(None),
         });
         let (session, join, lost_rx) = open_session(options, &io).await?;
         session.forward_signals();
@@ -448,7 +453,13 @@ async fn open_session(
     io: &Arc<SessionIo>,
 ) -> Result<(Session, proto::JoinResponse, Losses), RoomError> {
     let (lost, lost_rx) = mpsc::unbounded_channel();
-    let token = options.token()?;
+    // A minted token is minted anew; a ready one gives way to the server's newest, which
+    // expires no earlier (livekit-server keeps the original expiry when it is the later).
+    let refreshed = crate::util::lock(&io.refreshed_token).clone();
+    let token = match (&options.credentials, refreshed) {
+        (Credentials::Token(_), Some(refreshed)) => refreshed,
+        _ => options.token()?,
+    };
     let mut signal_options = SignalOptions::default();
     signal_options.single_peer_connection = true;
     signal_options.auto_subscribe = false;
@@ -529,6 +540,7 @@ async fn open_session(
     let (room_messages_tx, room_messages_rx) = mpsc::unbounded_channel();
     let tasks = vec![
         tokio::spawn(run_signal(
+            io.clone(),
             signal_events,
             signal_closed_tx,
             signal.clone(),
@@ -688,8 +700,10 @@ fn session_description(kind: &str, sdp: String) -> proto::SessionDescription {
     proto::SessionDescription { r#type: kind.into(), sdp, ..Default::default() }
 }
 
-/// Handles the signal messages that concern the peer connection and passes the rest on.
+/// Handles the signal messages that concern the peer connection or the access token, and
+/// passes the rest on.
 async fn run_signal(
+    io: Arc<SessionIo>,
     mut signal_events: SignalEvents,
     closed: watch::Sender<bool>,
     signal: Arc<SignalClient>,
@@ -720,6 +734,11 @@ async fn run_signal(
             return;
         }
         let outcome = match *message {
+            Response::RefreshToken(token) => {
+                tracing::debug!("the server sent a new access token");
+                *crate::util::lock(&io.refreshed_token) = Some(token);
+                Ok(())
+            }
             Response::Answer(answer) => negotiator.on_answer(answer.sdp).await,
             Response::Offer(offer) => match negotiator.on_offer(offer.sdp).await {
                 Ok(answer) => {
