@@ -418,6 +418,11 @@ fn init_logging() {
             "dtbridge=info,warn,webrtc::peer_connection::transport::stun_gatherer=off",
         )
     });
+    // The WebSocket client logs its handshake request whole at trace, the access token in its
+    // `Authorization` header with it: that never logs below debug, whatever RUST_LOG says.
+    let filter = filter.add_directive(
+        "tungstenite::handshake::client=debug".parse().expect("a valid log directive"),
+    );
     // Colour codes only for a terminal: in files and journals they are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()

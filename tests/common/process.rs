@@ -31,6 +31,31 @@ impl Process {
         config: &Path,
         server: &TestServer,
     ) -> Process {
+        Process::watch(Self::command_in(namespace, args, config, server))
+    }
+
+    /// [`Process::spawn`] with a ready `LIVEKIT_TOKEN` in place of the API key and secret.
+    pub fn spawn_with_token(
+        args: &[&str],
+        config: &Path,
+        server: &TestServer,
+        token: &str,
+    ) -> Process {
+        let mut command = Self::command_in(None, args, config, server);
+        command
+            .env("LIVEKIT_TOKEN", token)
+            .env_remove("LIVEKIT_API_KEY")
+            .env_remove("LIVEKIT_API_SECRET");
+        Process::watch(command)
+    }
+
+    /// The command [`Process::spawn_in`] starts, to be adjusted before [`Process::watch`].
+    pub fn command_in(
+        namespace: Option<&str>,
+        args: &[&str],
+        config: &Path,
+        server: &TestServer,
+    ) -> Command {
         let binary = env!("CARGO_BIN_EXE_dtbridge");
         let mut command = match namespace {
             Some(name) => {
@@ -51,7 +76,7 @@ impl Process {
                 "RUST_LOG",
                 std::env::var("DTBRIDGE_TEST_RUST_LOG").unwrap_or_else(|_| "dtbridge=info".into()),
             );
-        Process::watch(command)
+        command
     }
 
     /// Starts `command`, collecting its stderr.
