@@ -419,16 +419,22 @@ fn init_logging() {
         )
     });
     // The WebSocket client logs its handshake request whole at trace, the access token in its
-    // `Authorization` header with it: that never logs below debug, whatever RUST_LOG says.
-    let filter = filter.add_directive(
-        "tungstenite::handshake::client=debug".parse().expect("a valid log directive"),
-    );
+    // `Authorization` header with it: that line never shows, whatever RUST_LOG says.
+    let without_token = tracing_subscriber::filter::filter_fn(|metadata| {
+        !(metadata.target() == "tungstenite::handshake::client"
+            && *metadata.level() == tracing::Level::TRACE)
+    });
     // Colour codes only for a terminal: in files and journals they are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
+    use tracing_subscriber::prelude::*;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi)
+                .with_filter(filter)
+                .with_filter(without_token),
+        )
         .init();
 }
 

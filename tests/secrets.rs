@@ -89,30 +89,28 @@ fn run_all(server: &TestServer, dir: &Path, credentials: Credentials) -> Outputs
             .stderr(Stdio::piped())
             .output()
             .unwrap();
-        assert!(output.status.success(), "check {name}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "check {name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         outputs.push((format!("check {name} stderr"), output.stderr));
     }
 
     let record_summary = dir.join("record-summary.json");
     let record_args = ["record", "--summary-json", record_summary.to_str().unwrap()];
     let record_stdout = dir.join("record.stdout");
-    let recorder = Process::watch(command(
-        &record_args,
-        &operator,
-        server,
-        operator_token,
-        &record_stdout,
-    ));
+    let recorder =
+        Process::watch(command(&record_args, &operator, server, operator_token, &record_stdout));
     assert!(recorder.wait_for("joined room", 1, Duration::from_secs(60)), "{}", recorder.log());
     let run_summary = dir.join("run-summary.json");
     let run_args = ["run", "--summary-json", run_summary.to_str().unwrap()];
     let run_stdout = dir.join("run.stdout");
-    let publisher =
-        Process::watch(command(&run_args, &robot, server, robot_token, &run_stdout));
+    let publisher = Process::watch(command(&run_args, &robot, server, robot_token, &run_stdout));
     // Progress lines name a topic once it is recorded: three of them are seconds of frames.
-    let recorded = TOPICS.iter().all(|topic| {
-        recorder.wait_for(&format!("| {topic} "), 3, Duration::from_secs(90))
-    });
+    let recorded = TOPICS
+        .iter()
+        .all(|topic| recorder.wait_for(&format!("| {topic} "), 3, Duration::from_secs(90)));
     let (run_ok, run_log) = publisher.stop();
     let (record_ok, record_log) = recorder.stop();
     assert!(recorded, "every track recorded\nrecorder:\n{record_log}\nrobot:\n{run_log}");
@@ -139,6 +137,39 @@ fn run_all(server: &TestServer, dir: &Path, credentials: Credentials) -> Outputs
     outputs
 }
 
+/// `dtbridge run` refused by the server, whose answer quotes the token it refuses: a wrong
+/// secret, or a ready token signed with one. Returns what it wrote.
+fn refused(server: &TestServer, dir: &Path, credentials: Credentials) -> Outputs {
+    const WRONG_SECRET: &str = "not-the-secret-not-the-secret-0123";
+    let forged = livekit_api::access_token::AccessToken::with_api_key(API_KEY, WRONG_SECRET)
+        .with_identity("robot")
+        .with_grants(livekit_api::access_token::VideoGrants {
+            room_join: true,
+            room: "secrets".into(),
+            ..Default::default()
+        })
+        .to_jwt()
+        .unwrap();
+    let robot = write_robot_config(dir);
+    let stdout = dir.join("refused.stdout");
+    let mut command = match credentials {
+        Credentials::KeyAndSecret => {
+            let mut command = command(&["run"], &robot, server, None, &stdout);
+            command.env("LIVEKIT_API_SECRET", WRONG_SECRET);
+            command
+        }
+        Credentials::ReadyToken => command(&["run"], &robot, server, Some(&forged), &stdout),
+    };
+    let output = command.stderr(Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "a wrong secret must not join:\n{stderr}");
+    assert!(stderr.contains("rejected the access token (HTTP 401)"), "{stderr}");
+    vec![
+        ("refused run stderr".into(), output.stderr),
+        ("refused run stdout".into(), std::fs::read(&stdout).unwrap()),
+    ]
+}
+
 /// Where `needle` is in `haystack`: what precedes it, to find what wrote it.
 fn find(haystack: &[u8], needle: &str) -> Option<String> {
     let at = haystack.windows(needle.len()).position(|window| window == needle.as_bytes())?;
@@ -161,7 +192,8 @@ fn no_output_holds_the_api_secret_or_a_token() {
     ];
     for credentials in [Credentials::KeyAndSecret, Credentials::ReadyToken] {
         let dir = TempDir::new();
-        let outputs = run_all(&server, &dir.0, credentials);
+        let mut outputs = run_all(&server, &dir.0, credentials);
+        outputs.extend(refused(&server, &dir.0, credentials));
         let total: usize = outputs.iter().map(|(_, bytes)| bytes.len()).sum();
         eprintln!("{credentials:?}: {} outputs, {total} bytes searched", outputs.len());
         for (output, bytes) in &outputs {

@@ -916,11 +916,12 @@ fn connect_error(options: &ConnectOptions, reason: String) -> RoomError {
     RoomError::Connect { url: options.url.clone(), reason }
 }
 
-/// Maps signal errors to what the user must fix: credentials, URL, or the server.
+/// Maps signal errors to what the user must fix: credentials, URL, or the server. The
+/// server's reasons quote the token they refuse, so tokens are cut out of them.
 fn signal_error(url: &str, err: SignalError) -> RoomError {
     match err {
         SignalError::Client(status, reason) if matches!(status.as_u16(), 401 | 403) => {
-            RoomError::Auth { status: status.as_u16(), reason: reason.trim().to_string() }
+            RoomError::Auth { status: status.as_u16(), reason: without_tokens(reason.trim()) }
         }
         SignalError::Handshake { status } if matches!(status.as_u16(), 401 | 403) => {
             RoomError::Auth { status: status.as_u16(), reason: "access denied".into() }
@@ -931,13 +932,45 @@ fn signal_error(url: &str, err: SignalError) -> RoomError {
         SignalError::UrlParse(reason) => {
             RoomError::Config(format!("the server URL '{url}' is not valid: {reason}"))
         }
-        other => RoomError::Connect { url: url.to_string(), reason: other.to_string() },
+        other => {
+            RoomError::Connect { url: url.to_string(), reason: without_tokens(&other.to_string()) }
+        }
     }
+}
+
+/// `text` with every access token in it replaced by `<token>`: a JWT is `eyJ` (a JSON
+/// header's start, base64url) and the base64url segments and dots that follow.
+fn without_tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("eyJ") {
+        out.push_str(&rest[..start]);
+        out.push_str("<token>");
+        rest = &rest[start..];
+        let part_of_token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        rest = &rest[rest.find(|c: char| !part_of_token(c)).unwrap_or(rest.len())..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_cut_out_of_the_servers_reasons() {
+        // livekit-server 1.13.5's answer to an expired token.
+        let reason = "invalid token: eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3OTV9.dgEY-_x, \
+                      error: token has invalid claims: token is expired";
+        assert_eq!(
+            without_tokens(reason),
+            "invalid token: <token>, error: token has invalid claims: token is expired"
+        );
+        assert_eq!(without_tokens("eyJa.b eyJc"), "<token> <token>");
+        assert_eq!(without_tokens("no token here"), "no token here");
+        assert_eq!(without_tokens(""), "");
+    }
 
     #[test]
     fn ice_server_urls_give_host_and_port() {
