@@ -447,12 +447,23 @@ fn init_logging() {
              livekit_datatrack::remote::pipeline=off",
         )
     });
+    // The WebSocket client logs its handshake request whole at trace, the access token in its
+    // `Authorization` header with it: that line never shows, whatever RUST_LOG says.
+    let without_token = tracing_subscriber::filter::filter_fn(|metadata| {
+        !(metadata.target() == "tungstenite::handshake::client"
+            && *metadata.level() == tracing::Level::TRACE)
+    });
     // Colour codes only for a terminal: in files and journals they are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
+    use tracing_subscriber::prelude::*;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi)
+                .with_filter(filter)
+                .with_filter(without_token),
+        )
         .init();
 }
 

@@ -2,7 +2,7 @@
 //! `config` crate into typed structs. Every error names the file and the key path; an unknown
 //! key suggests the closest known one. The reference is `docs/config.md`.
 
-use crate::livekit::{CaBundle, ConnectOptions, RoomError, SharedKeys};
+use crate::livekit::{CaBundle, ConnectOptions, Grants, RoomError, SharedKeys};
 use crate::scheduler::Priority;
 use crate::source::{QosOverride, SourceConfig};
 use crate::text::with_suggestion;
@@ -172,6 +172,9 @@ pub struct LiveKitConfig {
     pub identity: Option<String>,
     /// Give up joining after this many seconds.
     pub connect_timeout_s: Option<f64>,
+    /// Lifetime of the tokens minted from `LIVEKIT_API_KEY` and `LIVEKIT_API_SECRET`, in
+    /// seconds.
+    pub token_ttl_s: Option<f64>,
     /// Cap on what `run` sends, all tracks together, in Mbit/s (data track packets, before
     /// SCTP, DTLS and UDP headers).
     pub max_bandwidth_mbps: Option<f64>,
@@ -197,6 +200,33 @@ pub enum Backend {
     Loopback,
 }
 
+/// Who a command joins as: its default identity, and what a token minted for it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `dtbridge run`: publishes data tracks and subscribes to nothing (it only publishes).
+    Robot,
+    /// `dtbridge record` and `dtbridge view`: subscribe and publish nothing.
+    Operator,
+}
+
+impl Role {
+    /// The identity when `[livekit] identity` names none.
+    pub fn default_identity(self) -> &'static str {
+        match self {
+            Self::Robot => "robot",
+            Self::Operator => "operator",
+        }
+    }
+
+    /// The grants of a token minted for this role: no more than it uses.
+    pub fn grants(self) -> Grants {
+        match self {
+            Self::Robot => Grants::PUBLISHER,
+            Self::Operator => Grants::SUBSCRIBER,
+        }
+    }
+}
+
 /// Where to connect, resolved against the environment.
 #[derive(Debug, Clone)]
 pub enum Connection {
@@ -214,22 +244,31 @@ pub enum Connection {
 }
 
 impl LiveKitConfig {
-    /// The connection to make; `default_identity` is the command's (`robot`, `operator`).
     /// `connect_timeout_s` as a duration, if set; why it is none otherwise.
     pub fn connect_timeout(&self) -> Result<Option<Duration>, String> {
         self.connect_timeout_s.map(crate::duration::positive_seconds).transpose()
     }
 
-    pub fn connection(&self, default_identity: &str) -> Result<Connection, RoomError> {
+    /// `token_ttl_s` as a duration, if set; why it is none otherwise.
+    pub fn token_ttl(&self) -> Result<Option<Duration>, String> {
+        self.token_ttl_s.map(crate::duration::positive_seconds).transpose()
+    }
+
+    /// The connection to make for `role`.
+    pub fn connection(&self, role: Role) -> Result<Connection, RoomError> {
         let room = self.room.clone().unwrap_or_else(|| "dtbridge".into());
-        let identity = self.identity.clone().unwrap_or_else(|| default_identity.into());
+        let identity = self.identity.clone().unwrap_or_else(|| role.default_identity().into());
         match self.backend.unwrap_or(Backend::Server) {
             Backend::Loopback => {
                 Ok(Connection::Loopback { room, identity, e2ee: self.e2ee.clone() })
             }
             Backend::Server => {
-                let mut options =
-                    ConnectOptions::from_env_with_url(self.url.clone(), &room, &identity)?;
+                let mut options = ConnectOptions::from_env_with_url(
+                    self.url.clone(),
+                    &room,
+                    &identity,
+                    role.grants(),
+                )?;
                 if let Some(timeout) = self
                     .connect_timeout()
                     .map_err(|why| RoomError::Config(format!("livekit.connect_timeout_s: {why}")))?
@@ -241,6 +280,12 @@ impl LiveKitConfig {
                     let bundle = CaBundle::load(file)
                         .map_err(|why| RoomError::Config(format!("livekit.ca_file: {why}")))?;
                     options.ca_bundle = Some(bundle);
+                }
+                if let Some(ttl) = self
+                    .token_ttl()
+                    .map_err(|why| RoomError::Config(format!("livekit.token_ttl_s: {why}")))?
+                {
+                    options.token_ttl = ttl;
                 }
                 Ok(Connection::Server(options))
             }
@@ -415,6 +460,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
     let config =
         BridgeConfig { livekit, sources, routes: raw.routes, record: raw.record, view: raw.view };
     config.check_ros_domains().map_err(|(key, message)| ConfigError::new(path, key, message))?;
+    config.livekit.token_ttl().map_err(|why| ConfigError::new(path, "livekit.token_ttl_s", why))?;
     Ok(Loaded { path: path.to_path_buf(), config })
 }
 
@@ -507,7 +553,8 @@ mod tests {
         let loaded = load_str(config, &path).unwrap();
         let keys = loaded.config.livekit.e2ee.clone().expect("keys");
         assert_eq!(keys.current_index(), 1);
-        let Connection::Loopback { e2ee, .. } = loaded.config.livekit.connection("robot").unwrap()
+        let Connection::Loopback { e2ee, .. } =
+            loaded.config.livekit.connection(Role::Robot).unwrap()
         else {
             panic!("a loopback connection");
         };
@@ -533,6 +580,27 @@ mod tests {
             "{err}"
         );
         _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn each_role_is_granted_only_what_it_does() {
+        assert_eq!(Role::Robot.grants(), Grants { publish_data: true, subscribe: false });
+        assert_eq!(Role::Operator.grants(), Grants { publish_data: false, subscribe: true });
+        assert_eq!(Role::Robot.default_identity(), "robot");
+        assert_eq!(Role::Operator.default_identity(), "operator");
+    }
+
+    #[test]
+    fn the_token_ttl_is_checked_at_load() {
+        let path = Path::new("robot.toml");
+        let loaded = load_str("[livekit]\ntoken_ttl_s = 3600\n", path).unwrap();
+        assert_eq!(loaded.config.livekit.token_ttl(), Ok(Some(Duration::from_secs(3600))));
+        assert_eq!(load_str("", path).unwrap().config.livekit.token_ttl(), Ok(None));
+        for bad in ["0", "-5", "1e300", "nan"] {
+            let err = load_str(&format!("[livekit]\ntoken_ttl_s = {bad}\n"), path).unwrap_err();
+            let err = err.to_string();
+            assert!(err.starts_with("robot.toml: livekit.token_ttl_s: "), "{err}");
+        }
     }
 
     #[cfg(feature = "ros2")]

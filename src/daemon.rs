@@ -1,7 +1,7 @@
 //! `dtbridge run` and `dtbridge check`: load the configuration, resolve the routing plan, and
 //! (for `run`) connect, publish, and keep going until told to stop.
 
-use crate::config::{self, Connection, Loaded};
+use crate::config::{self, Connection, Loaded, Role};
 use crate::livekit::{LoopbackHub, Room, RoomError, RoomEvent, RoomEvents};
 use crate::pipeline::{Pipeline, Plan, Router, TrackStats};
 use crate::scheduler::{LinkReport, Scheduler, SchedulerOptions};
@@ -271,7 +271,7 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) -> Result<PublishReport, DaemonError> {
     let connection =
-        prepared.loaded.config.livekit.connection("robot").map_err(DaemonError::Connect)?;
+        prepared.loaded.config.livekit.connection(Role::Robot).map_err(DaemonError::Connect)?;
     let (room, events) = connect(connection).await.map_err(DaemonError::Connect)?;
     log_joined(&room);
     publish(prepared, room, events, stop).await

@@ -8,7 +8,7 @@
 //! go to it too; `dtbridge view` serves the live view alone and subscribes to a track only
 //! while a Foxglove client watches it.
 
-use crate::config::{Connection, Loaded, RecordConfig};
+use crate::config::{Connection, Loaded, RecordConfig, Role};
 use crate::daemon::{self, DaemonError};
 use crate::livekit::{
     DataTrackStream, DataTrackSubscribeOptions, RemoteDataTrack, Room, RoomEvent, RoomEvents,
@@ -165,7 +165,7 @@ pub async fn start_view(loaded: &Loaded, address: &str) -> Result<Arc<LiveView>,
 /// Joins the room as the operator.
 async fn join(loaded: &Loaded) -> Result<(Room, RoomEvents), DaemonError> {
     let mut connection =
-        loaded.config.livekit.connection("operator").map_err(DaemonError::Connect)?;
+        loaded.config.livekit.connection(Role::Operator).map_err(DaemonError::Connect)?;
     if let Connection::Server(options) = &mut connection {
         // A subscriber gets frames again sooner from a new session (`resume_session`).
         options.resume_session = false;

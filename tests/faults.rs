@@ -13,7 +13,8 @@ use common::process::{
     Process, recorded_file, recorded_so_far, run_summary, summary_json, write_operator_config,
 };
 use common::readers::{channel_count, log_times};
-use common::server::{TempDir, TestServer, skip, test_ip};
+use common::server::{TempDir, TestServer, ready_token, skip, test_ip};
+use dtbridge::livekit::{ConnectOptions, Credentials, Grants, Room, RoomError};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -169,6 +170,96 @@ fn every_track_flows_again_after_the_server_restarts() {
             recorded + allowance >= sent,
             "{topic}: run says it sent {sent} frames, the recording has {recorded}:\n{run_log}"
         );
+    }
+}
+
+/// How long livekit-server accepts a token past its expiry (`tokenLeeway` in its
+/// `auth/verifier.go`).
+const SERVER_TOKEN_LEEWAY: Duration = Duration::from_secs(60);
+
+/// A robot given a ready token that expires a minute later runs on, and after the server
+/// was killed and restarted long past that expiry, it joins again and republishes: with the
+/// token the server refreshed (`RefreshToken`, sent when the session started), since the
+/// original one is refused by then.
+#[test]
+fn a_robot_whose_ready_token_expired_reconnects_after_the_server_restarts() {
+    let test = "a_robot_whose_ready_token_expired_reconnects_after_the_server_restarts";
+    let Some(mut server) = TestServer::start(test) else { return };
+    let dir = TempDir::new();
+    let robot = write_robot_config(&dir.0, "expiry");
+    let operator = write_operator_config(&dir.0, "expiry");
+    const TTL: Duration = Duration::from_secs(60);
+    let token = ready_token("expiry", "robot", Grants::PUBLISHER, TTL);
+    let minted_at = Instant::now();
+
+    let recorder = Process::spawn(&["record"], &operator, &server);
+    assert!(recorder.wait_for("joined room", 1, Duration::from_secs(30)), "dtbridge record joins");
+    let summary_path = dir.0.join("run-summary.json");
+    let summary_arg = summary_path.to_str().unwrap();
+    let publisher =
+        Process::spawn_with_token(&["run", "--summary-json", summary_arg], &robot, &server, &token);
+    assert!(
+        publisher.wait_for("joined room 'expiry' as 'robot'", 1, Duration::from_secs(30)),
+        "dtbridge run joins with the ready token:\n{}",
+        publisher.log()
+    );
+    wait_recorded(&recorder, &publisher, |_| 10, Duration::from_secs(60));
+
+    // Until the server refuses the token, and a little more: its clock and ours may differ
+    // by the second that the token's expiry is rounded to.
+    let refused_from = minted_at + TTL + SERVER_TOKEN_LEEWAY + Duration::from_secs(5);
+    std::thread::sleep(refused_from.saturating_duration_since(Instant::now()));
+    let progress_lines = |log: &str| log.lines().filter(|l| l.starts_with("recording ")).count();
+    let progress_at_kill = progress_lines(&recorder.log());
+    server.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    server.start_again();
+    let restarted_ns = now_ns();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while progress_lines(&recorder.log()) <= progress_at_kill {
+        assert!(Instant::now() < deadline, "the recorder stopped reporting progress");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = recorder.log();
+    let before: Vec<u64> = TOPICS.iter().map(|(topic, _)| recorded_so_far(&log, topic)).collect();
+
+    assert!(
+        publisher.wait_for("reconnected", 1, Duration::from_secs(60)),
+        "dtbridge run reconnects:\n{}",
+        publisher.log()
+    );
+    wait_recorded(
+        &recorder,
+        &publisher,
+        |topic| {
+            let i = TOPICS.iter().position(|(t, _)| *t == topic).unwrap();
+            before[i] + (2.0 * TOPICS[i].1) as u64
+        },
+        Duration::from_secs(60),
+    );
+
+    // The token the robot was given no longer joins: what joined was the server's.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let original = ConnectOptions::new(server.url(), Credentials::Token(token.clone()));
+    match runtime.block_on(Room::connect(original)) {
+        Err(RoomError::Auth { status: 401, .. }) => {}
+        Err(err) => panic!("the expired token: expected a 401, got {err}"),
+        Ok(_) => panic!("the expired token still joins: the test shows nothing"),
+    }
+
+    let (ok, run_log) = publisher.stop();
+    assert!(ok, "dtbridge run: {run_log}");
+    let (ok, record_log) = recorder.stop();
+    assert!(ok, "dtbridge record: {record_log}");
+    assert!(!run_log.contains("rejected the access token"), "no join was refused:\n{run_log}");
+    let summary = run_summary(&summary_path);
+    assert!(summary.outages.reconnected >= 1, "{:?}\n{run_log}", summary.outages);
+    let file = recorded_file(&dir.0.join("out"));
+    for (topic, _) in TOPICS {
+        assert_eq!(channel_count(&file, topic), 1, "channels of {topic}");
+        let after = log_times(&file, topic).into_iter().filter(|&t| t >= restarted_ns).count();
+        eprintln!("{topic}: {after} frames recorded after the restart");
+        assert!(after > 0, "no {topic} after the restart");
     }
 }
 

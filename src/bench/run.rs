@@ -9,7 +9,7 @@
 
 use super::{median, now_us};
 use anyhow::{Context, Result, bail};
-use dtbridge::config::Connection;
+use dtbridge::config::{Connection, Role};
 use dtbridge::daemon;
 use dtbridge::livekit::{Credentials, DataTrackSubscribeOptions, Room, RoomEvent};
 use dtbridge::util::percentile;
@@ -78,7 +78,9 @@ impl RunBench {
     pub async fn run(&self) -> Result<RunReport> {
         let prepared = daemon::prepare(&self.config)?;
         let tracks: Vec<String> = prepared.plan.tracks.iter().map(|t| t.track.clone()).collect();
-        let Connection::Server(mut options) = prepared.loaded.config.livekit.connection("robot")?
+        // The bench's own participant subscribes to the robot's tracks.
+        let Connection::Server(mut options) =
+            prepared.loaded.config.livekit.connection(Role::Operator)?
         else {
             bail!("bench run needs a LiveKit server: set LIVEKIT_URL");
         };

@@ -51,7 +51,7 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// The permissions a minted token carries.
+/// The permissions a minted token carries; it never grants publishing audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grants {
     /// May publish data tracks (`canPublishData`).
@@ -60,6 +60,15 @@ pub struct Grants {
     pub subscribe: bool,
 }
 
+impl Grants {
+    /// A participant that only publishes data tracks.
+    pub const PUBLISHER: Self = Self { publish_data: true, subscribe: false };
+    /// A participant that only subscribes.
+    pub const SUBSCRIBER: Self = Self { publish_data: false, subscribe: true };
+}
+
+/// Both publishing and subscribing: for a participant that does both (tests, benchmarks);
+/// dtbridge's commands ask for [`Grants::PUBLISHER`] or [`Grants::SUBSCRIBER`].
 impl Default for Grants {
     fn default() -> Self {
         Self { publish_data: true, subscribe: true }
@@ -93,11 +102,18 @@ pub struct ConnectOptions {
     /// CA certificates the server's certificate may be signed by, besides the system's
     /// (`[livekit] ca_file`); `tls.rs` says whom the connection trusts, in which order.
     pub ca_bundle: Option<super::CaBundle>,
+    /// How long a token minted from key and secret is valid. It is checked when joining and
+    /// resuming only, and every reconnect mints a new one, so this bounds what a leaked token
+    /// is worth, not how long a session may last. A ready token keeps its own expiry.
+    pub token_ttl: Duration,
 }
 
 impl ConnectOptions {
     /// Default for [`Self::connect_timeout`].
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default for [`Self::token_ttl`]: livekit-api's own default made explicit, long enough
+    /// for a robot whose clock is off by an hour or two.
+    pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
 
     /// Options with the default timeout and ICE addresses.
     pub fn new(url: impl Into<String>, credentials: Credentials) -> Self {
@@ -109,13 +125,14 @@ impl ConnectOptions {
             resume_session: true,
             e2ee: None,
             ca_bundle: None,
+            token_ttl: Self::DEFAULT_TOKEN_TTL,
         }
     }
 
     /// Options from `LIVEKIT_URL` and either `LIVEKIT_TOKEN` or `LIVEKIT_API_KEY` +
-    /// `LIVEKIT_API_SECRET` (a token is then minted for `room` and `identity`).
-    pub fn from_env(room: &str, identity: &str) -> Result<Self, RoomError> {
-        Self::from_env_with_url(None, room, identity)
+    /// `LIVEKIT_API_SECRET` (a token with `grants` is then minted for `room` and `identity`).
+    pub fn from_env(room: &str, identity: &str, grants: Grants) -> Result<Self, RoomError> {
+        Self::from_env_with_url(None, room, identity, grants)
     }
 
     /// [`Self::from_env`], with `url` (when given) taking the place of `LIVEKIT_URL`.
@@ -123,6 +140,7 @@ impl ConnectOptions {
         url: Option<String>,
         room: &str,
         identity: &str,
+        grants: Grants,
     ) -> Result<Self, RoomError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let url = url.or_else(|| var(ENV_URL)).ok_or_else(|| {
@@ -139,7 +157,7 @@ impl ConnectOptions {
                 secret,
                 room: room.to_string(),
                 identity: identity.to_string(),
-                grants: Grants::default(),
+                grants,
             },
             _ => {
                 return Err(RoomError::Config(format!(
@@ -166,6 +184,7 @@ impl ConnectOptions {
             Credentials::Token(token) => Ok(token.clone()),
             Credentials::ApiKey { key, secret, room, identity, grants } => {
                 AccessToken::with_api_key(key, secret)
+                    .with_ttl(self.token_ttl)
                     .with_identity(identity)
                     .with_name(identity)
                     .with_grants(VideoGrants {
@@ -202,5 +221,67 @@ mod tests {
         assert_eq!(address("https://lk.example.org/base").unwrap(), ("lk.example.org".into(), 443));
         let err = address("not a url").unwrap_err().to_string();
         assert!(err.contains("server URL \"not a url\""), "{err}");
+    }
+
+    const KEY: &str = "unit-key";
+    const SECRET: &str = "unit-secret-0123456789abcdef0123456789";
+
+    /// The claims of the token minted for `grants` with `ttl`, its signature checked.
+    fn minted(grants: Grants, ttl: Duration) -> livekit_api::access_token::Claims {
+        let credentials = Credentials::ApiKey {
+            key: KEY.into(),
+            secret: SECRET.into(),
+            room: "yard".into(),
+            identity: "robot-7".into(),
+            grants,
+        };
+        let mut options = ConnectOptions::new("ws://127.0.0.1:7880", credentials);
+        options.token_ttl = ttl;
+        let token = options.token().unwrap();
+        livekit_api::access_token::TokenVerifier::with_api_key(KEY, SECRET).verify(&token).unwrap()
+    }
+
+    #[test]
+    fn a_minted_token_grants_what_was_asked_and_no_more() {
+        for grants in [Grants::PUBLISHER, Grants::SUBSCRIBER, Grants::default()] {
+            let video = minted(grants, ConnectOptions::DEFAULT_TOKEN_TTL).video;
+            assert_eq!(video.can_publish_data, Some(grants.publish_data), "{grants:?}");
+            assert_eq!(video.can_subscribe, Some(grants.subscribe), "{grants:?}");
+            assert_eq!(video.can_publish, Some(false), "no audio or video: {grants:?}");
+            assert!(video.room_join && video.room == "yard", "{video:?}");
+            assert!(!(video.room_admin || video.room_create || video.room_list), "{video:?}");
+            assert!(!(video.room_record || video.hidden), "{video:?}");
+        }
+    }
+
+    #[test]
+    fn a_minted_token_expires_after_its_ttl() {
+        for ttl in [Duration::from_secs(60), ConnectOptions::DEFAULT_TOKEN_TTL] {
+            let claims = minted(Grants::PUBLISHER, ttl);
+            // Minted within the same second or the next: whole seconds on both ends.
+            let lifetime = claims.exp.saturating_sub(claims.nbf) as u64;
+            assert!((ttl.as_secs()..=ttl.as_secs() + 1).contains(&lifetime), "{lifetime}");
+            assert_eq!(claims.sub, "robot-7");
+        }
+        assert_eq!(
+            ConnectOptions::new("ws://h", Credentials::Token(String::new())).token_ttl,
+            ConnectOptions::DEFAULT_TOKEN_TTL
+        );
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret_and_no_token() {
+        let token = Credentials::Token("eyJ.the-ready-token.sig".into());
+        let minted = Credentials::ApiKey {
+            key: KEY.into(),
+            secret: SECRET.into(),
+            room: "yard".into(),
+            identity: "robot-7".into(),
+            grants: Grants::PUBLISHER,
+        };
+        for credentials in [token, minted] {
+            let options = format!("{:?}", ConnectOptions::new("ws://h", credentials));
+            assert!(!options.contains("the-ready-token") && !options.contains(SECRET), "{options}");
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! band with fixed stream ids when the server speaks signal protocol 18 or later.
 
 use super::RoomError;
-use super::connect::ConnectOptions;
+use super::connect::{ConnectOptions, Credentials};
 use super::link::{LinkMeter, LinkState, SAMPLE_INTERVAL};
 use super::transport::{
     Counters, FrameQueue, TRANSPORT_EVENT_CAPACITY, Transport, TransportEvent, TransportEvents,
@@ -152,6 +152,10 @@ struct SessionIo {
     queue: Arc<FrameQueue>,
     counters: Arc<Counters>,
     link: Arc<LinkMeter>,
+    /// The newest access token the server sent (`RefreshToken`: when a session starts, then
+    /// every 5 minutes, valid for at least 10). A ready token may have expired by the time
+    /// the connection is lost; this one joins again instead. Never logged.
+    refreshed_token: std::sync::Mutex<Option<String>>,
 }
 
 impl ServerTransport {
@@ -170,6 +174,7 @@ impl ServerTransport {
             queue: Arc::new(FrameQueue::new(FRAME_QUEUE_BYTES, counters.clone(), link.clone())),
             counters: counters.clone(),
             link: link.clone(),
+            refreshed_token: std::sync::Mutex::new(None),
         });
         let (session, join, lost_rx) = open_session(options, &io).await?;
         session.forward_signals();
@@ -449,7 +454,13 @@ async fn open_session(
     io: &Arc<SessionIo>,
 ) -> Result<(Session, proto::JoinResponse, Losses), RoomError> {
     let (lost, lost_rx) = mpsc::unbounded_channel();
-    let token = options.token()?;
+    // A minted token is minted anew; a ready one gives way to the server's newest, which
+    // expires no earlier (livekit-server keeps the original expiry when it is the later).
+    let refreshed = crate::util::lock(&io.refreshed_token).clone();
+    let token = match (&options.credentials, refreshed) {
+        (Credentials::Token(_), Some(refreshed)) => refreshed,
+        _ => options.token()?,
+    };
     let mut signal_options = SignalOptions::default();
     signal_options.single_peer_connection = true;
     signal_options.auto_subscribe = false;
@@ -530,6 +541,7 @@ async fn open_session(
     let (room_messages_tx, room_messages_rx) = mpsc::unbounded_channel();
     let tasks = vec![
         tokio::spawn(run_signal(
+            io.clone(),
             signal_events,
             signal_closed_tx,
             signal.clone(),
@@ -689,8 +701,10 @@ fn session_description(kind: &str, sdp: String) -> proto::SessionDescription {
     proto::SessionDescription { r#type: kind.into(), sdp, ..Default::default() }
 }
 
-/// Handles the signal messages that concern the peer connection and passes the rest on.
+/// Handles the signal messages that concern the peer connection or the access token, and
+/// passes the rest on.
 async fn run_signal(
+    io: Arc<SessionIo>,
     mut signal_events: SignalEvents,
     closed: watch::Sender<bool>,
     signal: Arc<SignalClient>,
@@ -721,6 +735,11 @@ async fn run_signal(
             return;
         }
         let outcome = match *message {
+            Response::RefreshToken(token) => {
+                tracing::debug!("the server sent a new access token");
+                *crate::util::lock(&io.refreshed_token) = Some(token);
+                Ok(())
+            }
             Response::Answer(answer) => negotiator.on_answer(answer.sdp).await,
             Response::Offer(offer) => match negotiator.on_offer(offer.sdp).await {
                 Ok(answer) => {
@@ -898,11 +917,12 @@ fn connect_error(options: &ConnectOptions, reason: String) -> RoomError {
     RoomError::Connect { url: options.url.clone(), reason }
 }
 
-/// Maps signal errors to what the user must fix: credentials, URL, or the server.
+/// Maps signal errors to what the user must fix: credentials, URL, or the server. The
+/// server's reasons quote the token they refuse, so tokens are cut out of them.
 fn signal_error(url: &str, err: SignalError) -> RoomError {
     match err {
         SignalError::Client(status, reason) if matches!(status.as_u16(), 401 | 403) => {
-            RoomError::Auth { status: status.as_u16(), reason: reason.trim().to_string() }
+            RoomError::Auth { status: status.as_u16(), reason: without_tokens(reason.trim()) }
         }
         SignalError::Handshake { status } if matches!(status.as_u16(), 401 | 403) => {
             RoomError::Auth { status: status.as_u16(), reason: "access denied".into() }
@@ -913,13 +933,45 @@ fn signal_error(url: &str, err: SignalError) -> RoomError {
         SignalError::UrlParse(reason) => {
             RoomError::Config(format!("the server URL '{url}' is not valid: {reason}"))
         }
-        other => RoomError::Connect { url: url.to_string(), reason: other.to_string() },
+        other => {
+            RoomError::Connect { url: url.to_string(), reason: without_tokens(&other.to_string()) }
+        }
     }
+}
+
+/// `text` with every access token in it replaced by `<token>`: a JWT is `eyJ` (a JSON
+/// header's start, base64url) and the base64url segments and dots that follow.
+fn without_tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("eyJ") {
+        out.push_str(&rest[..start]);
+        out.push_str("<token>");
+        rest = &rest[start..];
+        let part_of_token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        rest = &rest[rest.find(|c: char| !part_of_token(c)).unwrap_or(rest.len())..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_cut_out_of_the_servers_reasons() {
+        // livekit-server 1.13.5's answer to an expired token.
+        let reason = "invalid token: eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3OTV9.dgEY-_x, \
+                      error: token has invalid claims: token is expired";
+        assert_eq!(
+            without_tokens(reason),
+            "invalid token: <token>, error: token has invalid claims: token is expired"
+        );
+        assert_eq!(without_tokens("eyJa.b eyJc"), "<token> <token>");
+        assert_eq!(without_tokens("no token here"), "no token here");
+        assert_eq!(without_tokens(""), "");
+    }
 
     #[test]
     fn ice_server_urls_give_host_and_port() {

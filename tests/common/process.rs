@@ -34,8 +34,22 @@ impl Process {
         Process::watch(Self::command_in(namespace, args, config, server))
     }
 
-    /// The command [`Process::spawn_in`] starts, for a test to change (its environment)
-    /// before [`Process::watch`].
+    /// [`Process::spawn`] with a ready `LIVEKIT_TOKEN` in place of the API key and secret.
+    pub fn spawn_with_token(
+        args: &[&str],
+        config: &Path,
+        server: &TestServer,
+        token: &str,
+    ) -> Process {
+        let mut command = Self::command_in(None, args, config, server);
+        command
+            .env("LIVEKIT_TOKEN", token)
+            .env_remove("LIVEKIT_API_KEY")
+            .env_remove("LIVEKIT_API_SECRET");
+        Process::watch(command)
+    }
+
+    /// The command [`Process::spawn_in`] starts, to be adjusted before [`Process::watch`].
     pub fn command_in(
         namespace: Option<&str>,
         args: &[&str],

@@ -190,6 +190,24 @@ impl TestServer {
     }
 }
 
+/// A ready access token for [`TestServer`]s, as an operator would hand one to a robot:
+/// `room` and `identity` inside, valid for `ttl` from now.
+pub fn ready_token(room: &str, identity: &str, grants: Grants, ttl: Duration) -> String {
+    livekit_api::access_token::AccessToken::with_api_key(API_KEY, API_SECRET)
+        .with_ttl(ttl)
+        .with_identity(identity)
+        .with_grants(livekit_api::access_token::VideoGrants {
+            room_join: true,
+            room: room.into(),
+            can_publish: Some(false),
+            can_publish_data: Some(grants.publish_data),
+            can_subscribe: Some(grants.subscribe),
+            ..Default::default()
+        })
+        .to_jwt()
+        .expect("a token")
+}
+
 /// Runs `work` in `namespace`, or right here without one.
 fn in_own_namespace<T: Send>(namespace: Option<&str>, work: impl FnOnce() -> T + Send) -> T {
     match namespace {
