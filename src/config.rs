@@ -181,6 +181,9 @@ pub struct LiveKitConfig {
     /// PEM file of CA certificates to trust besides the system's, for a server whose
     /// certificate a private CA signed; relative to the config file, resolved on load.
     pub ca_file: Option<PathBuf>,
+    /// The certificates of `ca_file`, read when the file is loaded.
+    #[serde(skip)]
+    pub ca_bundle: Option<CaBundle>,
     /// File holding the room's shared end-to-end encryption key (one key per line, the first
     /// line being key index 0); `DTBRIDGE_E2EE_KEY` holds the same text instead.
     pub e2ee_key_file: Option<PathBuf>,
@@ -276,11 +279,7 @@ impl LiveKitConfig {
                     options.connect_timeout = timeout;
                 }
                 options.e2ee = self.e2ee.clone();
-                if let Some(file) = &self.ca_file {
-                    let bundle = CaBundle::load(file)
-                        .map_err(|why| RoomError::Config(format!("livekit.ca_file: {why}")))?;
-                    options.ca_bundle = Some(bundle);
-                }
+                options.ca_bundle = self.ca_bundle.clone();
                 if let Some(ttl) = self
                     .token_ttl()
                     .map_err(|why| RoomError::Config(format!("livekit.token_ttl_s: {why}")))?
@@ -431,7 +430,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         )
         .build()
         .map_err(|err| ConfigError::new(path, "", syntax_message(&err)))?;
-    let mut raw: RawConfig = serde_path_to_error::deserialize(built).map_err(|err| {
+    let raw: RawConfig = serde_path_to_error::deserialize(built).map_err(|err| {
         let key = err.path().to_string();
         let key = if key == "." { String::new() } else { key };
         ConfigError::new(path, key, with_suggestion(&err.inner().to_string()))
@@ -451,11 +450,13 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         crate::view::parse_address(&view.address)
             .map_err(|err| ConfigError::new(path, "view.address", err.to_string()))?;
     }
-    if let Some(file) = &mut raw.livekit.ca_file {
-        *file = path.parent().unwrap_or(Path::new(".")).join(&*file);
-        CaBundle::load(file).map_err(|why| ConfigError::new(path, "livekit.ca_file", why))?;
-    }
     let mut livekit = raw.livekit;
+    if let Some(file) = &mut livekit.ca_file {
+        *file = path.parent().unwrap_or(Path::new(".")).join(&*file);
+        let bundle =
+            CaBundle::load(file).map_err(|why| ConfigError::new(path, "livekit.ca_file", why))?;
+        livekit.ca_bundle = Some(bundle);
+    }
     livekit.e2ee = e2ee_keys(&livekit, path)?;
     let config =
         BridgeConfig { livekit, sources, routes: raw.routes, record: raw.record, view: raw.view };
@@ -574,6 +575,7 @@ mod tests {
         let path = dir.join("robot.toml");
         let loaded = load_str("[livekit]\nca_file = \"ca.pem\"\n", &path).unwrap();
         assert_eq!(loaded.config.livekit.ca_file, Some(dir.join("ca.pem")));
+        assert!(loaded.config.livekit.ca_bundle.is_some());
         let err = load_str("[livekit]\nca_file = \"nope.pem\"\n", &path).unwrap_err().to_string();
         assert!(
             err.contains("livekit.ca_file: ") && err.contains("nope.pem: no such file"),
