@@ -346,10 +346,15 @@ async fn check_reported(py: &mut Peer, i: usize) {
     assert_eq!(line["valid"], true, "{what}");
 }
 
-/// The Python SDK publishes, dtbridge subscribes: 200 frames paced by lk_peer.py (20
-/// frames/s and 250 kB/s: the SDK's sender keeps one queued frame and evicts it when the next
-/// comes before the data channel drained, which at 50 frames/s on a loaded 2-core machine lost
-/// a frame now and then), each checked by length, sha256 and user timestamp.
+/// How fast lk_peer.py publishes, in frames/s and bytes/s: the SDK's sender keeps one queued
+/// frame and evicts it when the next comes before the data channel drained, which on a loaded
+/// 2-core machine lost a frame now and then at 50 frames/s, and at 20 frames/s and 250 kB/s
+/// with the suite running beside several builds.
+const PY_RATE: &str = "10";
+const PY_BYTE_RATE: &str = "125000";
+
+/// The Python SDK publishes, dtbridge subscribes: 200 frames paced by lk_peer.py
+/// ([`PY_RATE`]), each checked by length, sha256 and user timestamp.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_publisher_to_rust_subscriber() {
     const TEST: &str = "python_publisher_to_rust_subscriber";
@@ -370,7 +375,7 @@ async fn python_publisher_to_rust_subscriber() {
     #[rustfmt::skip]
     let mut py = Peer::spawn(&python, &server, room, "py-pub", &[
         "publish", "--track", track_name, "--count", &count, "--seed", &seed,
-        "--sizes", &sizes, "--rate", "20", "--byte-rate", "250000",
+        "--sizes", &sizes, "--rate", PY_RATE, "--byte-rate", PY_BYTE_RATE,
     ]);
     let published = py.expect("published", &[], Duration::from_secs(40)).await;
     assert_eq!(published["name"], track_name, "{published}");
@@ -498,7 +503,7 @@ async fn record_python_track(test: &str, unit: &str, e2ee_key: Option<&str>) {
     #[rustfmt::skip]
     let mut py = Peer::spawn_with_key(&python, &server, room, "py-pub", e2ee_key, &[
         "publish", "--track", track_name, "--count", &count, "--seed", &seed,
-        "--sizes", &sizes, "--rate", "20", "--byte-rate", "250000", "--timestamp-unit", unit,
+        "--sizes", &sizes, "--rate", PY_RATE, "--byte-rate", PY_BYTE_RATE, "--timestamp-unit", unit,
     ]);
     py.expect("published", &[], Duration::from_secs(40)).await;
     // The recorder subscribes when it sees the track; probe frames (timestamps below the
@@ -683,7 +688,7 @@ async fn a_wrong_key_records_nothing_and_says_so() {
     #[rustfmt::skip]
     let mut py = Peer::spawn_with_key(&python, &server, room, "py-pub", Some(E2EE_KEY), &[
         "publish", "--track", track_name, "--count", &count, "--seed", &seed,
-        "--sizes", &sizes, "--rate", "20", "--byte-rate", "250000",
+        "--sizes", &sizes, "--rate", PY_RATE, "--byte-rate", PY_BYTE_RATE,
     ]);
     py.expect("published", &[], Duration::from_secs(40)).await;
     // As in `record_python_track`: probes fill the time the recorder needs to subscribe.
