@@ -23,7 +23,8 @@ context="$(mktemp -d "${TMPDIR:-/tmp}/dtbridge-docker-context.XXXXXX")"
 trap 'rm -rf "$context"' EXIT
 # Hard links where the files share a file system: the context is ~400 MB.
 link() { cp -al "$1" "$2" 2>/dev/null || cp -a "$1" "$2"; }
-link "$binary" "$context/dtbridge"
+# Without its debug info: a test build's is most of its size.
+objcopy --strip-debug "$binary" "$context/dtbridge"
 link "$server" "$context/livekit-server"
 link "$ros2_prefix" "$context/ros2-prefix"
 rm -rf "$context/ros2-prefix/tools" "$context/ros2-prefix/rmw-shim"
@@ -39,3 +40,6 @@ for target in livekit-server dtbridge; do
     -t "$image" "$context" >&2
   echo "$image"
 done
+# The images these tags named before: no use once replaced, and each is hundreds of MB.
+docker image prune -f --filter "label=org.opencontainers.image.title=dtbridge" >/dev/null
+docker image prune -f --filter "label=org.opencontainers.image.title=livekit-server" >/dev/null
