@@ -79,8 +79,8 @@ else
   tarball="$CACHE/debian-bookworm-minbase.tar"
   if [[ ! -f "$tarball" ]]; then
     # The mirror apt on this machine already uses (deb822 or one-line sources).
-    mirror="$(grep -hoE 'https?://[^ ]+/debian/?' /etc/apt/sources.list.d/*.sources \
-      /etc/apt/sources.list 2>/dev/null | grep -v security | head -n1)"
+    mirror="$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+      | grep -v '^[[:space:]]*#' | grep -oE 'https?://[^ ]+/debian/?' | head -n1)"
     [[ -n "$mirror" ]] || die "no Debian mirror in /etc/apt/sources.list*: debootstrap needs one"
     root="$(mktemp -d "${TMPDIR:-/tmp}/debootstrap.XXXXXX")"
     log "no registry: debootstrap --variant=minbase bookworm from $mirror (about a minute)"
