@@ -13,7 +13,8 @@
 #    DTBRIDGE_FOXGLOVE_CLIENT and DTBRIDGE_ROS2_PYTHON (preset values are kept and their setup
 #    skipped); sources scripts/ros2-env.sh for r2r; librealsense from
 #    the pyrealsense2 wheel (scripts/setup-realsense.sh): PKG_CONFIG_PATH, LD_LIBRARY_PATH,
-#    DTBRIDGE_REALSENSE_PYTHON.
+#    DTBRIDGE_REALSENSE_PYTHON. Docker for tests/docker.rs (scripts/setup-docker.sh): docker.io,
+#    dockerd (stopped at exit when started here), the compose plugin, local base images.
 # 3. cargo fmt --check, cargo clippy --all-targets -D warnings without and with the optional
 #    features (`features` below), cargo build --all-targets with them (with network, for
 #    crates.io), CARGO_TARGET_DIR outside the checkout.
@@ -142,6 +143,12 @@ export LD_LIBRARY_PATH="$realsense_prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PAT
 export DTBRIDGE_REALSENSE_PYTHON="${DTBRIDGE_REALSENSE_PYTHON:-$realsense_prefix/venv/bin/python}"
 log "$realsense_prefix"
 
+step "Docker (scripts/setup-docker.sh: engine, compose plugin, local base images; tests/docker.rs)"
+# Exports DOCKER_BUILDKIT and DTBRIDGE_DOCKER_BASE, and DTBRIDGE_DOCKERD_PID when it started
+# dockerd, which the EXIT trap below stops.
+docker_env="$(bash "$HERE/setup-docker.sh")" || die "scripts/setup-docker.sh"
+eval "$docker_env"
+
 # Optional cargo features built, linted and tested here (their libraries are set up above),
 # one at a time: librealsense from the pyrealsense2 wheel exports its own copy of Fast DDS
 # (~9800 eprosima symbols), which clashes with ROS 2's in one process (it segfaults at start).
@@ -176,7 +183,7 @@ for arg in "$@"; do
 done
 # --no-fail-fast: every test binary runs, so one report shows every failure.
 results="$(mktemp "${TMPDIR:-/tmp}/dtbridge-test.XXXXXX")"
-trap 'rm -f "$results"' EXIT
+trap 'rm -f "$results"; [[ -z "${DTBRIDGE_DOCKERD_PID:-}" ]] || kill "$DTBRIDGE_DOCKERD_PID"' EXIT
 rc=0
 if ((${#targets[@]})); then
   step "cargo test -p rtc-sctp --lib --offline (the vendored SCTP stack, vendor/rtc-sctp/PATCHES.md)"
