@@ -371,24 +371,50 @@ async fn restart_ice(session: &Session, timeout: Duration) -> Result<(), String>
     }
 }
 
-/// Says once per process and host which ICE servers the server names that do not resolve
-/// (an offline robot and livekit-server's default public STUN servers): ICE goes on without
-/// them, and the default log filter (`cli.rs`) silences the gatherer's own error per server
-/// and connection.
-async fn report_unresolvable_ice_servers(urls: Vec<String>) {
+/// How long an ICE server's name may take to resolve before ICE goes on without it. The
+/// gatherer hands over no candidate before its lookups end, and a name that does not resolve
+/// (an offline robot, a container without outside DNS, livekit-server's default public STUN
+/// servers) took 10 s to fail there: longer than the offer waits for candidates, so the join
+/// timed out.
+const ICE_RESOLVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The server's ICE servers whose names resolve within [`ICE_RESOLVE_TIMEOUT`], all looked up
+/// at once. The others are left out and said once per process and host (the default log
+/// filter in `cli.rs` silences the gatherer's own error per server and connection).
+async fn resolvable_ice_servers(servers: &[proto::IceServer]) -> Vec<RTCIceServer> {
     static REPORTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    for url in urls {
-        let Some((host, port)) = ice_server_address(&url) else { continue };
-        if crate::util::lock(&REPORTED).contains(&host) {
-            continue;
-        }
-        let resolved = tokio::net::lookup_host((host.as_str(), port)).await.map(drop);
-        if let Err(err) = resolved {
-            crate::util::lock(&REPORTED).push(host);
-            let url = crate::text::printable(&url);
-            tracing::warn!("ICE server {url} is not reachable ({err}); connecting without it");
+    let urls = servers.iter().flat_map(|server| server.urls.iter().map(move |url| (server, url)));
+    let lookups = urls.map(|(server, url)| async move {
+        let Some((host, port)) = ice_server_address(url) else { return (server, url, Ok(())) };
+        let lookup = tokio::net::lookup_host((host.as_str(), port));
+        let why = match tokio::time::timeout(ICE_RESOLVE_TIMEOUT, lookup).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(err)) => Some(err.to_string()),
+            Err(_) => Some(format!("no answer within {ICE_RESOLVE_TIMEOUT:?}")),
+        };
+        (server, url, why.map(|why| (host, why)).map_or(Ok(()), Err))
+    });
+    let mut resolvable = Vec::new();
+    for (server, url, resolved) in futures::future::join_all(lookups).await {
+        match resolved {
+            Ok(()) => resolvable.push(RTCIceServer {
+                urls: vec![url.clone()],
+                username: server.username.clone(),
+                credential: server.credential.clone(),
+            }),
+            Err((host, why)) => {
+                let mut reported = crate::util::lock(&REPORTED);
+                if !reported.contains(&host) {
+                    reported.push(host);
+                    let url = crate::text::printable(url);
+                    tracing::warn!(
+                        "ICE server {url} is not reachable ({why}); connecting without it"
+                    );
+                }
+            }
         }
     }
+    resolvable
 }
 
 /// Host and port of a `stun:`, `stuns:`, `turn:` or `turns:` URL (RFC 7064, RFC 7065).
@@ -480,17 +506,7 @@ async fn open_session(
     let signal = Arc::new(signal);
 
     let (pc_events_tx, pc_events_rx) = mpsc::unbounded_channel();
-    let ice_urls = join.ice_servers.iter().flat_map(|server| server.urls.clone()).collect();
-    tokio::spawn(report_unresolvable_ice_servers(ice_urls));
-    let ice_servers = join
-        .ice_servers
-        .iter()
-        .map(|server| RTCIceServer {
-            urls: server.urls.clone(),
-            username: server.username.clone(),
-            credential: server.credential.clone(),
-        })
-        .collect();
+    let ice_servers = resolvable_ice_servers(&join.ice_servers).await;
     let runtime = super::udp::BufferedUdpRuntime::around_default()
         .ok_or_else(|| connect_error(options, "no tokio runtime to run WebRTC on".into()))?;
     let pc = PeerConnectionBuilder::new()
