@@ -19,6 +19,9 @@ _dtbridge_ros2_prefix="$(cd "$(dirname "$DTBRIDGE_ROS2_PYTHON")/.." && pwd)"
 
 # The wheels carry a single RMW, so there is no librmw_implementation.so, which r2r links: a
 # second prefix holds that name for Fast DDS (r2r adds CMAKE_PREFIX_PATH's lib/ to its search).
+# The ROS prefix follows it, as `colcon build` adds it for an ament_cmake package: cargo under
+# colcon (tests/colcon.rs) then sees the environment it sees here, and r2r, which rebuilds
+# whenever CMAKE_PREFIX_PATH changes, is not compiled twice.
 _dtbridge_rmw_shim="$_dtbridge_ros2_prefix/rmw-shim"
 mkdir -p "$_dtbridge_rmw_shim/lib"
 ln -sf "$_dtbridge_ros2_prefix/lib/librmw_fastrtps_cpp.so" \
@@ -30,7 +33,7 @@ for _dtbridge_dir in "$_dtbridge_ros2_prefix"/lib/python3*/site-packages/ros_*.l
 done
 
 export AMENT_PREFIX_PATH="$_dtbridge_ros2_prefix"
-export CMAKE_PREFIX_PATH="$_dtbridge_rmw_shim"
+export CMAKE_PREFIX_PATH="$_dtbridge_rmw_shim:$_dtbridge_ros2_prefix"
 # The wheels are Kilted; r2r 0.9.7 accepts foxy..jazzy, lyrical and rolling, and Kilted has
 # every symbol it uses.
 export ROS_DISTRO=jazzy

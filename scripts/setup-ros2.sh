@@ -3,7 +3,8 @@
 # packages), cached outside the checkout at ${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}/ros2-venv.
 # The venv root is a ROS prefix (share/ament_index, share/<pkg>/msg/*.msg, lib/*.so).
 # Used by tests/codec.rs (tests/peers/ros2_reference.py) for reference CDR bytes and ros2msg
-# definition texts. Idempotent: a stamp file records the pins that were installed.
+# definition texts; with ament_cmake, it is what tests/colcon.rs runs `colcon build` against.
+# Idempotent: a stamp file records the pins that were installed.
 # Last stdout line: absolute path of the venv's python. Progress goes to stderr.
 #
 # rclpy needs LD_LIBRARY_PATH=<venv>/lib:<site-packages>/ros_*.libs. The wheels'
@@ -23,31 +24,61 @@ PINS=(
   ros-sensor-msgs==5.5.1
   ros-geometry-msgs==5.5.1
   ros-builtin-interfaces==2.3.0
+  # The CMake side: `colcon build` of the package against this prefix (tests/colcon.rs).
+  ros-ament-cmake==2.7.3
+  # ament_cmake_target_dependencies needs it, but its wheel does not declare it.
+  ros-ament-cmake-include-directories==2.7.3
+  ros-ament-package==0.17.2
+  # ament_cmake reads package.xml with it (a rosdep key, not a wheel dependency).
+  catkin-pkg==1.1.1
 )
 
 # Everything they pull in, as installed and verified (pip freeze), so a later release of any
 # transitive `ros-*` wheel cannot change the reference bytes under the tests.
 CONSTRAINTS="$(cat <<'EOF_CONSTRAINTS'
 action_msgs==2.3.0
+ament_cmake_test==2.7.3
 builtin_interfaces==2.3.0
+catkin-pkg==1.1.1
+docutils==0.23
 empy==4.2.1
 geometry_msgs==5.5.1
 lark-parser==0.12.0
 lifecycle_msgs==2.3.0
 numpy==2.4.6
+packaging==26.4
+pyparsing==3.3.3
+python-dateutil==4.0.0
 PyYAML==6.0.3
 rcl_interfaces==2.3.0
 rclpy==9.1.2
 rcutils==6.9.8
 rmw_dds_common==4.0.0
 ros-action-msgs==2.3.0
+ros-ament-cmake==2.7.3
+ros-ament-cmake-core==2.7.3
 ros-ament-cmake-cppcheck==0.19.2
 ros-ament-cmake-cpplint==0.19.2
+ros-ament-cmake-export-definitions==2.7.3
+ros-ament-cmake-export-dependencies==2.7.3
+ros-ament-cmake-export-include-directories==2.7.3
+ros-ament-cmake-export-interfaces==2.7.3
+ros-ament-cmake-export-libraries==2.7.3
+ros-ament-cmake-export-link-flags==2.7.3
+ros-ament-cmake-export-targets==2.7.3
 ros-ament-cmake-flake8==0.19.2
+ros-ament-cmake-gen-version-h==2.7.3
+ros-ament-cmake-include-directories==2.7.3
+ros-ament-cmake-libraries==2.7.3
 ros-ament-cmake-pep257==0.19.2
+ros-ament-cmake-python==2.7.3
+ros-ament-cmake-target-dependencies==2.7.3
+ros-ament-cmake-test==2.7.3
 ros-ament-cmake-uncrustify==0.19.2
+ros-ament-cmake-version==2.7.3
 ros-ament-index-cpp==1.11.0
 ros-ament-index-python==1.11.0
+ros-ament-package==0.17.2
 ros-builtin-interfaces==2.3.0
 ros-fastcdr==2.3.3
 ros-fastdds==3.2.3
@@ -123,6 +154,7 @@ service_msgs==2.3.0
 std_msgs==5.5.1
 type_description_interfaces==2.3.0
 typing_extensions==4.16.0
+tzdata==2026.6
 unique_identifier_msgs==2.7.0
 EOF_CONSTRAINTS
 )"

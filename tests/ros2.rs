@@ -10,12 +10,13 @@ mod common;
 
 use common::process::{Process, recorded_file, run_summary, write_operator_config};
 use common::readers::read_mcap;
+use common::ros2::{assert_suffix, domain_id, recorded, start_publisher, stream_and_collect};
 use common::server::{TempDir, TestServer};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Topics published reliably throughout: none of their messages may be lost once the
@@ -34,83 +35,6 @@ fn robot_config(domain_id: u32) -> String {
          [[routes]]\ntopic = \"/camera/image\"\ncompression = \"zstd\"\nqueue_depth = 16\n\n\
          [[routes]]\ntopic = \"/**\"\nqueue_depth = 512\n"
     )
-}
-
-/// A ROS domain of this test's own, so that parallel runs do not meet.
-fn domain_id(offset: u32) -> u32 {
-    10 + (std::process::id() % 100) * 2 + offset
-}
-
-/// The rclpy publisher, started; returns once it has published its first messages.
-fn start_publisher(python: &Path, domain_id: u32) -> Child {
-    let mut child = common::ros2::peer(python, "ros2_publisher.py")
-        .env("ROS_DOMAIN_ID", domain_id.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ros2_publisher.py");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let started = Instant::now();
-    while line.trim() != "ready" {
-        line.clear();
-        let read = stderr.read_line(&mut line).unwrap();
-        assert!(read > 0, "ros2_publisher.py ended before it was ready");
-        assert!(started.elapsed() < Duration::from_secs(60), "ros2_publisher.py never ready");
-        eprint!("ros2_publisher.py: {line}");
-    }
-    // Keep draining its stderr so that it never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    child
-}
-
-/// Tells the publisher to stream, waits for it to finish, and returns what it published.
-fn stream_and_collect(mut child: Child) -> BTreeMap<String, Vec<Value>> {
-    writeln!(child.stdin.take().unwrap(), "go").unwrap();
-    let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    assert!(child.wait().unwrap().success(), "ros2_publisher.py failed");
-    serde_json::from_str(&stdout).expect("ros2_publisher.py prints JSON")
-}
-
-/// The decoded messages of each topic in the recording, in order.
-fn recorded(seen: &Value) -> BTreeMap<String, Vec<Value>> {
-    let mut topics: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for message in seen["messages"].as_array().expect("messages") {
-        assert!(message.get("decode_error").is_none(), "mcap-ros2-support: {message}");
-        let topic = message["topic"].as_str().unwrap().to_string();
-        topics.entry(topic).or_default().push(message["decoded"].clone());
-    }
-    topics
-}
-
-/// `recorded` is `published` from some message on, without a gap, to the end; returns how
-/// many published messages came before the first recorded one.
-fn assert_suffix(topic: &str, published: &[Value], recorded: &[Value]) -> usize {
-    assert!(!recorded.is_empty(), "{topic}: nothing recorded");
-    let first = published
-        .iter()
-        .position(|m| *m == recorded[0])
-        .unwrap_or_else(|| panic!("{topic}: the first recorded message was never published"));
-    let expected = &published[first..];
-    if let Some(i) = (0..expected.len().min(recorded.len())).find(|&i| expected[i] != recorded[i]) {
-        let actual = published.iter().position(|m| *m == recorded[i]);
-        panic!(
-            "{topic}: recorded message {i} should be published message {}, it is {actual:?}:\n{}\n{}",
-            first + i,
-            recorded[i],
-            expected[i]
-        );
-    }
-    assert_eq!(
-        recorded.len(),
-        expected.len(),
-        "{topic}: {} of the {} messages published from the first recorded on were recorded",
-        recorded.len(),
-        expected.len()
-    );
-    first
 }
 
 /// The schema text of each recorded channel, read with the `mcap` crate.

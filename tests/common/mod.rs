@@ -31,14 +31,26 @@ pub fn cache_dir() -> PathBuf {
 /// The python of a venv a setup script made: `$env_var`, else `<cache>/<venv>/bin/python`.
 /// `None` after a loud skip (a failure in CI) naming the script that makes it.
 pub fn venv_python(test: &str, env_var: &str, venv: &str, setup: &str) -> Option<PathBuf> {
+    venv_program(test, env_var, venv, "python", setup)
+}
+
+/// A program of a venv a setup script made: `$env_var`, else `<cache>/<venv>/bin/<program>`.
+/// `None` after a loud skip (a failure in CI) naming the script that makes it.
+pub fn venv_program(
+    test: &str,
+    env_var: &str,
+    venv: &str,
+    program: &str,
+    setup: &str,
+) -> Option<PathBuf> {
     let path = match std::env::var(env_var) {
         Ok(path) if !path.is_empty() => PathBuf::from(path),
-        _ => cache_dir().join(venv).join("bin/python"),
+        _ => cache_dir().join(venv).join("bin").join(program),
     };
     if path.is_file() {
         Some(path)
     } else {
-        server::skip(test, &format!("no venv python at {} ({setup})", path.display()));
+        server::skip(test, &format!("no venv {program} at {} ({setup})", path.display()));
         None
     }
 }

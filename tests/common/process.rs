@@ -57,7 +57,7 @@ impl Process {
         server: &TestServer,
     ) -> Command {
         let binary = env!("CARGO_BIN_EXE_dtbridge");
-        let mut command = match namespace {
+        let command = match namespace {
             Some(name) => {
                 let mut command = Command::new("ip");
                 command.args(["netns", "exec", name, binary]);
@@ -65,6 +65,17 @@ impl Process {
             }
             None => Command::new(binary),
         };
+        Self::joined(command, args, config, server)
+    }
+
+    /// `command`, a `dtbridge` (this build's, or one installed elsewhere), given
+    /// `ARGS -c CONFIG`, the server's URL and credentials, and the log level.
+    pub fn joined(
+        mut command: Command,
+        args: &[&str],
+        config: &Path,
+        server: &TestServer,
+    ) -> Command {
         command
             .args(args)
             .arg("-c")
