@@ -76,6 +76,39 @@ fn wait_recorded(
     }
 }
 
+/// SIGKILLs the server and starts it again on the same ports about a second later, as
+/// operators had the outage; returns when it accepted connections again (UNIX ns) and what
+/// the recorder had recorded of each of [`TOPICS`] before the kill.
+fn restart_server(server: &mut TestServer, recorder: &Process) -> (u64, Vec<u64>) {
+    let progress_lines = |log: &str| log.lines().filter(|l| l.starts_with("recording ")).count();
+    let progress_at_kill = progress_lines(&recorder.log());
+    server.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    server.start_again();
+    let restarted_ns = now_ns();
+    // A progress line printed after the kill holds every frame recorded before it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while progress_lines(&recorder.log()) <= progress_at_kill {
+        assert!(Instant::now() < deadline, "the recorder stopped reporting progress");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = recorder.log();
+    (restarted_ns, TOPICS.iter().map(|(topic, _)| recorded_so_far(&log, topic)).collect())
+}
+
+/// Waits until the recording holds two more seconds of every track than `before`.
+fn wait_two_more_seconds(recorder: &Process, publisher: &Process, before: &[u64]) {
+    wait_recorded(
+        recorder,
+        publisher,
+        |topic| {
+            let i = TOPICS.iter().position(|(t, _)| *t == topic).unwrap();
+            before[i] + (2.0 * TOPICS[i].1) as u64
+        },
+        Duration::from_secs(60),
+    );
+}
+
 #[test]
 fn every_track_flows_again_after_the_server_restarts() {
     let test = "every_track_flows_again_after_the_server_restarts";
@@ -94,20 +127,7 @@ fn every_track_flows_again_after_the_server_restarts() {
 
     // The outage as operators had it: SIGKILL, and the server back on the same ports about a
     // second later.
-    let progress_lines = |log: &str| log.lines().filter(|l| l.starts_with("recording ")).count();
-    let progress_at_kill = progress_lines(&recorder.log());
-    server.kill();
-    std::thread::sleep(Duration::from_secs(1));
-    server.start_again();
-    let restarted_ns = now_ns();
-    // A progress line printed after the kill holds every frame recorded before it.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while progress_lines(&recorder.log()) <= progress_at_kill {
-        assert!(Instant::now() < deadline, "the recorder stopped reporting progress");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let log = recorder.log();
-    let before: Vec<u64> = TOPICS.iter().map(|(topic, _)| recorded_so_far(&log, topic)).collect();
+    let (restarted_ns, before) = restart_server(&mut server, &recorder);
 
     assert!(
         publisher.wait_for("reconnected", 1, Duration::from_secs(60)),
@@ -119,16 +139,7 @@ fn every_track_flows_again_after_the_server_restarts() {
         "dtbridge record reconnects:\n{}",
         recorder.log()
     );
-    // Two seconds of every track, counted in the recording.
-    wait_recorded(
-        &recorder,
-        &publisher,
-        |topic| {
-            let i = TOPICS.iter().position(|(t, _)| *t == topic).unwrap();
-            before[i] + (2.0 * TOPICS[i].1) as u64
-        },
-        Duration::from_secs(60),
-    );
+    wait_two_more_seconds(&recorder, &publisher, &before);
 
     let (ok, run_log) = publisher.stop();
     assert!(ok, "dtbridge run: {run_log}");
@@ -209,34 +220,14 @@ fn a_robot_whose_ready_token_expired_reconnects_after_the_server_restarts() {
     // by the second that the token's expiry is rounded to.
     let refused_from = minted_at + TTL + SERVER_TOKEN_LEEWAY + Duration::from_secs(5);
     std::thread::sleep(refused_from.saturating_duration_since(Instant::now()));
-    let progress_lines = |log: &str| log.lines().filter(|l| l.starts_with("recording ")).count();
-    let progress_at_kill = progress_lines(&recorder.log());
-    server.kill();
-    std::thread::sleep(Duration::from_secs(1));
-    server.start_again();
-    let restarted_ns = now_ns();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while progress_lines(&recorder.log()) <= progress_at_kill {
-        assert!(Instant::now() < deadline, "the recorder stopped reporting progress");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let log = recorder.log();
-    let before: Vec<u64> = TOPICS.iter().map(|(topic, _)| recorded_so_far(&log, topic)).collect();
+    let (restarted_ns, before) = restart_server(&mut server, &recorder);
 
     assert!(
         publisher.wait_for("reconnected", 1, Duration::from_secs(60)),
         "dtbridge run reconnects:\n{}",
         publisher.log()
     );
-    wait_recorded(
-        &recorder,
-        &publisher,
-        |topic| {
-            let i = TOPICS.iter().position(|(t, _)| *t == topic).unwrap();
-            before[i] + (2.0 * TOPICS[i].1) as u64
-        },
-        Duration::from_secs(60),
-    );
+    wait_two_more_seconds(&recorder, &publisher, &before);
 
     // The token the robot was given no longer joins: what joined was the server's.
     let runtime = tokio::runtime::Runtime::new().unwrap();

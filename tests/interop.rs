@@ -506,15 +506,7 @@ async fn record_python_track(test: &str, unit: &str, e2ee_key: Option<&str>) {
         "--sizes", &sizes, "--rate", PY_RATE, "--byte-rate", PY_BYTE_RATE, "--timestamp-unit", unit,
     ]);
     py.expect("published", &[], Duration::from_secs(40)).await;
-    // The recorder subscribes when it sees the track; probe frames (timestamps below the
-    // base) fill the time it needs and are told apart below.
-    for _ in 0..15 {
-        py.send("probe").await;
-        py.expect("probe_sent", &[], Duration::from_secs(5)).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    py.send("start").await;
-    py.expect("done", &["probe_sent"], Duration::from_secs(30)).await;
+    publish_after_probes(&mut py).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop_tx.send_replace(true);
     let report = recording.await.unwrap().expect("the recorder ran without error");
@@ -535,6 +527,22 @@ async fn record_python_track(test: &str, unit: &str, e2ee_key: Option<&str>) {
         assert_eq!(data, &frame(i), "frame {i}: bytes");
     }
     assert_eq!(report.undecryptable, [], "every frame decrypted");
+}
+
+/// Probe frames a publishing lk_peer.py sends before its counted frames, 200 ms apart.
+const RECORDER_PROBES: usize = 15;
+
+/// Has a publishing lk_peer.py send [`RECORDER_PROBES`] probe frames (timestamps below the
+/// base, told apart from the counted ones), which fill the time a recorder needs to see the
+/// track and subscribe, then its frames; returns its `done` line.
+async fn publish_after_probes(py: &mut Peer) -> Value {
+    for _ in 0..RECORDER_PROBES {
+        py.send("probe").await;
+        py.expect("probe_sent", &[], Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    py.send("start").await;
+    py.expect("done", &["probe_sent"], Duration::from_secs(30)).await
 }
 
 /// The room's shared key of the end-to-end encryption tests.
@@ -660,7 +668,6 @@ async fn encrypted_frames_reach_the_python_sdk_and_the_server_forwards_ciphertex
 async fn a_wrong_key_records_nothing_and_says_so() {
     const TEST: &str = "a_wrong_key_records_nothing_and_says_so";
     const FRAMES: usize = 30;
-    const PROBES: usize = 15;
     let Some(python) = prerequisites(TEST) else {
         return;
     };
@@ -691,14 +698,7 @@ async fn a_wrong_key_records_nothing_and_says_so() {
         "--sizes", &sizes, "--rate", PY_RATE, "--byte-rate", PY_BYTE_RATE,
     ]);
     py.expect("published", &[], Duration::from_secs(40)).await;
-    // As in `record_python_track`: probes fill the time the recorder needs to subscribe.
-    for _ in 0..PROBES {
-        py.send("probe").await;
-        py.expect("probe_sent", &[], Duration::from_secs(5)).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    py.send("start").await;
-    let done = py.expect("done", &["probe_sent"], Duration::from_secs(30)).await;
+    let done = publish_after_probes(&mut py).await;
     assert_eq!(done["pushed"], FRAMES, "{done}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (stopped, log) = recorder.stop();
@@ -713,7 +713,7 @@ async fn a_wrong_key_records_nothing_and_says_so() {
     assert_eq!(dropped["reason"], "wrong_key", "{dropped}");
     let frames = dropped["frames"].as_u64().unwrap() as usize;
     assert!(
-        (FRAMES..=FRAMES + PROBES).contains(&frames),
+        (FRAMES..=FRAMES + RECORDER_PROBES).contains(&frames),
         "every frame sent after the probes is counted, and no more than were sent: {dropped}"
     );
     let bytes = std::fs::read(common::process::recorded_file(&dir.0.join("out"))).unwrap();
