@@ -395,13 +395,18 @@ pub struct Loaded {
 impl Loaded {
     /// The directory relative paths in the file are resolved against.
     pub fn base_dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
+        base_dir(&self.path)
     }
 
     /// An error at `key` of this file.
     pub fn error(&self, key: impl AsRef<str>, message: impl Into<String>) -> ConfigError {
         ConfigError::new(&self.path, key, message)
     }
+}
+
+/// The directory relative paths in the configuration file at `path` are resolved against.
+fn base_dir(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
 }
 
 /// Reads `path`, applies `DTBRIDGE_*` overrides, and deserializes.
@@ -452,7 +457,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
     }
     let mut livekit = raw.livekit;
     if let Some(file) = &mut livekit.ca_file {
-        *file = path.parent().unwrap_or(Path::new(".")).join(&*file);
+        *file = base_dir(path).join(&*file);
         let bundle =
             CaBundle::load(file).map_err(|why| ConfigError::new(path, "livekit.ca_file", why))?;
         livekit.ca_bundle = Some(bundle);
@@ -485,7 +490,7 @@ fn e2ee_keys(livekit: &LiveKitConfig, path: &Path) -> Result<Option<Arc<SharedKe
         }
         (None, Some(value)) => std::os::unix::ffi::OsStringExt::into_vec(value),
         (Some(file), None) => {
-            let file = path.parent().unwrap_or(Path::new(".")).join(file);
+            let file = base_dir(path).join(file);
             std::fs::read(&file).map_err(|err| {
                 ConfigError::new(path, key, format!("cannot read {}: {err}", file.display()))
             })?
