@@ -50,43 +50,28 @@ tzdata==2026.6
 EOF_CONSTRAINTS
 )"
 
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source-path=SCRIPTDIR source=lib/pinned-venv.sh
+source "$HERE/lib/pinned-venv.sh"
 CACHE="${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}"
 VENV="$CACHE/colcon-venv"
 STAMP="$VENV/.colcon-pins.sha256"
-PYTHON_BIN="${DTBRIDGE_BASE_PYTHON:-}"
-if [[ -z "$PYTHON_BIN" ]]; then
-  for candidate in python3.11 python3; do
-    if command -v "$candidate" >/dev/null; then PYTHON_BIN="$candidate"; break; fi
-  done
-fi
 
 log() { echo "[setup-colcon] $*" >&2; }
 
-want="$(printf '%s\n' "${PINS[@]}" "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
-if [[ -x "$VENV/bin/colcon" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
-  log "venv up to date: $VENV"
+want="$(printf '%s\n' "${PINS[@]}" "$CONSTRAINTS" | pinned_venv_digest)"
+if pinned_venv_up_to_date "$VENV" "$STAMP" "$want" colcon; then
   echo "$VENV/bin/colcon"
   exit 0
 fi
 
-mkdir -p "$CACHE"
-if [[ ! -x "$VENV/bin/python" ]]; then
-  [[ -n "$PYTHON_BIN" ]] && command -v "$PYTHON_BIN" >/dev/null \
-    || { log "no python3.11/python3 found (set DTBRIDGE_BASE_PYTHON)"; exit 1; }
-  log "creating venv $VENV with $PYTHON_BIN"
-  rm -rf "$VENV"
-  "$PYTHON_BIN" -m venv "$VENV" \
-    || { rm -rf "$VENV"; log "venv creation failed (Debian: apt-get install python3-venv)"; exit 1; }
-fi
+pinned_venv_create "$VENV"
 log "installing ${PINS[*]}"
-rm -f "$STAMP"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-  -c <(printf '%s\n' "$CONSTRAINTS") "${PINS[@]}" >&2
+pinned_venv_pip "$VENV" "$STAMP" -c <(printf '%s\n' "$CONSTRAINTS") "${PINS[@]}"
 # The verbs and package types the test uses are there.
 "$VENV/bin/colcon" build --help >/dev/null \
   || { log "colcon build does not run in $VENV"; exit 1; }
 "$VENV/bin/python" -c 'import colcon_ros.package_identification.ros, colcon_cmake' >&2 \
   || { log "colcon-ros or colcon-cmake missing in $VENV"; exit 1; }
-echo "$want" > "$STAMP"
-log "done"
+pinned_venv_stamp "$STAMP" "$want"
 echo "$VENV/bin/colcon"

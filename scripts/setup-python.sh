@@ -5,41 +5,23 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REQ="$HERE/requirements-test.txt"
+# shellcheck source-path=SCRIPTDIR source=lib/pinned-venv.sh
+source "$HERE/lib/pinned-venv.sh"
 CACHE="${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}"
 VENV="$CACHE/venv"
 STAMP="$VENV/.requirements.sha256"
-# The interpreter to build the venv from (not DTBRIDGE_PYTHON: that names the venv's python,
-# which the tests use). Any CPython >= 3.9 with venv/ensurepip; Debian 12's python3 is 3.11.
-PYTHON_BIN="${DTBRIDGE_BASE_PYTHON:-}"
-if [[ -z "$PYTHON_BIN" ]]; then
-  for candidate in python3.11 python3; do
-    if command -v "$candidate" >/dev/null; then PYTHON_BIN="$candidate"; break; fi
-  done
-fi
 
 log() { echo "[setup-python] $*" >&2; }
 
-want="$(sha256sum "$REQ" | cut -d' ' -f1)"
-if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
-  log "venv up to date: $VENV"
+want="$(pinned_venv_digest < "$REQ")"
+if pinned_venv_up_to_date "$VENV" "$STAMP" "$want" python; then
   echo "$VENV/bin/python"
   exit 0
 fi
 
-mkdir -p "$CACHE"
-if [[ ! -x "$VENV/bin/python" ]]; then
-  [[ -n "$PYTHON_BIN" ]] && command -v "$PYTHON_BIN" >/dev/null \
-    || { log "no python3.11/python3 found (set DTBRIDGE_BASE_PYTHON)"; exit 1; }
-  "$PYTHON_BIN" -c 'import sys; sys.exit(sys.version_info < (3, 9))' \
-    || { log "$PYTHON_BIN is older than 3.9 (the livekit package needs >= 3.9)"; exit 1; }
-  log "creating venv $VENV with $PYTHON_BIN"
-  rm -rf "$VENV"
-  "$PYTHON_BIN" -m venv "$VENV" \
-    || { rm -rf "$VENV"; log "venv creation failed (Debian: apt-get install python3-venv)"; exit 1; }
-fi
+pinned_venv_create "$VENV" 3.9 "the livekit package needs >= 3.9"
 log "installing $REQ"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ" >&2
+pinned_venv_pip "$VENV" "$STAMP" -r "$REQ"
 "$VENV/bin/python" -c 'import livekit.rtc, livekit.api' >&2
-echo "$want" > "$STAMP"
-log "done"
+pinned_venv_stamp "$STAMP" "$want"
 echo "$VENV/bin/python"

@@ -159,15 +159,12 @@ unique_identifier_msgs==2.7.0
 EOF_CONSTRAINTS
 )"
 
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source-path=SCRIPTDIR source=lib/pinned-venv.sh
+source "$HERE/lib/pinned-venv.sh"
 CACHE="${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}"
 VENV="$CACHE/ros2-venv"
 STAMP="$VENV/.ros2-pins.sha256"
-PYTHON_BIN="${DTBRIDGE_BASE_PYTHON:-}"
-if [[ -z "$PYTHON_BIN" ]]; then
-  for candidate in python3.11 python3; do
-    if command -v "$candidate" >/dev/null; then PYTHON_BIN="$candidate"; break; fi
-  done
-fi
 
 log() { echo "[setup-ros2] $*" >&2; }
 
@@ -184,27 +181,15 @@ assert serialize_message(Image())[:4] == b"\x00\x01\x00\x00"
 ' >&2
 }
 
-want="$(printf '%s\n' "${PINS[@]}" "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
-if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
-  log "venv up to date: $VENV"
+want="$(printf '%s\n' "${PINS[@]}" "$CONSTRAINTS" | pinned_venv_digest)"
+if pinned_venv_up_to_date "$VENV" "$STAMP" "$want" python; then
   echo "$VENV/bin/python"
   exit 0
 fi
 
-mkdir -p "$CACHE"
-if [[ ! -x "$VENV/bin/python" ]]; then
-  [[ -n "$PYTHON_BIN" ]] && command -v "$PYTHON_BIN" >/dev/null \
-    || { log "no python3.11/python3 found (set DTBRIDGE_BASE_PYTHON)"; exit 1; }
-  log "creating venv $VENV with $PYTHON_BIN"
-  rm -rf "$VENV"
-  "$PYTHON_BIN" -m venv "$VENV" \
-    || { rm -rf "$VENV"; log "venv creation failed (Debian: apt-get install python3-venv)"; exit 1; }
-fi
+pinned_venv_create "$VENV"
 log "installing ${PINS[*]}"
-rm -f "$STAMP"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-  -c <(printf '%s\n' "$CONSTRAINTS") "${PINS[@]}" >&2
+pinned_venv_pip "$VENV" "$STAMP" -c <(printf '%s\n' "$CONSTRAINTS") "${PINS[@]}"
 check || { log "rclpy does not import/serialize in $VENV"; exit 1; }
-echo "$want" > "$STAMP"
-log "done"
+pinned_venv_stamp "$STAMP" "$want"
 echo "$VENV/bin/python"
