@@ -20,7 +20,7 @@
 # 3. cargo fmt --check, cargo clippy --all-targets -D warnings without and with the optional
 #    features (`features` below), cargo build --all-targets with them (with network, for
 #    crates.io), CARGO_TARGET_DIR outside the checkout.
-# 4. the patched SCTP stack's own tests (vendor/rtc-sctp, in memory), then
+# 4. the patched crates' own tests (vendor/rtc-sctp, vendor/livekit-datatrack, in memory), then
 #    cargo test --all-targets --offline inside scripts/netns-run.sh: a private network
 #    namespace with a veth pair (DTBRIDGE_TEST_IP=10.200.0.1), no route out; the server and
 #    the Python SDK peers run there (libwebrtc ignores loopback).
@@ -198,8 +198,8 @@ results="$(mktemp "${TMPDIR:-/tmp}/dtbridge-test.XXXXXX")"
 trap 'rm -f "$results"; [[ -z "${DTBRIDGE_DOCKERD_PID:-}" ]] || kill "$DTBRIDGE_DOCKERD_PID"' EXIT
 rc=0
 if ((${#targets[@]})); then
-  step "cargo test -p rtc-sctp --lib --offline (the vendored SCTP stack, vendor/rtc-sctp/PATCHES.md)"
-  cargo test -p rtc-sctp --lib --offline 2>&1 | tee -a "$results" || rc=$?
+  step "cargo test -p rtc-sctp -p livekit-datatrack --lib --offline (the vendored crates, vendor/*/PATCHES.md)"
+  cargo test -p rtc-sctp -p livekit-datatrack --lib --offline 2>&1 | tee -a "$results" || rc=$?
   step "cargo test ${realsense_tests[*]} --features realsense --offline --no-fail-fast (inside scripts/netns-run.sh)"
   CARGO_NET_OFFLINE=true bash "$HERE/netns-run.sh" \
     cargo test "${realsense_tests[@]}" --features realsense --offline --no-fail-fast 2>&1 \

@@ -34,8 +34,9 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 const COUNT: usize = 200;
 const SEED: u64 = 7;
 const TS_BASE: u64 = 1_700_000_000_000;
-/// lk_peer.py's default sizes: both sides of the 16,000-byte packet MTU, up to 4 packets.
-const SIZES: [usize; 10] = [1, 2, 100, 1000, 4096, 15000, 16000, 16001, 32000, 60000];
+/// lk_peer.py's default sizes: both sides of the Python SDK's 16,000-byte packet MTU and of
+/// dtbridge's 65,535 (65,511 bytes of payload), up to 5 packets.
+const SIZES: [usize; 10] = [1, 2, 100, 1000, 4096, 15000, 16000, 16001, 65511, 65512];
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/lk_peer.py");
 
 /// The two tests share 2 cores with a server and a Python peer each: one at a time.

@@ -2,9 +2,10 @@
 //! WebRTC peer connection from the pure-Rust `webrtc` crate.
 //!
 //! The client joins in single peer connection mode: it offers, the server answers, and data
-//! track packets travel both ways on the client's `_data_track` channel (unordered, no
-//! retransmissions). The three well-known channels are opened in-band, or negotiated out of
-//! band with fixed stream ids when the server speaks signal protocol 18 or later.
+//! track packets travel both ways on the client's `_data_track` channel (unordered,
+//! retransmitted for a bounded time). The three well-known channels are opened in-band, or
+//! negotiated out of band with fixed stream ids when the server speaks signal protocol 18 or
+//! later.
 
 use super::RoomError;
 use super::connect::{ConnectOptions, Credentials};
@@ -38,9 +39,50 @@ const RELIABLE_STREAM_ID: u16 = 100;
 const LOSSY_STREAM_ID: u16 = 101;
 const DATA_TRACK_STREAM_ID: u16 = 102;
 
+/// How long SCTP keeps retransmitting a lost piece of a data track packet before abandoning
+/// it. Retransmitting at all is what lets a camera frame of some 30 SCTP chunks survive 1%
+/// random loss (without it, a quarter of them are lost); the limit keeps a frame from arriving
+/// later than an operator still wants it: a few round trips of a satellite link, as long as a
+/// normal-priority frame may wait in dtbridge (`max_latency_ms`).
+const DATA_TRACK_PACKET_LIFETIME_MS: u16 = 300;
+
+/// What a data channel promises about its messages, as its `RTCDataChannelInit` says it.
+#[derive(Clone, Copy)]
+enum Delivery {
+    /// Ordered, retransmitted until acknowledged.
+    Reliable,
+    /// Unordered, sent once.
+    Lossy,
+    /// Unordered, retransmitted for at most this many milliseconds after it was handed to SCTP.
+    Timed(u16),
+}
+
+impl Delivery {
+    fn init(self) -> RTCDataChannelInit {
+        match self {
+            Delivery::Reliable => RTCDataChannelInit { ordered: true, ..Default::default() },
+            Delivery::Lossy => RTCDataChannelInit {
+                ordered: false,
+                max_retransmits: Some(0),
+                ..Default::default()
+            },
+            Delivery::Timed(lifetime_ms) => RTCDataChannelInit {
+                ordered: false,
+                max_packet_life_time: Some(lifetime_ms),
+                ..Default::default()
+            },
+        }
+    }
+}
+
 /// Bytes SCTP may hold unacknowledged per channel before a send waits. The link scheduler
 /// keeps far less in flight; this bounds memory for callers that do not pace their frames.
 const SEND_BUFFER_LIMIT: usize = 256 * 1024;
+/// The least congestion window of the SCTP association (vendor/rtc-sctp/PATCHES.md): all a
+/// data channel may hold, so SCTP's own loss-based window never keeps in its first-in-first-
+/// out queue what the link scheduler let go, its delay-based window being the congestion
+/// control of what dtbridge sends.
+const SCTP_MIN_SEND_WINDOW: u32 = (SEND_BUFFER_LIMIT + super::track::PACKET_BYTES) as u32;
 /// Bytes of whole frames waiting for the send buffer; beyond this the oldest frames go. Like
 /// the send buffer, a bound for unpaced callers: paced ones leave this queue empty.
 const FRAME_QUEUE_BYTES: usize = 4 * 1024 * 1024;
@@ -506,6 +548,7 @@ async fn open_session(
     let signal = Arc::new(signal);
 
     let (pc_events_tx, pc_events_rx) = mpsc::unbounded_channel();
+    rtc_sctp::set_min_send_window(SCTP_MIN_SEND_WINDOW);
     let ice_servers = resolvable_ice_servers(&join.ice_servers).await;
     let runtime = super::udp::BufferedUdpRuntime::around_default()
         .ok_or_else(|| connect_error(options, "no tokio runtime to run WebRTC on".into()))?;
@@ -529,14 +572,12 @@ async fn open_session(
 
     let server_protocol = join.server_info.as_ref().map_or(0, |info| info.protocol);
     let negotiated = server_protocol >= NEGOTIATED_CHANNELS_PROTOCOL;
-    let channel = |label: &'static str, ordered: bool, stream_id: u16| {
+    let channel = |label: &'static str, delivery: Delivery, stream_id: u16| {
         let pc = pc.clone();
         async move {
             let init = RTCDataChannelInit {
-                ordered,
-                max_retransmits: if ordered { None } else { Some(0) },
                 negotiated: negotiated.then_some(stream_id),
-                ..Default::default()
+                ..delivery.init()
             };
             pc.create_data_channel(label, Some(init)).await
         }
@@ -544,10 +585,16 @@ async fn open_session(
     let dc_error = |err: webrtc::error::Error| {
         connect_error(options, format!("cannot create data channel: {err}"))
     };
-    let reliable = channel(RELIABLE_LABEL, true, RELIABLE_STREAM_ID).await.map_err(dc_error)?;
-    let lossy = channel(LOSSY_LABEL, false, LOSSY_STREAM_ID).await.map_err(dc_error)?;
-    let data_track =
-        channel(DATA_TRACK_LABEL, false, DATA_TRACK_STREAM_ID).await.map_err(dc_error)?;
+    let reliable =
+        channel(RELIABLE_LABEL, Delivery::Reliable, RELIABLE_STREAM_ID).await.map_err(dc_error)?;
+    let lossy = channel(LOSSY_LABEL, Delivery::Lossy, LOSSY_STREAM_ID).await.map_err(dc_error)?;
+    let data_track = channel(
+        DATA_TRACK_LABEL,
+        Delivery::Timed(DATA_TRACK_PACKET_LIFETIME_MS),
+        DATA_TRACK_STREAM_ID,
+    )
+    .await
+    .map_err(dc_error)?;
 
     let (open_tx, mut open_rx) = watch::channel(false);
     let (forwarding, forwarding_rx) = watch::channel(false);

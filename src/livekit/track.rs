@@ -12,13 +12,16 @@ pub const MAX_TRACK_NAME_CHARS: usize = 256;
 
 /// Largest frame payload a subscriber can reassemble, in bytes.
 ///
-/// `livekit-datatrack` cuts frames into packets of at most 16,000 bytes, 24 of which are the
-/// packet header with the user timestamp extension, and its receiver keeps at most 128
-/// packets per frame; a larger frame would be sent and silently dropped at every subscriber.
-pub const MAX_FRAME_BYTES: usize = 128 * (16_000 - PACKET_OVERHEAD);
+/// `livekit-datatrack` cuts frames into packets of at most [`PACKET_BYTES`], 24 of which are
+/// the packet header with the user timestamp extension, and every LiveKit receiver keeps at
+/// most 128 packets per frame; a larger frame would be sent and silently dropped at every
+/// subscriber.
+pub const MAX_FRAME_BYTES: usize = 128 * (PACKET_BYTES - PACKET_OVERHEAD);
 
-/// Largest data track packet `livekit-datatrack` writes, header included.
-const PACKET_BYTES: usize = 16_000;
+/// Largest data track packet `livekit-datatrack` writes, header included: 65,535 in dtbridge's
+/// copy of it, so that frames up to 64 KB travel as one packet SCTP can retransmit
+/// (vendor/livekit-datatrack/PATCHES.md).
+pub(crate) const PACKET_BYTES: usize = 65_535;
 /// Header bytes of a data track packet carrying the user timestamp extension.
 const PACKET_OVERHEAD: usize = 24;
 

@@ -13,6 +13,10 @@ const INTERVALS: usize = 32;
 /// on a busy robot and millisecond timestamps stretch a 5 ms interval by a few milliseconds.
 const GAP_FACTOR: f64 = 1.5;
 const MIN_GAP_EXCESS_MS: u64 = 3;
+/// How far behind the newest frame a frame may arrive and still be a late one of the same run
+/// rather than a timestamp that went back: beyond how long SCTP retransmits a data track
+/// packet, with room for the queues before it.
+const LATE_ARRIVAL_MS: u64 = 1_000;
 
 /// Counts the frames missing between received ones of one track, from their timestamps.
 #[derive(Debug, Clone, Default)]
@@ -28,10 +32,22 @@ pub struct GapCounter {
 impl GapCounter {
     /// Takes the publish timestamp (UNIX ms) of the next frame received.
     pub fn observe(&mut self, stamp_ms: u64) {
-        let Some(last) = self.last_ms.replace(stamp_ms) else { return };
-        // A timestamp that goes back (a publisher that restarted, a replay that loops) starts
-        // over rather than counting anything.
-        let Some(interval) = stamp_ms.checked_sub(last) else { return };
+        let Some(last) = self.last_ms else {
+            self.last_ms = Some(stamp_ms);
+            return;
+        };
+        let Some(interval) = stamp_ms.checked_sub(last) else {
+            if last - stamp_ms <= LATE_ARRIVAL_MS {
+                // A frame whose lost piece SCTP retransmitted arrives after later ones: it
+                // fills the gap its absence opened.
+                self.gap_frames = self.gap_frames.saturating_sub(1);
+            } else {
+                // A publisher that restarted, a replay that loops: start over, count nothing.
+                self.last_ms = Some(stamp_ms);
+            }
+            return;
+        };
+        self.last_ms = Some(stamp_ms);
         if let Some(typical) = self.typical_interval()
             && typical > 0
         {
@@ -112,5 +128,16 @@ mod tests {
         let first = (0..50u64).map(|n| n * 10);
         let again = (0..50u64).map(|n| n * 10);
         assert_eq!(count(first.chain(again)), 0);
+    }
+
+    #[test]
+    fn a_frame_arriving_after_later_ones_is_not_missing() {
+        // 30 Hz; frames 100 and 200 arrive three frames late (retransmitted), 250 never.
+        let mut order: Vec<u64> = (0..300u64).filter(|n| ![100, 200, 250].contains(n)).collect();
+        for late in [100, 200] {
+            let at = order.iter().position(|n| *n == late + 3).unwrap();
+            order.insert(at + 1, late);
+        }
+        assert_eq!(count(order.into_iter().map(|n| n * 33)), 1);
     }
 }

@@ -324,7 +324,10 @@ impl Dispatcher {
         self.account_pipeline(&link, now);
         if !link.unlimited {
             self.window.adjust(&link, std::mem::take(&mut self.held_back), now);
-            self.room.set_send_window(self.window.bytes());
+            // The transport holds back nothing this scheduler let go (high-priority frames
+            // use the room beyond the window); it only lets small frames overtake the rest of
+            // a frame too large for one packet.
+            self.room.set_send_window(self.window.bytes() + HIGH_PRIORITY_ROOM);
         }
         self.shared.report.send_replace(LinkReport { link, window: self.window.bytes() });
         let mut in_flight = link.bytes_in_flight + self.pipeline_bytes();
@@ -410,10 +413,9 @@ pub const HIGH_PRIORITY_ROOM: u64 = 32 * 1024;
 /// Whether a frame may join `in_flight` bytes under `window`. A frame may start while the
 /// window has room, so one frame beyond it keeps the link busy however large frames are.
 /// High-priority frames, small by nature, also use [`HIGH_PRIORITY_ROOM`] beyond it: large
-/// frames never hold them back (below the scheduler the transport lets them overtake the rest
-/// of large frames), yet while the link delivers nothing (a cut, a stalled association) they
-/// wait here, where their deadline drops them, rather than pile up in the transport and
-/// arrive seconds late once it delivers again.
+/// frames never hold them back, yet while the link delivers nothing (a cut, a stalled
+/// association) they wait here, where their deadline drops them, rather than pile up in the
+/// transport and arrive seconds late once it delivers again.
 fn fits(priority: Priority, in_flight: u64, window: u64) -> bool {
     let room = if priority == Priority::High { window + HIGH_PRIORITY_ROOM } else { window };
     in_flight < room

@@ -36,7 +36,7 @@ Deterministic payload generator (publish; reproduce it in Rust with plain u64 ar
   user_timestamp_i = 1_700_000_000_000 + i     (so the receiver recovers i = ts - BASE)
                      in milliseconds; --timestamp-unit us|ns scales it by 1000 or 10^6, as
                      LiveKit's C++ examples and Foxglove's remote access stamp frames
-  Default sizes: 1,2,100,1000,4096,15000,16000,16001,32000,60000.
+  Default sizes: 1,2,100,1000,4096,15000,16000,16001,65511,65512.
 
 Bench frame layout (bench-publish): bytes 0..8 = send time in UNIX microseconds (LE u64),
 bytes 8..16 = sequence number from 0 (LE u64), rest zeros; frame size >= 16.
@@ -72,7 +72,7 @@ from livekit import rtc
 TS_BASE = 1_700_000_000_000
 # user_timestamp scale per --timestamp-unit
 TIMESTAMP_SCALE = {"ms": 1, "us": 1_000, "ns": 1_000_000}
-DEFAULT_SIZES = "1,2,100,1000,4096,15000,16000,16001,32000,60000"
+DEFAULT_SIZES = "1,2,100,1000,4096,15000,16000,16001,65511,65512"
 
 
 # ---------------------------------------------------------------- helpers

@@ -314,3 +314,29 @@ fn reset_follows_expired_pending_tail_after_partial_ack() -> Result<()> {
     }
     Ok(())
 }
+
+/// dtbridge patch: a least send window lets DATA out beyond a smaller cwnd.
+#[test]
+fn min_send_window_lets_data_out_beyond_cwnd() -> Result<()> {
+    let now = Instant::now();
+    let ppi = PayloadProtocolIdentifier::Binary;
+    for (min_send_windows, expected) in [(0, 1), (4, 4)] {
+        let mut a = timed_test_association();
+        let fragment_size = a.max_payload_size;
+        let mut stream = a.open_stream(1, ppi)?;
+        stream.set_reliability_params(true, ReliabilityType::Rexmit, 0)?;
+        for _ in 0..6 {
+            stream.write_sctp(now, &Bytes::from(vec![7; fragment_size as usize]), ppi)?;
+        }
+        a.cwnd = fragment_size;
+        a.min_send_window = min_send_windows * fragment_size;
+        let (sent, _) = a.pop_pending_data_chunks_to_send(now);
+        assert_eq!(
+            expected,
+            sent.len(),
+            "min_send_window {}",
+            a.min_send_window
+        );
+    }
+    Ok(())
+}
