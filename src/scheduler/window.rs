@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 /// Queueing delay the window aims for: frames of every priority meet at most about this
 /// much queue in front of them on the link.
 pub const TARGET_QUEUEING: Duration = Duration::from_millis(20);
-/// Smallest window: one full data track packet, so any frame can always start.
+/// Smallest window: a few telemetry samples in flight. Any frame, however large, can still
+/// start: a frame starts whenever the bytes in flight are below the window.
 pub const MIN_WINDOW: f64 = 4.0 * 1024.0;
 /// Window before anything is measured: a fast link's first round trips are not held back
 /// much, a slow one's first queue is short.
