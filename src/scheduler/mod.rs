@@ -327,7 +327,7 @@ impl Dispatcher {
             // The transport holds back nothing this scheduler let go (high-priority frames
             // use the room beyond the window); it only lets small frames overtake the rest of
             // a frame too large for one packet.
-            self.room.set_send_window(self.window.bytes() + HIGH_PRIORITY_ROOM);
+            self.room.set_send_window(start_limit(Priority::High, self.window.bytes()));
         }
         self.shared.report.send_replace(LinkReport { link, window: self.window.bytes() });
         let mut in_flight = link.bytes_in_flight + self.pipeline_bytes();
@@ -417,8 +417,12 @@ pub const HIGH_PRIORITY_ROOM: u64 = 32 * 1024;
 /// association) they wait here, where their deadline drops them, rather than pile up in the
 /// transport and arrive seconds late once it delivers again.
 fn fits(priority: Priority, in_flight: u64, window: u64) -> bool {
-    let room = if priority == Priority::High { window + HIGH_PRIORITY_ROOM } else { window };
-    in_flight < room
+    in_flight < start_limit(priority, window)
+}
+
+/// The bytes in flight below which a frame of `priority` may start under `window`.
+fn start_limit(priority: Priority, window: u64) -> u64 {
+    if priority == Priority::High { window + HIGH_PRIORITY_ROOM } else { window }
 }
 
 /// Drops the frames that waited past their track's deadline.
