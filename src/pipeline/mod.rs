@@ -10,7 +10,7 @@ pub mod plan;
 pub use plan::{Plan, Resolution, Router, TrackPlan};
 
 use crate::livekit::{DataTrackSchemaId, Room, TrackOptions, frame_encoding, schema_encoding};
-use crate::scheduler::{Scheduler, SendCounters};
+use crate::scheduler::{QueueOutcome, Scheduler, SendCounters};
 use crate::source::{Sample, SampleSender, Shutdown, TopicInfo};
 use encode::{Encoder, sample_len};
 use std::collections::{HashMap, VecDeque};
@@ -33,8 +33,9 @@ pub struct TrackCounters {
     /// Samples replaced in the keep-latest queue by fresher ones while the worker was
     /// encoding (the machine did not keep up).
     pub replaced: AtomicU64,
-    /// Samples replaced in the keep-latest queue while the worker waited for the link (the
-    /// link did not keep up: the track was shed for bandwidth).
+    /// Samples the link did not keep up with (shed for bandwidth): replaced in the keep-latest
+    /// queue while the worker waited for the link, or, for a low-priority track, encoded
+    /// frames replaced in the scheduler by fresher ones.
     pub shed: AtomicU64,
     /// Samples dropped by the rate limit.
     pub decimated: AtomicU64,
@@ -489,11 +490,16 @@ async fn run_worker(
             }
         };
         // A full track queue in the scheduler (a slow link, or the track republishing after
-        // a reconnect) holds this frame here; the samples behind it wait in the keep-latest
-        // queue, where fresher ones replace them before anyone spends time encoding them.
+        // a reconnect) holds a higher-priority track's frame here, the samples behind it
+        // waiting in the keep-latest queue; a low-priority track's newest frame replaces the
+        // one the link did not take.
         queue.waiting_for_link.store(true, Ordering::Relaxed);
         tokio::select! {
-            _ = sender.send(frame, Some(stamp_ms), born) => {}
+            queued = sender.send(frame, Some(stamp_ms), born) => {
+                if queued == QueueOutcome::ReplacedOlder {
+                    TrackCounters::add(&counters.shed, 1);
+                }
+            }
             _ = crate::util::stopped(&mut stopped) => {
                 TrackCounters::add(&counters.unsent, 1);
             }

@@ -3,13 +3,15 @@
 //! Each track has its own queue of encoded frames. One task hands frames to the room only
 //! while the link has room for them (the in-flight [`window`], sized from the round trip the
 //! transport measures), highest priority first and, within a priority, oldest first; a frame
-//! that waited longer than its track's deadline is dropped before it is sent. A track whose
-//! queue is full makes its worker wait, so the samples behind it are replaced in the worker's
-//! keep-latest queue before anyone spends time encoding them: on a slow link the lowest
-//! priority tracks are decimated first and high-priority tracks stay whole. An optional
-//! bandwidth cap paces everything with a token bucket.
+//! that waited longer than its track's deadline is dropped before it is sent. A low-priority
+//! track (a camera) keeps only its newest frame, a fresher one replacing the one waiting, so
+//! on a slow link it is decimated to what the link carries and what it sends is a frame
+//! interval old at most; a higher-priority track whose queue is full makes its worker wait,
+//! so high-priority tracks stay whole. An optional bandwidth cap paces everything with a
+//! token bucket.
 //!
-//! Every frame is counted once: sent, stale, or refused by the track.
+//! Every frame is counted once: sent, replaced by a fresher one, stale, or refused by the
+//! track.
 
 pub mod window;
 
@@ -36,10 +38,10 @@ pub enum Priority {
 }
 
 impl Priority {
-    /// Frames of this priority that may wait in the scheduler before the worker waits too.
-    /// A low-priority track keeps one frame ready and one encoding, so that its samples wait
-    /// unencoded (and are replaced by fresher ones) while the link is busy; high-priority
-    /// tracks absorb bursts of small messages.
+    /// Frames of this priority that may wait in the scheduler. A low-priority track keeps
+    /// its newest frame only (see [`TrackSender::send`]); higher priorities keep every frame
+    /// and make their worker wait when full, high-priority tracks absorbing bursts of small
+    /// messages.
     fn queue_frames(self) -> usize {
         match self {
             Priority::Low => 1,
@@ -214,6 +216,18 @@ impl TrackQueue {
     }
 }
 
+/// What became of a frame handed to [`TrackSender::send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueOutcome {
+    /// Queued for the link.
+    Queued,
+    /// Queued, and the older frame waiting in a low-priority track's queue dropped for it
+    /// (the link did not take that one in time: shed for bandwidth).
+    ReplacedOlder,
+    /// Not queued: the track is closed (counted as refused).
+    Closed,
+}
+
 /// A worker's handle on its track's queue.
 pub struct TrackSender {
     shared: Arc<Shared>,
@@ -223,9 +237,12 @@ pub struct TrackSender {
 }
 
 impl TrackSender {
-    /// Queues a frame, waiting while the track's queue is full. `born` is when its sample
-    /// entered the pipeline. False when the track is closed (the frame is counted refused).
-    pub async fn send(&self, payload: Bytes, stamp_ms: Option<u64>, born: Instant) -> bool {
+    /// Queues a frame. A low-priority track's queue keeps only its newest frame: this one
+    /// replaces the one waiting there, so the frame the link takes next is the freshest the
+    /// track has (a camera frame that waited for a slow link a frame interval ago is worth
+    /// less than the one just encoded). Other tracks keep every frame, and this waits while
+    /// their queue is full. `born` is when its sample entered the pipeline.
+    pub async fn send(&self, payload: Bytes, stamp_ms: Option<u64>, born: Instant) -> QueueOutcome {
         let mut frame = Some(QueuedFrame { payload, stamp_ms, born });
         loop {
             let room = self.room.notified();
@@ -234,13 +251,19 @@ impl TrackSender {
                 let queue = &mut state.tracks[self.index];
                 if queue.closed {
                     SendCounters::add(&self.counters.refused, 1);
-                    return false;
+                    return QueueOutcome::Closed;
                 }
-                if queue.frames.len() < queue.policy.priority.queue_frames() {
+                let full = queue.frames.len() >= queue.policy.priority.queue_frames();
+                if !full || queue.policy.priority == Priority::Low {
+                    let replaced = full && queue.frames.pop_front().is_some();
                     queue.frames.extend(frame.take());
                     drop(state);
                     self.shared.frames_ready.notify_one();
-                    return true;
+                    return if replaced {
+                        QueueOutcome::ReplacedOlder
+                    } else {
+                        QueueOutcome::Queued
+                    };
                 }
             }
             room.await;
@@ -525,6 +548,34 @@ mod tests {
         assert!(!fits(Priority::Normal, 20_000, 16_000));
         assert!(fits(Priority::High, 16_000 + HIGH_PRIORITY_ROOM - 1, 16_000));
         assert!(!fits(Priority::High, 16_000 + HIGH_PRIORITY_ROOM, 16_000));
+    }
+
+    #[tokio::test]
+    async fn a_low_priority_track_keeps_its_newest_frame_and_its_worker_never_waits() {
+        let hub = crate::livekit::LoopbackHub::new("newest");
+        let (room, _events) = hub.join("robot").unwrap();
+        // After the pacer's first burst, a frame waits for seconds.
+        let scheduler =
+            Scheduler::start(&room, SchedulerOptions { max_bytes_per_second: Some(1000.0) });
+        let track = room.publish_track(crate::livekit::TrackOptions::new("camera")).await.unwrap();
+        let counters = Arc::new(SendCounters::default());
+        let policy = TrackPolicy { priority: Priority::Low, max_latency: Duration::from_secs(60) };
+        let sender = scheduler.add_track(track, policy, counters.clone());
+        let mut replaced = 0;
+        for _ in 0..5 {
+            match sender.send(Bytes::from(vec![0u8; 10_000]), None, Instant::now()).await {
+                QueueOutcome::ReplacedOlder => replaced += 1,
+                QueueOutcome::Queued => {}
+                QueueOutcome::Closed => panic!("the track is open"),
+            }
+        }
+        // One frame went in the burst, if the dispatcher ran in between; one waits; the
+        // others were replaced by the next one.
+        assert!(replaced >= 3, "{replaced} replaced");
+        scheduler.stop();
+        let sent = counters.frames.load(Ordering::Relaxed);
+        let refused = counters.refused.load(Ordering::Relaxed);
+        assert_eq!((sent + replaced, refused), (4, 1), "sent {sent}, replaced {replaced}");
     }
 
     #[test]
