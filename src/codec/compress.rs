@@ -37,16 +37,15 @@ pub fn zstd_compress(data: &[u8], level: i32) -> Result<Vec<u8>, CodecError> {
 /// Decompresses zstd data, failing with [`CodecError::DecompressedTooLarge`] rather than
 /// producing more than `max_size` bytes (untrusted input cannot make it allocate more).
 pub fn zstd_decompress(data: &[u8], max_size: usize) -> Result<Vec<u8>, CodecError> {
-    // Preallocate from the frame header when it states a plausible size.
-    let declared = zstd::zstd_safe::get_frame_content_size(data)
-        .ok()
-        .flatten()
-        .and_then(|size| usize::try_from(size).ok())
-        .unwrap_or(0);
-    if declared > max_size {
-        return Err(CodecError::DecompressedTooLarge { limit: max_size });
+    // Frames that declare their size (dtbridge's own do) have an exact bound: decompressed
+    // straight into a buffer of that size, which is never zero-filled first (for an 814 KB
+    // depth image that fill cost as much as the decompression). Otherwise the bound says
+    // only how many blocks there are, and the stream decoder stops at the limit.
+    let bound = zstd::bulk::Decompressor::upper_bound(data);
+    if let Some(bound) = bound.filter(|&bound| bound <= max_size) {
+        return zstd::bulk::decompress(data, bound).map_err(CodecError::Zstd);
     }
-    let mut out = Vec::with_capacity(declared);
+    let mut out = Vec::new();
     let decoder = zstd::stream::read::Decoder::with_buffer(data).map_err(CodecError::Zstd)?;
     let limit = u64::try_from(max_size).unwrap_or(u64::MAX).saturating_add(1);
     decoder.take(limit).read_to_end(&mut out).map_err(CodecError::Zstd)?;
@@ -130,5 +129,26 @@ mod tests {
         ));
         assert!(zstd_decompress(b"not zstd at all", 1 << 20).is_err());
         assert_eq!(zstd_decompress(&zstd_compress(b"", 1).unwrap(), 0).unwrap(), b"");
+    }
+
+    #[test]
+    fn frames_without_a_declared_size_and_several_frames() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        // The stream encoder does not know the size in advance, so declares none.
+        let streamed = zstd::stream::encode_all(data.as_slice(), 3).unwrap();
+        assert_eq!(zstd::zstd_safe::get_frame_content_size(&streamed).unwrap(), None);
+        assert_eq!(zstd_decompress(&streamed, data.len()).unwrap(), data);
+        assert!(matches!(
+            zstd_decompress(&streamed, data.len() - 1),
+            Err(CodecError::DecompressedTooLarge { .. })
+        ));
+        // Two frames one after the other are one payload.
+        let mut two = zstd_compress(&data[..1000], 1).unwrap();
+        two.extend(zstd_compress(&data[1000..], 1).unwrap());
+        assert_eq!(zstd_decompress(&two, data.len()).unwrap(), data);
+        assert!(matches!(
+            zstd_decompress(&two, data.len() - 1),
+            Err(CodecError::DecompressedTooLarge { .. })
+        ));
     }
 }
