@@ -161,12 +161,12 @@ fn encoder(name: &'static str, zstd_level: Option<i32>, image: Option<ImageCodec
         zstd_level,
         image,
         max_rate_hz: None,
-        queue_depth: 1,
         policy: dtbridge::scheduler::TrackPolicy {
             priority: dtbridge::scheduler::Priority::Low,
             max_latency: dtbridge::pipeline::plan::default_max_latency(
                 dtbridge::scheduler::Priority::Low,
             ),
+            queue_depth: 1,
         },
     })?;
     Ok((name, Box::new(move |f: &Frame| Ok(encoder.encode(&f.sample)?.len()))))

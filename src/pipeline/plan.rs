@@ -39,8 +39,6 @@ pub struct TrackPlan {
     pub image: Option<ImageCodec>,
     /// Decimation.
     pub max_rate_hz: Option<f64>,
-    /// Keep-latest queue depth.
-    pub queue_depth: usize,
     /// Priority and deadline on the link.
     pub policy: TrackPolicy,
 }
@@ -159,7 +157,6 @@ impl Router {
                 .then(|| route.zstd_level.unwrap_or(DEFAULT_ZSTD_LEVEL)),
             image,
             max_rate_hz: route.max_rate_hz,
-            queue_depth: route.queue_depth,
             policy: policy(route, &topic.message_type, image.is_some()),
         })))
     }
@@ -193,7 +190,7 @@ fn policy(route: &RouteConfig, message_type: &MessageType, reencoded: bool) -> T
     let max_latency = route
         .max_latency_ms
         .map_or(default_max_latency(priority), |ms| Duration::from_secs_f64(ms / 1000.0));
-    TrackPolicy { priority, max_latency }
+    TrackPolicy { priority, max_latency, queue_depth: route.queue_depth }
 }
 
 /// Longest `max_latency_ms` accepted: a frame older than a minute is no longer live data.

@@ -4,9 +4,9 @@
 //! while the link has room for them (the in-flight [`window`], sized from the round trip the
 //! transport measures), highest priority first and, within a priority, oldest first; a frame
 //! that waited longer than its track's deadline is dropped before it is sent. A low-priority
-//! track (a camera) keeps only its newest frame, a fresher one replacing the one waiting, so
-//! on a slow link it is decimated to what the link carries and what it sends is a frame
-//! interval old at most; a higher-priority track whose queue is full makes its worker wait,
+//! track (a camera) keeps only its newest frames (as many as its route's `queue_depth`), a
+//! fresher one replacing the oldest, so on a slow link it is decimated to what the link
+//! carries and what it sends is a few frame intervals old at most; a higher-priority track whose queue is full makes its worker wait,
 //! so high-priority tracks stay whole. An optional bandwidth cap paces everything with a
 //! token bucket.
 //!
@@ -38,18 +38,6 @@ pub enum Priority {
 }
 
 impl Priority {
-    /// Frames of this priority that may wait in the scheduler. A low-priority track keeps
-    /// its newest frame only (see [`TrackSender::send`]); higher priorities keep every frame
-    /// and make their worker wait when full, high-priority tracks absorbing bursts of small
-    /// messages.
-    fn queue_frames(self) -> usize {
-        match self {
-            Priority::Low => 1,
-            Priority::Normal => 4,
-            Priority::High => 64,
-        }
-    }
-
     /// The name used in configuration files.
     pub fn name(self) -> &'static str {
         match self {
@@ -68,6 +56,23 @@ pub struct TrackPolicy {
     /// Longest a frame may wait, from the moment its sample entered the pipeline until it is
     /// handed to the link; older frames are dropped as stale.
     pub max_latency: Duration,
+    /// The route's `queue_depth`: samples that wait for the track's encoder, and, for a
+    /// low-priority track, its newest encoded frames that wait for the link.
+    pub queue_depth: usize,
+}
+
+impl TrackPolicy {
+    /// Frames of the track that may wait in the scheduler. A low-priority track keeps its
+    /// newest `queue_depth` (see [`TrackSender::send`]); higher priorities keep every frame
+    /// and make their worker wait when full, high-priority tracks absorbing bursts of small
+    /// messages.
+    fn queue_frames(&self) -> usize {
+        match self.priority {
+            Priority::Low => self.queue_depth,
+            Priority::Normal => 4,
+            Priority::High => 64,
+        }
+    }
 }
 
 /// Counters of one track's frames in the scheduler.
@@ -237,11 +242,12 @@ pub struct TrackSender {
 }
 
 impl TrackSender {
-    /// Queues a frame. A low-priority track's queue keeps only its newest frame: this one
-    /// replaces the one waiting there, so the frame the link takes next is the freshest the
+    /// Queues a frame. A low-priority track's queue keeps only its newest frames: when it is
+    /// full this one replaces the oldest, so the frames the link takes are the freshest the
     /// track has (a camera frame that waited for a slow link a frame interval ago is worth
-    /// less than the one just encoded). Other tracks keep every frame, and this waits while
-    /// their queue is full. `born` is when its sample entered the pipeline.
+    /// less than the one just encoded), and a replay that fills the queue at once loses
+    /// nothing as long as it fits. Other tracks keep every frame, and this waits while their
+    /// queue is full. `born` is when its sample entered the pipeline.
     pub async fn send(&self, payload: Bytes, stamp_ms: Option<u64>, born: Instant) -> QueueOutcome {
         let mut frame = Some(QueuedFrame { payload, stamp_ms, born });
         loop {
@@ -253,7 +259,7 @@ impl TrackSender {
                     SendCounters::add(&self.counters.refused, 1);
                     return QueueOutcome::Closed;
                 }
-                let full = queue.frames.len() >= queue.policy.priority.queue_frames();
+                let full = queue.frames.len() >= queue.policy.queue_frames();
                 if !full || queue.policy.priority == Priority::Low {
                     let replaced = full && queue.frames.pop_front().is_some();
                     queue.frames.extend(frame.take());
@@ -551,31 +557,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_low_priority_track_keeps_its_newest_frame_and_its_worker_never_waits() {
-        let hub = crate::livekit::LoopbackHub::new("newest");
-        let (room, _events) = hub.join("robot").unwrap();
-        // After the pacer's first burst, a frame waits for seconds.
-        let scheduler =
-            Scheduler::start(&room, SchedulerOptions { max_bytes_per_second: Some(1000.0) });
-        let track = room.publish_track(crate::livekit::TrackOptions::new("camera")).await.unwrap();
-        let counters = Arc::new(SendCounters::default());
-        let policy = TrackPolicy { priority: Priority::Low, max_latency: Duration::from_secs(60) };
-        let sender = scheduler.add_track(track, policy, counters.clone());
-        let mut replaced = 0;
-        for _ in 0..5 {
-            match sender.send(Bytes::from(vec![0u8; 10_000]), None, Instant::now()).await {
-                QueueOutcome::ReplacedOlder => replaced += 1,
-                QueueOutcome::Queued => {}
-                QueueOutcome::Closed => panic!("the track is open"),
+    async fn a_low_priority_track_keeps_its_newest_frames_and_its_worker_never_waits() {
+        for queue_depth in [1, 3] {
+            let hub = crate::livekit::LoopbackHub::new("newest");
+            let (room, _events) = hub.join("robot").unwrap();
+            // After the pacer's first burst, a frame waits for seconds.
+            let options = SchedulerOptions { max_bytes_per_second: Some(1000.0) };
+            let scheduler = Scheduler::start(&room, options);
+            let track = room.publish_track(crate::livekit::TrackOptions::new("camera")).await;
+            let counters = Arc::new(SendCounters::default());
+            let policy = TrackPolicy {
+                priority: Priority::Low,
+                max_latency: Duration::from_secs(60),
+                queue_depth,
+            };
+            let sender = scheduler.add_track(track.unwrap(), policy, counters.clone());
+            let mut replaced = 0;
+            for _ in 0..6 {
+                match sender.send(Bytes::from(vec![0u8; 10_000]), None, Instant::now()).await {
+                    QueueOutcome::ReplacedOlder => replaced += 1,
+                    QueueOutcome::Queued => {}
+                    QueueOutcome::Closed => panic!("the track is open"),
+                }
             }
+            // One frame went in the burst, if the dispatcher ran in between; the newest
+            // `queue_depth` wait; the others were replaced.
+            scheduler.stop();
+            let sent = counters.frames.load(Ordering::Relaxed);
+            let waiting = counters.refused.load(Ordering::Relaxed);
+            assert!(sent <= 1, "{sent} sent");
+            assert_eq!(waiting, queue_depth as u64, "depth {queue_depth}");
+            assert_eq!(sent + replaced + waiting, 6, "depth {queue_depth}: {replaced} replaced");
         }
-        // One frame went in the burst, if the dispatcher ran in between; one waits; the
-        // others were replaced by the next one.
-        assert!(replaced >= 3, "{replaced} replaced");
-        scheduler.stop();
-        let sent = counters.frames.load(Ordering::Relaxed);
-        let refused = counters.refused.load(Ordering::Relaxed);
-        assert_eq!((sent + replaced, refused), (4, 1), "sent {sent}, replaced {replaced}");
     }
 
     #[test]
