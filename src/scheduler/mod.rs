@@ -6,9 +6,9 @@
 //! that waited longer than its track's deadline is dropped before it is sent. A low-priority
 //! track (a camera) keeps only its newest frames (as many as its route's `queue_depth`), a
 //! fresher one replacing the oldest, so on a slow link it is decimated to what the link
-//! carries and what it sends is a few frame intervals old at most; a higher-priority track whose queue is full makes its worker wait,
-//! so high-priority tracks stay whole. An optional bandwidth cap paces everything with a
-//! token bucket.
+//! carries and what it sends is a few frame intervals old at most; a higher-priority track
+//! whose queue is full makes its worker wait, so high-priority tracks stay whole. An optional
+//! bandwidth cap paces everything with a token bucket.
 //!
 //! Every frame is counted once: sent, replaced by a fresher one, stale, or refused by the
 //! track.
