@@ -79,8 +79,10 @@ else
   tarball="$CACHE/debian-bookworm-minbase.tar"
   if [[ ! -f "$tarball" ]]; then
     # The mirror apt on this machine already uses (deb822 or one-line sources).
+    # Either file may be missing (Debian 12 images have only the deb822 one): `|| true`
+    # keeps pipefail from ending the script here without a word.
     mirror="$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
-      | grep -v '^[[:space:]]*#' | grep -oE 'https?://[^ ]+/debian/?' | head -n1)"
+      | grep -v '^[[:space:]]*#' | grep -oE 'https?://[^ ]+/debian/?' | head -n1 || true)"
     [[ -n "$mirror" ]] || die "no Debian mirror in /etc/apt/sources.list*: debootstrap needs one"
     root="$(mktemp -d "${TMPDIR:-/tmp}/debootstrap.XXXXXX")"
     log "no registry: debootstrap --variant=minbase bookworm from $mirror (about a minute)"
