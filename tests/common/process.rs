@@ -188,6 +188,8 @@ pub fn summary_json(path: &Path) -> serde_json::Value {
 pub struct TopicSummary {
     pub frames: u64,
     pub dropped: u64,
+    /// Of those dropped, the ones that waited for the link: shed for bandwidth or stale.
+    pub waited_out: u64,
 }
 
 /// The summary `dtbridge run` wrote to `path` (its `--summary-json`); panics if there is none.
@@ -202,7 +204,11 @@ pub fn run_summary(path: &Path) -> RunSummary {
             let topic = track["topic"].as_str().expect("topic").to_string();
             (
                 topic,
-                TopicSummary { frames: count(track, "frames"), dropped: count(track, "dropped") },
+                TopicSummary {
+                    frames: count(track, "frames"),
+                    dropped: count(track, "dropped"),
+                    waited_out: count(track, "shed") + count(track, "stale"),
+                },
             )
         })
         .collect();
