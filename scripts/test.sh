@@ -18,8 +18,8 @@
 #    tests/docker.rs (scripts/setup-docker.sh): docker.io, dockerd (stopped at exit when
 #    started here), the compose plugin, local base images.
 # 3. cargo fmt --check, cargo clippy --all-targets -D warnings without and with the optional
-#    features (`features` below), cargo build --all-targets with them (with network, for
-#    crates.io), CARGO_TARGET_DIR outside the checkout.
+#    features (`features` below), cargo build --all-targets with them and cargo fetch (with
+#    network, for crates.io), CARGO_TARGET_DIR outside the checkout.
 # 4. the patched crates' own tests (vendor/rtc-sctp, vendor/livekit-datatrack, in memory), then
 #    cargo test --all-targets --offline inside scripts/netns-run.sh: a private network
 #    namespace with a veth pair (DTBRIDGE_TEST_IP=10.200.0.1), no route out; the server and
@@ -182,6 +182,8 @@ done
 step "cargo build --all-targets --features realsense, then ros2 (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 cargo build --all-targets --features realsense || die "cargo build (realsense)"
 cargo build --all-targets --features ros2 || die "cargo build (ros2)"
+# The tests below run offline; the vendored crates' dev-dependencies are in no build above.
+cargo fetch || die "cargo fetch"
 
 # ---------------------------------------------------------------- 4. tests, network namespace
 # Extra arguments go to cargo test; --all-targets unless they select targets themselves.
