@@ -182,7 +182,7 @@ fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
 /// Runs the command line and returns the process exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse_from(without_ros_args(std::env::args_os()));
-    init_logging();
+    dtbridge::logging::init();
     // `run` loads its configuration before the runtime starts any thread: the process's
     // environment may only change while it has one thread.
     let loaded_run = match &cli.command {
@@ -434,37 +434,6 @@ fn check(config: &std::path::Path) -> anyhow::Result<()> {
     }
     println!("{}: ok", config.display());
     Ok(())
-}
-
-fn init_logging() {
-    // The ICE gatherer logs an error per unresolvable STUN server and connection (an offline
-    // robot, livekit-server's default public STUN servers); the transport says it once. The
-    // data track core logs an error per frame it cannot decrypt (every frame, with a wrong
-    // key); the decryptor says it once per publisher and counts the rest.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "dtbridge=info,warn,webrtc::peer_connection::transport::stun_gatherer=off,\
-             livekit_datatrack::remote::pipeline=off",
-        )
-    });
-    // The WebSocket client logs its handshake request whole at trace, the access token in its
-    // `Authorization` header with it: that line never shows, whatever RUST_LOG says.
-    let without_token = tracing_subscriber::filter::filter_fn(|metadata| {
-        !(metadata.target() == "tungstenite::handshake::client"
-            && *metadata.level() == tracing::Level::TRACE)
-    });
-    // Colour codes only for a terminal: in files and journals they are noise.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    use tracing_subscriber::prelude::*;
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(ansi)
-                .with_filter(filter)
-                .with_filter(without_token),
-        )
-        .init();
 }
 
 /// Picks the exit status from the error's cause: configuration, connection, or anything else.

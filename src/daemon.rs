@@ -9,6 +9,8 @@ use crate::source::{self, Source, TopicInfo};
 use crate::text::printable;
 use serde::Serialize;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -203,6 +205,16 @@ pub struct RunSummary {
     /// the way, and this is where that shows.
     pub network: NetworkSummary,
     pub outages: OutageReport,
+    /// The sources that start their device again after a failure (RealSense cameras).
+    pub sources: Vec<SourceSummary>,
+}
+
+/// How often a source started its device again after a failure.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceSummary {
+    pub source: String,
+    /// Sessions started again: after a crash or hang of its driver, or a camera gone.
+    pub restarts: u64,
 }
 
 /// One track's line of a [`RunSummary`].
@@ -255,6 +267,12 @@ impl RunSummary {
         if let Some(line) = self.outages.line() {
             out.push_str(&format!("\n  {line}"));
         }
+        for source in self.sources.iter().filter(|source| source.restarts > 0) {
+            out.push_str(&format!(
+                "\n  source '{}': started again {} times after a failure",
+                source.source, source.restarts
+            ));
+        }
         out
     }
 }
@@ -295,6 +313,10 @@ pub async fn publish(
     };
     let scheduler = Scheduler::start(&room, options);
     let (pipeline, inlet) = Pipeline::start(room.clone(), scheduler.clone(), router, &plan).await;
+    let restarts: Vec<(String, Arc<AtomicU64>)> = sources
+        .iter()
+        .filter_map(|source| Some((source.name().to_string(), source.restarts()?)))
+        .collect();
     let (stop_sources, sources_stopped) = watch::channel(false);
     let source_tasks: Vec<_> = sources
         .into_iter()
@@ -368,6 +390,13 @@ pub async fn publish(
             frames_dropped: network.frames_dropped,
         },
         outages: outages.report(),
+        sources: restarts
+            .into_iter()
+            .map(|(source, restarts)| SourceSummary {
+                source,
+                restarts: restarts.load(Ordering::Relaxed),
+            })
+            .collect(),
     };
     eprintln!("{}", summary.text());
     Ok(PublishReport { tracks, summary })

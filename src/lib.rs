@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod duration;
 pub mod livekit;
+pub mod logging;
 mod mcap_record;
 pub mod pipeline;
 pub mod record;

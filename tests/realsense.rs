@@ -110,6 +110,11 @@ fn difference(a: &[u8], b: &[u8]) -> (f64, u8) {
     (sum as f64 / a.len() as f64, max)
 }
 
+/// The source of `config`, its driver the one this build made.
+fn source(config: RealsenseConfig, dir: &Path) -> RealsenseSource {
+    RealsenseSource::new(config, dir).with_driver(env!("CARGO_BIN_EXE_dtbridge-realsense"))
+}
+
 fn config(text: &str) -> RealsenseConfig {
     let config: RealsenseConfig = toml::from_str(text).expect("a realsense config");
     config.validate().expect("valid");
@@ -172,7 +177,7 @@ async fn a_recording_plays_every_frame_once_with_its_intrinsics() {
         let c = config(&format!(
             "name = \"cam\"\nfile = \"{format}.db3\"\nrealtime = false\ncolor_format = \"{format}\"\n"
         ));
-        let samples = play(RealsenseSource::new(c, &dir.0)).await;
+        let samples = play(source(c, &dir.0)).await;
 
         // Every frame once, in order, bit for bit.
         let depth = on(&samples, "/camera/camera/depth/image_rect_raw");
@@ -228,7 +233,7 @@ async fn a_looping_recording_plays_again_and_again_without_a_gap() {
     let c = config("name = \"cam\"\nfile = \"loop.db3\"\nrealtime = false\nloop = true\n");
     let depth_topic = "/camera/camera/depth/image_rect_raw";
     let wanted = FRAMES as usize * 5 / 2;
-    let samples = play_until(RealsenseSource::new(c, &dir.0), |samples| {
+    let samples = play_until(source(c, &dir.0), |samples| {
         samples.iter().filter(|s| &*s.topic == depth_topic).count() >= wanted
     })
     .await;
@@ -260,7 +265,7 @@ async fn imu_filters_and_alignment_on_a_recording() {
     assert!(imu_samples >= 150, "{recorded}");
     let play_with = |keys: &str| {
         let c = config(&format!("name = \"cam\"\nfile = \"imu.db3\"\nrealtime = false\n{keys}"));
-        play(RealsenseSource::new(c, &dir.0))
+        play(source(c, &dir.0))
     };
 
     // The IMU at its own rate (its own pipeline), every sample once with its values.

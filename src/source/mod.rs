@@ -18,6 +18,7 @@ use realsense::RealsenseConfig;
 use ros2::Ros2Config;
 use serde::Deserialize;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use synthetic::SyntheticConfig;
 
 use tokio::sync::{mpsc, watch};
@@ -118,6 +119,12 @@ pub trait Source: Send {
     /// this source only; the daemon keeps the others running.
     async fn run(self: Box<Self>, out: SampleSender, shutdown: Shutdown)
     -> Result<(), SourceError>;
+
+    /// For a source that starts its device again after a failure: the count of those
+    /// restarts, which the run's summary reports.
+    fn restarts(&self) -> Option<Arc<AtomicU64>> {
+        None
+    }
 }
 
 /// `[[sources]]`: one entry per source, by `type`.

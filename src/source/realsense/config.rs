@@ -3,12 +3,12 @@
 
 use crate::codec::ros::{CameraInfo, Image, Imu};
 use crate::source::MessageType;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 /// `[[sources]] type = "realsense"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RealsenseConfig {
     /// Source name.
@@ -69,7 +69,7 @@ pub struct RealsenseConfig {
 }
 
 /// Color pixel format, as requested from librealsense and named in the Image's `encoding`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ColorFormat {
     /// Red, green, blue (the driver's default).

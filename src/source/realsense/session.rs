@@ -54,6 +54,17 @@ pub(super) struct Session {
 }
 
 impl Session {
+    /// A session with `config`'s camera, or with `file` (its recording, resolved).
+    pub(super) fn new(config: RealsenseConfig, file: Option<PathBuf>) -> Session {
+        Session {
+            source: config.name.as_str().into(),
+            types: config.outputs().topics().into_iter().collect(),
+            outputs: config.outputs(),
+            config,
+            file,
+        }
+    }
+
     /// Opens the camera or recording and streams until shutdown, the end of the recording or
     /// a failure. Blocking. Images and IMU run as two librealsense pipelines on two threads:
     /// one pipeline's syncer would hand out the IMU only at the image rate.
