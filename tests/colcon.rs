@@ -203,7 +203,7 @@ fn bridge_and_record(
     let run_summary_path = dir.0.join("run-summary.json");
     let run_args = ["run", "--summary-json", run_summary_path.to_str().unwrap()];
     let bridge = Process::watch(Process::joined(sourced(ws, installed), &run_args, &robot, server));
-    let publisher = start_publisher(ros_python, domain);
+    let publisher = start_publisher(ros_python, domain, &[]);
     let record_summary_path = dir.0.join("record-summary.json");
     let record_args = ["record", "--summary-json", record_summary_path.to_str().unwrap()];
     let recorder = Process::spawn(&record_args, &operator, server);

@@ -72,7 +72,7 @@ fn ros2_topics_are_recorded_as_rclpy_published_them() {
     let summary = dir.0.join("run-summary.json");
     let bridge =
         Process::spawn(&["run", "--summary-json", summary.to_str().unwrap()], &robot, &server);
-    let publisher = start_publisher(&ros_python, domain);
+    let publisher = start_publisher(&ros_python, domain, &[]);
     // The bridge finds the topics and receives the latched one before the operator is there.
     std::thread::sleep(Duration::from_secs(3));
     let recorder = Process::spawn(&["record"], &operator, &server);

@@ -6,6 +6,7 @@
 pub mod link;
 pub mod process;
 pub mod readers;
+pub mod realsense;
 pub mod ros2;
 pub mod server;
 

@@ -58,9 +58,11 @@ pub fn domain_id(offset: u32) -> u32 {
     10 + (std::process::id() % 100) * 2 + offset
 }
 
-/// The rclpy publisher, started; returns once it has published its first messages.
-pub fn start_publisher(python: &Path, domain_id: u32) -> Child {
+/// The rclpy publisher with `args` (`--seconds N`: how long it streams, 6 s by default),
+/// started; returns once it has published its first messages.
+pub fn start_publisher(python: &Path, domain_id: u32, args: &[&str]) -> Child {
     let mut child = peer(python, "ros2_publisher.py")
+        .args(args)
         .env("ROS_DOMAIN_ID", domain_id.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
