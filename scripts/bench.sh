@@ -82,7 +82,8 @@ if [[ "${DTBRIDGE_IN_NETNS:-}" != 1 ]]; then
     source "$HERE/ros2-env.sh"
     features=(--features ros2)
   fi
-  (cd "$ROOT" && cargo build --release --bin dtbridge "${features[@]}")
+  # --bins: with realsense, the camera driver dtbridge runs (dtbridge-realsense) too.
+  (cd "$ROOT" && cargo build --release --bins "${features[@]}")
   case "$KIND" in
     codec|recorder) cd "$ROOT" && exec "$BIN" bench "$KIND" "$@" ;;
     transport|run|ros2) ;;

@@ -17,11 +17,11 @@
 #    DTBRIDGE_REALSENSE_PYTHON. colcon (scripts/setup-colcon.sh): DTBRIDGE_COLCON. Docker for
 #    tests/docker.rs (scripts/setup-docker.sh): docker.io, dockerd (stopped at exit when
 #    started here), the compose plugin, local base images.
-# 3. cargo fmt --check, cargo clippy --all-targets -D warnings without and with the optional
-#    features (`features` below), cargo build --all-targets with them and cargo fetch (with
-#    network, for crates.io), CARGO_TARGET_DIR outside the checkout.
+# 3. cargo fmt --check, cargo clippy --all-targets -D warnings without the optional features,
+#    with each and with both (`feature_sets` below), cargo build --all-targets with both and
+#    cargo fetch (with network, for crates.io), CARGO_TARGET_DIR outside the checkout.
 # 4. the patched crates' own tests (vendor/rtc-sctp, vendor/livekit-datatrack, in memory), then
-#    cargo test --all-targets --offline inside scripts/netns-run.sh: a private network
+#    cargo test --all-targets --features ros2,realsense --offline inside scripts/netns-run.sh: a private network
 #    namespace with a veth pair (DTBRIDGE_TEST_IP=10.200.0.1), no route out; the server and
 #    the Python SDK peers run there (libwebrtc ignores loopback).
 # 5. the fuzz targets (scripts/fuzz.sh): each over its committed corpus, then for
@@ -161,12 +161,12 @@ step "Docker (scripts/setup-docker.sh: engine, compose plugin, local base images
 docker_env="$(bash "$HERE/setup-docker.sh")" || die "scripts/setup-docker.sh"
 eval "$docker_env"
 
-# Optional cargo features built, linted and tested here (their libraries are set up above),
-# one at a time: librealsense from the pyrealsense2 wheel exports its own copy of Fast DDS
-# (~9800 eprosima symbols), which clashes with ROS 2's in one process (it segfaults at start).
-# The whole suite runs with ros2; the realsense build runs the tests that depend on it.
-features=(ros2 realsense)
-realsense_tests=(--lib --test realsense --test cases --test cli)
+# Optional cargo features (their libraries are set up above): each linted on its own and
+# together; built and tested together, as robots with ROS 2 and a RealSense run them. The
+# bridge never links librealsense (the wheel's copy of Fast DDS would clash with ROS 2's): its
+# camera driver is a separate binary, dtbridge-realsense (src/source/realsense/mod.rs).
+feature_sets=(ros2 realsense ros2,realsense)
+features=ros2,realsense
 
 # ---------------------------------------------------------------- 3. Rust: lint and build
 step "cargo fmt --check"
@@ -175,13 +175,12 @@ cargo fmt --check --manifest-path fuzz/Cargo.toml \
   || die "cargo fmt --check of fuzz/ (run cargo fmt --manifest-path fuzz/Cargo.toml)"
 step "cargo clippy --all-targets -- -D warnings (no features: a machine without ROS 2 or librealsense)"
 cargo clippy --all-targets -- -D warnings || die "cargo clippy"
-for feature in "${features[@]}"; do
-  step "cargo clippy --all-targets --features $feature -- -D warnings"
-  cargo clippy --all-targets --features "$feature" -- -D warnings || die "cargo clippy ($feature)"
+for set in "${feature_sets[@]}"; do
+  step "cargo clippy --all-targets --features $set -- -D warnings"
+  cargo clippy --all-targets --features "$set" -- -D warnings || die "cargo clippy ($set)"
 done
-step "cargo build --all-targets --features realsense, then ros2 (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-cargo build --all-targets --features realsense || die "cargo build (realsense)"
-cargo build --all-targets --features ros2 || die "cargo build (ros2)"
+step "cargo build --all-targets --features $features (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+cargo build --all-targets --features "$features" || die "cargo build ($features)"
 # The tests below run offline; the vendored crates' dev-dependencies are in no build above.
 cargo fetch || die "cargo fetch"
 
@@ -202,14 +201,10 @@ rc=0
 if ((${#targets[@]})); then
   step "cargo test -p rtc-sctp -p livekit-datatrack --lib --offline (the vendored crates, vendor/*/PATCHES.md)"
   cargo test -p rtc-sctp -p livekit-datatrack --lib --offline 2>&1 | tee -a "$results" || rc=$?
-  step "cargo test ${realsense_tests[*]} --features realsense --offline --no-fail-fast (inside scripts/netns-run.sh)"
-  CARGO_NET_OFFLINE=true bash "$HERE/netns-run.sh" \
-    cargo test "${realsense_tests[@]}" --features realsense --offline --no-fail-fast 2>&1 \
-    | tee -a "$results" || rc=$?
 fi
-step "cargo test ${targets[*]} --features ros2 --offline --no-fail-fast $* (inside scripts/netns-run.sh)"
+step "cargo test ${targets[*]} --features $features --offline --no-fail-fast $* (inside scripts/netns-run.sh)"
 CARGO_NET_OFFLINE=true bash "$HERE/netns-run.sh" \
-  cargo test "${targets[@]}" --features ros2 --offline --no-fail-fast "$@" 2>&1 \
+  cargo test "${targets[@]}" --features "$features" --offline --no-fail-fast "$@" 2>&1 \
   | tee -a "$results" || rc=$?
 # One closing line for the whole run (cargo's last "test result" is that of one binary only,
 # often one with no tests). Tests that could not run fail in CI instead of skipping; the only

@@ -47,6 +47,12 @@ fn colcon_build(colcon: &Path, ws: &Path) {
         .current_dir(ws)
         .args(["build", "--packages-select", "dtbridge", "--cmake-args"])
         .arg(format!("-DDTBRIDGE_CARGO_PROFILE={profile}"))
+        // The features of this test build, so that colcon's cargo build is this one and does
+        // not replace the binaries the other tests run.
+        .arg(format!(
+            "-DDTBRIDGE_CARGO_FEATURES={}",
+            if cfg!(feature = "realsense") { "ros2,realsense" } else { "ros2" }
+        ))
         .env("CARGO_TARGET_DIR", target_dir);
     // The environment a user runs colcon in, without what `cargo test` set for this test:
     // build scripts (ring's, cc's) watch CARGO_MANIFEST_DIR and CARGO_PKG_*, and cargo would
@@ -130,7 +136,13 @@ fn check_install(ws: &Path, ros_python: &Path) -> Installed {
 
     // `ros2 run dtbridge dtbridge`: the executables in <prefix>/lib/dtbridge.
     let lib = prefix.join("lib/dtbridge");
-    assert_eq!(names(&lib), ["dtbridge"], "{}", lib.display());
+    // With RealSense, its camera driver beside the bridge, where dtbridge looks for it.
+    let executables: &[&str] = if cfg!(feature = "realsense") {
+        &["dtbridge", "dtbridge-realsense"]
+    } else {
+        &["dtbridge"]
+    };
+    assert_eq!(names(&lib), executables, "{}", lib.display());
     let binary = lib.join("dtbridge");
     let mode = std::fs::metadata(&binary).unwrap().permissions().mode();
     assert!(mode & 0o111 == 0o111, "{} is not executable ({mode:o})", binary.display());
