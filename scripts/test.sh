@@ -21,9 +21,10 @@
 #    with each and with both (`feature_sets` below), cargo build --all-targets with both and
 #    cargo fetch (with network, for crates.io), CARGO_TARGET_DIR outside the checkout.
 # 4. the patched crates' own tests (vendor/rtc-sctp, vendor/livekit-datatrack, in memory), then
-#    cargo test --all-targets --features ros2,realsense --offline inside scripts/netns-run.sh: a private network
-#    namespace with a veth pair (DTBRIDGE_TEST_IP=10.200.0.1), no route out; the server and
-#    the Python SDK peers run there (libwebrtc ignores loopback).
+#    cargo test --all-targets --features ros2,realsense --offline inside
+#    scripts/netns-run.sh: a private network namespace with a veth pair
+#    (DTBRIDGE_TEST_IP=10.200.0.1), no route out; the server and the Python SDK peers run
+#    there (libwebrtc ignores loopback).
 # 5. the fuzz targets (scripts/fuzz.sh): each over its committed corpus, then for
 #    DTBRIDGE_FUZZ_SECONDS (60) more; skipped when the arguments select tests.
 # Any failure fails the script. With CI=true, tests that cannot run fail instead of skipping.
