@@ -1,10 +1,14 @@
 //! What the camera driver process (`dtbridge-realsense`) and the bridge say to each other. The
 //! bridge writes the source's configuration to the driver's stdin as one JSON document and
 //! closes stdin to stop it; the driver writes [`DriverMessage`]s to its stdout, each as a
-//! little-endian `u32` length and that many bytes: a tag, then its fields.
+//! little-endian `u32` length and that many bytes: the message's bulk (an image's pixels, a
+//! serialized sample, a failure's text), then its fields, then a fixed [`TRAILER_BYTES`]-byte
+//! trailer (kind, topic, stamp, and the length of the fields).
 //!
-//! Images cross as CDR `sensor_msgs/msg/Image` (a copy of the pixels, which a pipe carries at
-//! gigabytes a second), so the bridge still chooses zstd or JPEG per route.
+//! Pixels go first and whole so that neither side copies them: the driver writes them from
+//! the frame's buffer, and the bridge reads the message into one buffer that, cut after the
+//! pixels, is the image's data. Images cross as `sensor_msgs/msg/Image` (the fields as CDR), so
+//! the bridge still chooses zstd or JPEG per route.
 
 use crate::codec::cdr;
 use crate::codec::ros::Image;
@@ -43,41 +47,51 @@ pub enum DriverMessage {
     Failed { fatal: bool, message: String },
 }
 
-const TAG_SAMPLE: u8 = 1;
-const TAG_ENDED: u8 = 2;
-const TAG_FAILED: u8 = 3;
-const PAYLOAD_ENCODED: u8 = 0;
-const PAYLOAD_IMAGE: u8 = 1;
+const KIND_ENCODED: u8 = 1;
+const KIND_IMAGE: u8 = 2;
+const KIND_ENDED: u8 = 3;
+const KIND_FAILED: u8 = 4;
+const KIND_FATAL: u8 = 5;
+/// The trailer: kind (1 byte), topic (2), stamp (8), length of the fields before it (4).
+pub const TRAILER_BYTES: usize = 15;
 
 impl DriverMessage {
     /// Writes the message, length first.
     pub fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let mut body = Vec::new();
-        match self {
-            DriverMessage::Sample { topic, stamp_ns, payload } => {
-                body.push(TAG_SAMPLE);
-                body.extend_from_slice(&topic.to_le_bytes());
-                body.extend_from_slice(&stamp_ns.to_le_bytes());
-                match payload {
-                    Payload::Encoded(bytes) => {
-                        body.push(PAYLOAD_ENCODED);
-                        body.extend_from_slice(bytes);
-                    }
-                    Payload::Image(image) => {
-                        body.push(PAYLOAD_IMAGE);
-                        cdr::write_to(image.as_ref(), &mut body).map_err(std::io::Error::other)?;
-                    }
-                }
+        let (kind, topic, stamp_ns, bulk, fields): (u8, u16, u64, &[u8], Vec<u8>) = match self {
+            DriverMessage::Sample { topic, stamp_ns, payload: Payload::Encoded(bytes) } => {
+                (KIND_ENCODED, *topic, *stamp_ns, bytes, Vec::new())
             }
-            DriverMessage::Ended => body.push(TAG_ENDED),
+            DriverMessage::Sample { topic, stamp_ns, payload: Payload::Image(image) } => {
+                let header = Image {
+                    header: image.header.clone(),
+                    height: image.height,
+                    width: image.width,
+                    encoding: image.encoding.clone(),
+                    is_bigendian: image.is_bigendian,
+                    step: image.step,
+                    data: Vec::new(),
+                };
+                let fields = cdr::to_vec(&header).map_err(std::io::Error::other)?;
+                (KIND_IMAGE, *topic, *stamp_ns, &image.data, fields)
+            }
+            DriverMessage::Ended => (KIND_ENDED, 0, 0, &[], Vec::new()),
             DriverMessage::Failed { fatal, message } => {
-                body.push(TAG_FAILED);
-                body.push(u8::from(*fatal));
-                body.extend_from_slice(message.as_bytes());
+                let kind = if *fatal { KIND_FATAL } else { KIND_FAILED };
+                (kind, 0, 0, message.as_bytes(), Vec::new())
             }
-        }
-        out.write_all(&(body.len() as u32).to_le_bytes())?;
-        out.write_all(&body)
+        };
+        let length = bulk.len() + fields.len() + TRAILER_BYTES;
+        let length = u32::try_from(length).map_err(std::io::Error::other)?;
+        let mut trailer = [0u8; TRAILER_BYTES];
+        trailer[0] = kind;
+        trailer[1..3].copy_from_slice(&topic.to_le_bytes());
+        trailer[3..11].copy_from_slice(&stamp_ns.to_le_bytes());
+        trailer[11..15].copy_from_slice(&(fields.len() as u32).to_le_bytes());
+        out.write_all(&length.to_le_bytes())?;
+        out.write_all(bulk)?;
+        out.write_all(&fields)?;
+        out.write_all(&trailer)
     }
 
     /// Reads the next message; `Ok(None)` at the end of the stream between messages.
@@ -95,40 +109,49 @@ impl DriverMessage {
         if length > MAX_MESSAGE_BYTES {
             return Err(format!("a message of {length} bytes (at most {MAX_MESSAGE_BYTES})"));
         }
-        let mut body = vec![0u8; length];
-        input.read_exact(&mut body).await.map_err(|err| format!("a message cut short: {err}"))?;
-        Self::parse(Bytes::from(body)).map(Some)
+        if length < TRAILER_BYTES {
+            return Err(format!("a message of {length} bytes is too short"));
+        }
+        // Read into spare capacity: no zeroing of what the pipe overwrites anyway.
+        let mut body = Vec::with_capacity(length);
+        let read = input
+            .take(length as u64)
+            .read_to_end(&mut body)
+            .await
+            .map_err(|err| format!("a message cut short: {err}"))?;
+        if read < length {
+            return Err(format!("a message cut short: {read} of {length} bytes"));
+        }
+        Self::parse(body).map(Some)
     }
 
-    fn parse(body: Bytes) -> Result<Self, String> {
-        let short = || format!("a message of {} bytes is too short", body.len());
-        let (&tag, rest) = body.split_first().ok_or_else(short)?;
-        match tag {
-            TAG_SAMPLE => {
-                if rest.len() < 11 {
-                    return Err(short());
-                }
-                let topic = u16::from_le_bytes([rest[0], rest[1]]);
-                let stamp_ns = u64::from_le_bytes(rest[2..10].try_into().expect("8 bytes"));
-                let data = body.slice(12..);
-                let payload = match rest[10] {
-                    PAYLOAD_ENCODED => Payload::Encoded(data),
-                    PAYLOAD_IMAGE => {
-                        let image: Image = cdr::from_slice(&data)
-                            .map_err(|err| format!("an image that does not decode: {err}"))?;
-                        Payload::Image(Arc::new(image))
-                    }
-                    other => return Err(format!("unknown payload kind {other}")),
-                };
+    fn parse(mut body: Vec<u8>) -> Result<Self, String> {
+        let trailer = body.split_off(body.len() - TRAILER_BYTES);
+        let kind = trailer[0];
+        let topic = u16::from_le_bytes([trailer[1], trailer[2]]);
+        let stamp_ns = u64::from_le_bytes(trailer[3..11].try_into().expect("8 bytes"));
+        let fields_len = u32::from_le_bytes(trailer[11..15].try_into().expect("4 bytes")) as usize;
+        let Some(bulk_len) = body.len().checked_sub(fields_len) else {
+            return Err(format!("fields of {fields_len} bytes in a message of {}", body.len()));
+        };
+        let fields = body.split_off(bulk_len);
+        let text = |bulk: Vec<u8>| String::from_utf8_lossy(&bulk).into_owned();
+        match kind {
+            KIND_ENCODED => {
+                let payload = Payload::Encoded(Bytes::from(body));
                 Ok(DriverMessage::Sample { topic, stamp_ns, payload })
             }
-            TAG_ENDED => Ok(DriverMessage::Ended),
-            TAG_FAILED => {
-                let (&fatal, message) = rest.split_first().ok_or_else(short)?;
-                let message = String::from_utf8_lossy(message).into_owned();
-                Ok(DriverMessage::Failed { fatal: fatal != 0, message })
+            KIND_IMAGE => {
+                let header: Image = cdr::from_slice(&fields)
+                    .map_err(|err| format!("an image that does not decode: {err}"))?;
+                let payload = Payload::Image(Arc::new(Image { data: body, ..header }));
+                Ok(DriverMessage::Sample { topic, stamp_ns, payload })
             }
-            other => Err(format!("unknown message tag {other}")),
+            KIND_ENDED => Ok(DriverMessage::Ended),
+            KIND_FAILED | KIND_FATAL => {
+                Ok(DriverMessage::Failed { fatal: kind == KIND_FATAL, message: text(body) })
+            }
+            other => Err(format!("unknown message kind {other}")),
         }
     }
 }
@@ -194,18 +217,23 @@ mod tests {
     async fn a_corrupt_stream_is_an_error_not_an_allocation_or_a_panic() {
         let huge = (u32::MAX).to_le_bytes();
         assert!(DriverMessage::read_from(&mut &huge[..]).await.unwrap_err().contains("at most"));
-        for body in [&[][..], &[TAG_SAMPLE, 1, 2][..], &[9][..], &[TAG_SAMPLE; 12][..]] {
+        let trailer = |kind: u8, fields_len: u32| {
+            let mut trailer = vec![kind, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            trailer.extend_from_slice(&fields_len.to_le_bytes());
+            trailer
+        };
+        let too_short = vec![KIND_ENDED; TRAILER_BYTES - 1];
+        for body in [too_short, trailer(9, 0), trailer(KIND_ENCODED, 1), trailer(KIND_IMAGE, 0)] {
             let mut bytes = (body.len() as u32).to_le_bytes().to_vec();
-            bytes.extend_from_slice(body);
+            bytes.extend_from_slice(&body);
             assert!(DriverMessage::read_from(&mut bytes.as_slice()).await.is_err(), "{body:?}");
         }
         // Cut inside a message: an error, not the end of the stream.
         let mut bytes = Vec::new();
         DriverMessage::Ended.write_to(&mut bytes).unwrap();
-        bytes.push(5);
-        bytes.push(0);
+        bytes.extend_from_slice(&[40, 0, 0, 0, 1, 2]);
         let mut input = bytes.as_slice();
         assert!(DriverMessage::read_from(&mut input).await.unwrap().is_some());
-        assert!(DriverMessage::read_from(&mut input).await.is_err());
+        assert!(DriverMessage::read_from(&mut input).await.unwrap_err().contains("cut short"));
     }
 }
