@@ -304,3 +304,14 @@ fn check_covers_the_record_section() {
     let error = config_error(&format!("[record]\nmax_file_minutes = 0\n\n{SOURCE}"));
     assert!(error.contains("record.max_file_minutes"), "{error}");
 }
+
+/// The README's first command, `cargo run --release -- demo`, needs cargo to know which of the
+/// package's binaries to run.
+#[test]
+fn cargo_run_runs_the_bridge() {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+    let manifest: toml::Table = toml::from_str(&manifest.unwrap()).unwrap();
+    let bins = manifest["bin"].as_array().unwrap();
+    assert!(bins.len() > 1, "one binary needs no default-run");
+    assert_eq!(manifest["package"]["default-run"].as_str(), Some("dtbridge"));
+}
