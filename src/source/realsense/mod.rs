@@ -132,9 +132,10 @@ impl Source for RealsenseSource {
         mut shutdown: Shutdown,
     ) -> Result<(), SourceError> {
         let topics = self.config.outputs().topics();
+        let source: Arc<str> = self.config.name.as_str().into();
         let retry = Duration::from_secs_f64(self.config.retry_interval_s);
         loop {
-            match self.session(&topics, &out, &mut shutdown).await {
+            match self.session(&source, &topics, &out, &mut shutdown).await {
                 SessionEnd::Done => return Ok(()),
                 SessionEnd::Fatal(message) => return Err(self.error(message)),
                 SessionEnd::Retry(message) => tracing::error!(
@@ -170,9 +171,11 @@ enum SessionEnd {
 }
 
 impl RealsenseSource {
-    /// Runs one driver process until it ends, fails, hangs or `shutdown`, forwarding its samples.
+    /// Runs one driver process until it ends, fails, hangs or `shutdown`, forwarding its samples
+    /// as samples of `source` (the source's name, shared by every sample).
     async fn session(
         &self,
+        source: &Arc<str>,
         topics: &[(Arc<str>, Arc<MessageType>)],
         out: &SampleSender,
         shutdown: &mut Shutdown,
@@ -240,7 +243,7 @@ impl RealsenseSource {
                         ));
                     };
                     let sample = Sample {
-                        source: self.config.name.as_str().into(),
+                        source: source.clone(),
                         topic: topic.clone(),
                         message_type: message_type.clone(),
                         encoding: MESSAGE_ENCODING.into(),
