@@ -42,9 +42,10 @@ export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 # The wheels' bootstrapper re-executes Python to set LD_LIBRARY_PATH; it is set already.
 export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
-# Message packages r2r compiles in (with the ones r2r itself needs). Every package in the
-# ament index otherwise, which on a robot can take many minutes: a deployment lists its own.
+# Message packages r2r generates Rust types for (it adds the ones it needs itself); every
+# package in the ament index otherwise, which on a robot can take many minutes. dtbridge uses
+# none of these types: it loads each topic's type support at run time (vendor/r2r/PATCHES.md).
 # librcl from the wheels loads Python message libraries: build.rs links this into the binary.
 export DTBRIDGE_LINK_LIBPYTHON=libpython3.11.so.1.0
-export IDL_PACKAGE_FILTER="${IDL_PACKAGE_FILTER-std_msgs;sensor_msgs;geometry_msgs}"
+export IDL_PACKAGE_FILTER="${IDL_PACKAGE_FILTER-std_msgs}"
 unset _dtbridge_ros2_here _dtbridge_ros2_prefix _dtbridge_rmw_shim _dtbridge_ros2_libs _dtbridge_dir

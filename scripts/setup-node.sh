@@ -8,7 +8,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SRC="$(cd "$HERE/../tests/peers/node" && pwd)"
 CACHE="${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}"
-FILES=(package.json package-lock.json foxglove_client.mjs)
+FILES=(package.json package-lock.json foxglove_client.mjs ros2_decode.mjs decode_ros2.mjs)
 
 log() { echo "[setup-node] $*" >&2; }
 
@@ -59,7 +59,7 @@ log "npm ci in $tmp (node $(node --version), npm $(npm --version))"
 # No package of this lock runs install scripts; --ignore-scripts keeps it that way.
 (cd "$tmp" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2) \
   || { log "npm ci failed (is the npm registry reachable?)"; exit 1; }
-(cd "$tmp" && node --check foxglove_client.mjs \
+(cd "$tmp" && node --check foxglove_client.mjs && node --check decode_ros2.mjs \
   && node --input-type=module -e "import '@foxglove/ws-protocol'; import 'ws';
      import '@foxglove/rosmsg'; import '@foxglove/rosmsg2-serialization';") >&2 \
   || { log "the installed client does not load"; exit 1; }

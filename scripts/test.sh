@@ -4,7 +4,8 @@
 #
 #   bash scripts/test.sh [extra cargo test args, e.g. --test interop -- --nocapture]
 #
-# 1. Debian packages, only those missing (iproute2, util-linux, procps, python3-venv, ethtool
+# 1. Debian packages, only those missing (iproute2, util-linux, procps, python3-venv, python3-dev
+#    (Python.h, for message packages built by colcon), ethtool
 #    for the link emulator; clang, libclang-dev and libpython3.11 for r2r; cmake and make for
 #    colcon).
 # 2. livekit-server (scripts/setup-livekit-server.sh, built from the Go module proxy), the
@@ -82,8 +83,12 @@ if [[ -z "$base_python" ]]; then
 fi
 if [[ -z "$base_python" ]]; then
   missing+=(python3 python3-venv)
-elif ! "$base_python" -c 'import venv, ensurepip' 2>/dev/null; then
-  missing+=(python3-venv)
+else
+  "$base_python" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+  # The ROS 2 venv builds message packages' Python bindings (tests/ros2_types.rs).
+  "$base_python" -c 'import os, sys, sysconfig
+sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    || missing+=(python3-dev)
 fi
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"

@@ -15,7 +15,9 @@ use common::process::{
     Process, recorded_file, recorded_so_far, run_summary, summary_json, write_operator_config,
 };
 use common::readers::read_mcap;
-use common::ros2::{assert_suffix, domain_id, recorded, start_publisher, stream_and_collect};
+use common::ros2::{
+    assert_suffix, domain_id, recorded, sourced, start_publisher, stream_and_collect,
+};
 use common::server::{TempDir, TestServer, skip};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -79,16 +81,6 @@ fn colcon_build(colcon: &Path, ws: &Path) {
     eprintln!("colcon build (profile {profile}) took {:?}:\n{log}", started.elapsed());
 }
 
-/// `program` run by a shell that sourced the workspace's install/setup.bash.
-fn sourced(ws: &Path, program: &Path) -> Command {
-    let mut command = Command::new("bash");
-    command
-        .args(["-c", r#"source "$0" && exec "$@""#])
-        .arg(ws.join("install/setup.bash"))
-        .arg(program);
-    command
-}
-
 /// Where the ament index (ament_index_python, as `ros2 run` and `ros2 launch` use it) puts the
 /// package: its prefix and its share directory.
 fn ament_index(ws: &Path, ros_python: &Path) -> (PathBuf, PathBuf) {
@@ -96,7 +88,8 @@ fn ament_index(ws: &Path, ros_python: &Path) -> (PathBuf, PathBuf) {
                   from ament_index_python.packages import get_package_prefix, get_package_share_directory\n\
                   print(json.dumps({'prefix': get_package_prefix('dtbridge'),\n\
                                     'share': get_package_share_directory('dtbridge')}))";
-    let output = sourced(ws, ros_python).args(["-c", script]).output().unwrap();
+    let output =
+        sourced(&ws.join("install/setup.bash"), ros_python).args(["-c", script]).output().unwrap();
     assert!(
         output.status.success(),
         "ament_index_python does not find dtbridge after sourcing install/setup.bash:\n{}",
@@ -214,7 +207,12 @@ fn bridge_and_record(
 
     let run_summary_path = dir.0.join("run-summary.json");
     let run_args = ["run", "--summary-json", run_summary_path.to_str().unwrap()];
-    let bridge = Process::watch(Process::joined(sourced(ws, installed), &run_args, &robot, server));
+    let bridge = Process::watch(Process::joined(
+        sourced(&ws.join("install/setup.bash"), installed),
+        &run_args,
+        &robot,
+        server,
+    ));
     let publisher = start_publisher(ros_python, domain, &[]);
     let record_summary_path = dir.0.join("record-summary.json");
     let record_args = ["record", "--summary-json", record_summary_path.to_str().unwrap()];
@@ -287,7 +285,7 @@ fn colcon_build_installs_a_bridge_that_ros2_finds_and_that_bridges_rclpy() {
     let installed = check_install(&ws.0, &ros_python);
     // The installed ROS 2 example config is valid for the installed build.
     let config = installed.share.join("config/robot-ros2.toml");
-    let output = sourced(&ws.0, &installed.binary)
+    let output = sourced(&ws.0.join("install/setup.bash"), &installed.binary)
         .args(["check", "-c"])
         .arg(&config)
         .env("ROS_DOMAIN_ID", domain_id(1).to_string())

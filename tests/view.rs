@@ -10,7 +10,7 @@
 mod common;
 
 use common::process::{Process, recorded_file, summary_json, write_operator_config};
-use common::server::{TempDir, TestServer, skip, test_ip};
+use common::server::{TempDir, TestServer, test_ip};
 use common::{sha256, string_cdr};
 use dtbridge::codec::RosMessage;
 use dtbridge::codec::ros::{CompressedImage, Image};
@@ -79,18 +79,6 @@ fn robot_with_description(dir: &Path) -> String {
         "{ROBOT}\n[[sources]]\ntype = \"mcap\"\nname = \"description\"\npath = \"description.mcap\"\n\n\
          [[routes]]\ntopic = \"{DESCRIPTION}\"\n"
     )
-}
-
-/// The Foxglove client script, or `None` after a loud skip (a failure in CI).
-fn foxglove_client(test: &str) -> Option<PathBuf> {
-    let path = std::env::var("DTBRIDGE_FOXGLOVE_CLIENT").ok().filter(|p| !p.is_empty());
-    match path.map(PathBuf::from) {
-        Some(path) if path.is_file() => Some(path),
-        _ => {
-            skip(test, "DTBRIDGE_FOXGLOVE_CLIENT is not set (scripts/setup-node.sh installs it)");
-            None
-        }
-    }
 }
 
 fn free_port(ip: &str) -> u16 {
@@ -222,7 +210,7 @@ fn recorded(file: &Path, topic: &str) -> BTreeMap<u64, Vec<u8>> {
 #[test]
 fn a_foxglove_client_sees_what_the_robot_sent_while_it_is_recorded() {
     let test = "a_foxglove_client_sees_what_the_robot_sent_while_it_is_recorded";
-    let Some(script) = foxglove_client(test) else { return };
+    let Some(script) = common::foxglove_client(test) else { return };
     let Some(server) = TestServer::start(test) else { return };
     let dir = TempDir::new();
     let ip = test_ip();
@@ -328,7 +316,7 @@ fn a_foxglove_client_sees_what_the_robot_sent_while_it_is_recorded() {
 #[test]
 fn dtbridge_view_receives_a_track_only_while_a_client_watches_it() {
     let test = "dtbridge_view_receives_a_track_only_while_a_client_watches_it";
-    let Some(script) = foxglove_client(test) else { return };
+    let Some(script) = common::foxglove_client(test) else { return };
     let Some(server) = TestServer::start(test) else { return };
     let dir = TempDir::new();
     let ip = test_ip();

@@ -56,6 +56,23 @@ pub fn venv_program(
     }
 }
 
+/// The Node Foxglove client (tests/peers/node, installed with its npm packages by
+/// scripts/setup-node.sh), or `None` after a loud skip (a failure in CI). Foxglove's decoders
+/// (`decode_ros2.mjs`) are installed beside it.
+pub fn foxglove_client(test: &str) -> Option<PathBuf> {
+    let path = std::env::var("DTBRIDGE_FOXGLOVE_CLIENT").ok().filter(|p| !p.is_empty());
+    match path.map(PathBuf::from) {
+        Some(path) if path.is_file() => Some(path),
+        _ => {
+            server::skip(
+                test,
+                "DTBRIDGE_FOXGLOVE_CLIENT is not set (scripts/setup-node.sh installs it)",
+            );
+            None
+        }
+    }
+}
+
 /// Byte `j` of test frame `i`: the same formula as `tests/peers/lk_peer.py`.
 pub fn payload(i: u64, len: usize, seed: u64) -> Vec<u8> {
     (0..len as u64).map(|j| ((i * 31 + j * 7 + seed) & 0xFF) as u8).collect()

@@ -3,8 +3,10 @@
 
 use super::server::skip;
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// The venv python with the readers, or `None` after a loud skip (a failure in CI).
 pub fn python(test: &str) -> Option<PathBuf> {
@@ -31,6 +33,66 @@ pub fn read_mcap(python: &Path, file: &Path) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("read_mcap.py prints JSON")
+}
+
+/// Every message of `file` decoded by the Foxglove app's ROS 2 decoders
+/// (tests/peers/node/decode_ros2.mjs, beside the Foxglove client `client`), with the schema
+/// text its channel names: per topic, in file order, the decoded messages in the shape
+/// `read_mcap.py` prints them, numbers as floats ([`numbers_as_f64`]). A message Foxglove
+/// cannot decode fails the test.
+pub fn decode_with_foxglove(client: &Path, file: &Path) -> BTreeMap<String, Vec<Value>> {
+    let bytes = std::fs::read(file).unwrap();
+    let mut requests = String::new();
+    for message in mcap::MessageStream::new(&bytes).unwrap().map(|m| m.unwrap()) {
+        let schema = message.channel.schema.as_ref().expect("a schema");
+        let request = serde_json::json!({
+            "topic": message.channel.topic,
+            "schema": String::from_utf8(schema.data.to_vec()).expect("a ros2msg text"),
+            "data": hex(&message.data),
+        });
+        requests.push_str(&format!("{request}\n"));
+    }
+    let mut child = Command::new("node")
+        .arg(client.with_file_name("decode_ros2.mjs"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run node decode_ros2.mjs");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(requests.as_bytes()));
+    let output = child.wait_with_output().expect("decode_ros2.mjs output");
+    writer.join().unwrap().expect("write to decode_ros2.mjs");
+    assert!(
+        output.status.success(),
+        "decode_ros2.mjs failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut topics: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for line in String::from_utf8(output.stdout).unwrap().lines() {
+        let answer: Value = serde_json::from_str(line).expect("decode_ros2.mjs prints JSON");
+        assert!(answer.get("error").is_none(), "Foxglove's decoders: {answer}");
+        let topic = answer["topic"].as_str().unwrap().to_string();
+        topics.entry(topic).or_default().push(numbers_as_f64(&answer["decoded"]));
+    }
+    topics
+}
+
+/// `value` with every number as a float: JavaScript prints the float 1.0 as `1`, Python as
+/// `1.0`, and decoded messages from both are compared.
+pub fn numbers_as_f64(value: &Value) -> Value {
+    match value {
+        Value::Number(number) => number.as_f64().map_or(Value::Null, Value::from),
+        Value::Array(items) => Value::Array(items.iter().map(numbers_as_f64).collect()),
+        Value::Object(fields) => {
+            Value::Object(fields.iter().map(|(k, v)| (k.clone(), numbers_as_f64(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The messages of `topic` in `file`, read with the `mcap` crate: (publish time, data).

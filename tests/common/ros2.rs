@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 /// A `tests/peers/` script run by the ROS 2 venv's `python`, in a ROS environment of its own
 /// (whatever the test process inherited).
 pub fn peer(python: &Path, script: &str) -> Command {
-    let mut command = Command::new(python);
+    peer_in(Command::new(python), python, script)
+}
+
+/// [`peer`], run by `command`: `python` itself, or a program that runs it (see [`sourced`]).
+pub fn peer_in(mut command: Command, python: &Path, script: &str) -> Command {
     command
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers").join(script))
         .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -27,6 +31,14 @@ pub fn peer(python: &Path, script: &str) -> Command {
     command
 }
 
+/// `program` run by a shell that sourced a colcon workspace's `install/setup.bash`, as a user
+/// runs it: the workspace's packages join the ament index, library path and Python path.
+pub fn sourced(setup: &Path, program: &Path) -> Command {
+    let mut command = Command::new("bash");
+    command.args(["-c", r#"source "$0" && exec "$@""#]).arg(setup).arg(program);
+    command
+}
+
 /// The ROS 2 venv python, or `None` after a loud skip.
 pub fn python(test: &str) -> Option<PathBuf> {
     super::venv_python(test, "DTBRIDGE_ROS2_PYTHON", "ros2-venv", "scripts/setup-ros2.sh")
@@ -34,7 +46,11 @@ pub fn python(test: &str) -> Option<PathBuf> {
 
 /// Runs ros2_reference.py on `request` and returns its JSON answer.
 pub fn reference(python: &Path, request: &Value) -> Value {
-    let mut command = peer(python, "ros2_reference.py");
+    reference_in(peer(python, "ros2_reference.py"), request)
+}
+
+/// [`reference`] with the command [`peer_in`] made for `ros2_reference.py`.
+pub fn reference_in(mut command: Command, request: &Value) -> Value {
     command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let started = Instant::now();
     let mut child = command.spawn().expect("spawn ros2_reference.py");
@@ -61,7 +77,12 @@ pub fn domain_id(offset: u32) -> u32 {
 /// The rclpy publisher with `args` (`--seconds N`: how long it streams, 6 s by default),
 /// started; returns once it has published its first messages.
 pub fn start_publisher(python: &Path, domain_id: u32, args: &[&str]) -> Child {
-    let mut child = peer(python, "ros2_publisher.py")
+    start_publisher_in(peer(python, "ros2_publisher.py"), domain_id, args)
+}
+
+/// [`start_publisher`] with the command [`peer_in`] made for `ros2_publisher.py`.
+pub fn start_publisher_in(mut command: Command, domain_id: u32, args: &[&str]) -> Child {
+    let mut child = command
         .args(args)
         .env("ROS_DOMAIN_ID", domain_id.to_string())
         .stdin(Stdio::piped())

@@ -14,6 +14,7 @@ Used by tests/recorder.rs: `read_mcap.py FILE` prints one JSON object with
 Byte arrays are shown as {"len", "sha256"}; other arrays as lists.
 """
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -58,9 +59,15 @@ def plain(value):
         return [plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
-    fields = getattr(value, "__dataclass_fields__", None)
-    if fields is not None:
-        names = [n for n in fields if n != "__msgtype__"]
+    if dataclasses.is_dataclass(value):
+        # rosbags declares a message's constants and __msgtype__ as ClassVar in string
+        # annotations, which dataclasses takes for fields: leave them out.
+        hints = getattr(type(value), "__annotations__", {})
+        names = [
+            f.name
+            for f in dataclasses.fields(value)
+            if not str(hints.get(f.name, "")).startswith(("ClassVar", "typing.ClassVar"))
+        ]
     else:
         names = list(getattr(value, "__slots__", ())) or [
             n for n in vars(value) if not n.startswith("_")

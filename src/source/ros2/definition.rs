@@ -4,7 +4,7 @@
 //! type's text. r2r has no API for definitions, and the operator needs the text to decode.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The `.msg` field types that are not messages.
 const PRIMITIVE_TYPES: [&str; 14] = [
@@ -22,10 +22,15 @@ pub struct AmentIndex {
 }
 
 impl AmentIndex {
+    /// The index of `prefixes`, searched in order.
+    pub fn new(prefixes: Vec<PathBuf>) -> AmentIndex {
+        AmentIndex { prefixes }
+    }
+
     /// The index of this process's environment.
     pub fn from_env() -> AmentIndex {
         let value = std::env::var_os("AMENT_PREFIX_PATH").unwrap_or_default();
-        AmentIndex { prefixes: std::env::split_paths(&value).collect() }
+        AmentIndex::new(std::env::split_paths(&value).collect())
     }
 
     /// The full definition of `type_name` (`pkg/msg/Type`).
@@ -56,27 +61,49 @@ impl AmentIndex {
 
     /// The package and `.msg` text of `pkg/msg/Type` or `pkg/Type`.
     fn msg_text(&self, type_name: &str) -> Result<(String, String), String> {
-        let parts: Vec<&str> = type_name.split('/').collect();
-        let (package, kind, name) = match parts[..] {
-            [package, name] => (package, "msg", name),
-            [package, kind, name] => (package, kind, name),
-            _ => return Err(format!("'{type_name}' is not a ROS type name (pkg/msg/Type)")),
-        };
+        let (package, kind, name) = type_parts(type_name)?;
         let relative = PathBuf::from("share").join(package).join(kind).join(format!("{name}.msg"));
-        for prefix in &self.prefixes {
-            let path = prefix.join(&relative);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => return Ok((package.to_string(), text)),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(format!("reading {}: {err}", path.display())),
-            }
-        }
+        let path = self.find(&relative)?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|err| format!("reading {}: {err}", path.display()))?;
+        Ok((package.to_string(), text))
+    }
+
+    /// The first `<prefix>/<relative>` that exists, in `AMENT_PREFIX_PATH` order.
+    pub fn find(&self, relative: &Path) -> Result<PathBuf, String> {
+        self.prefixes.iter().map(|prefix| prefix.join(relative)).find(|path| path.exists()).ok_or_else(
+            || {
+                format!(
+                    "no {} under AMENT_PREFIX_PATH ({}): is the package installed and its workspace (or ROS 2) sourced?",
+                    relative.display(),
+                    std::env::join_paths(&self.prefixes)
+                        .map(|p| crate::text::printable(&p.to_string_lossy()).into_owned())
+                        .unwrap_or_default()
+                )
+            },
+        )
+    }
+}
+
+/// The package, kind (`msg`) and name of a type name `pkg/msg/Type` (or `pkg/Type`). Type names
+/// come from the ROS graph, that is from any node on the network, and become paths and symbol
+/// names: only ROS name characters are accepted.
+pub fn type_parts(type_name: &str) -> Result<(&str, &str, &str), String> {
+    let parts: Vec<&str> = type_name.split('/').collect();
+    let (package, kind, name) = match parts[..] {
+        [package, name] => (package, "msg", name),
+        [package, kind, name] => (package, kind, name),
+        _ => ("", "", ""),
+    };
+    let is_token = |part: &str| {
+        !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if [package, kind, name].into_iter().all(is_token) {
+        Ok((package, kind, name))
+    } else {
         Err(format!(
-            "no {} under AMENT_PREFIX_PATH ({}): is the package's share/ directory installed and ROS 2 sourced?",
-            relative.display(),
-            std::env::join_paths(&self.prefixes)
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default()
+            "'{}' is not a ROS message type name (pkg/msg/Type)",
+            crate::text::printable(type_name)
         ))
     }
 }
@@ -134,8 +161,18 @@ mod tests {
     }
 
     #[test]
+    fn takes_only_ros_names_as_type_names() {
+        assert_eq!(type_parts("tf2_msgs/msg/TFMessage"), Ok(("tf2_msgs", "msg", "TFMessage")));
+        assert_eq!(type_parts("std_msgs/String"), Ok(("std_msgs", "msg", "String")));
+        for bad in ["../../lib/evil", "a/msg/b/c", "pkg//T", "pkg/msg/T.so", "pkg", "p\x1b/msg/T"] {
+            let err = type_parts(bad).unwrap_err();
+            assert!(err.contains("not a ROS message type name"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn names_the_missing_file() {
-        let index = AmentIndex { prefixes: vec![PathBuf::from("/nonexistent")] };
+        let index = AmentIndex::new(vec![PathBuf::from("/nonexistent")]);
         let err = index.definition("my_msgs/msg/Thing").unwrap_err();
         assert!(err.contains("share/my_msgs/msg/Thing.msg"), "{err}");
     }

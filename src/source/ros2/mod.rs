@@ -5,6 +5,7 @@
 
 mod definition;
 mod node;
+mod type_support;
 
 use crate::topic::{Filter, Patterns};
 use serde::Deserialize;

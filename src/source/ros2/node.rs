@@ -3,7 +3,8 @@
 //! messages and drops silently when full), polls the graph, and re-sends latched messages.
 
 use super::Ros2Config;
-use super::definition::AmentIndex;
+use super::definition::{AmentIndex, type_parts};
+use super::type_support::TypeSupports;
 use crate::source::{Durability, QosOverride, Reliability, TopicPolicy};
 use crate::source::{
     MessageType, Payload, Sample, SampleSender, Shutdown, Source, SourceError, TopicInfo,
@@ -108,6 +109,7 @@ struct Bridge {
     /// The config's `topics` less its `deny`.
     topics: Filter,
     index: AmentIndex,
+    type_supports: TypeSupports,
     subscriptions: Vec<Subscription>,
     /// Topics not bridged, reported once each.
     passed_over: HashSet<String>,
@@ -139,6 +141,7 @@ impl Bridge {
             std::env::var("ROS_DOMAIN_ID").unwrap_or_else(|_| "0".into()),
             config.topics.as_slice()
         );
+        let index = AmentIndex::from_env();
         Ok(Bridge {
             config,
             policy,
@@ -146,7 +149,8 @@ impl Bridge {
             shutdown,
             node,
             topics,
-            index: AmentIndex::from_env(),
+            index: index.clone(),
+            type_supports: TypeSupports::new(index),
             subscriptions: Vec::new(),
             passed_over: HashSet::new(),
         })
@@ -230,9 +234,11 @@ impl Bridge {
         let [type_name] = types else {
             return Err(PassOver::Unusable(format!(
                 "it has several types ({}); bridging needs one",
-                types.join(", ")
+                crate::text::printable(&types.join(", "))
             )));
         };
+        // From here on the type name is printed and becomes paths: a ROS name, or skipped.
+        type_parts(type_name).map_err(PassOver::Unusable)?;
         let publishers = self
             .node
             .get_publishers_info_by_topic(topic, false)
@@ -243,21 +249,19 @@ impl Bridge {
         }
         let offered: Vec<_> = publishers.iter().map(|p| p.qos_profile.clone()).collect();
         let qos = subscription_qos(type_name, &offered, &route_qos);
+        let type_support = self.type_supports.get(type_name).map_err(|err| {
+            PassOver::Unusable(format!("its type {type_name} cannot be loaded: {err}"))
+        })?;
         let definition = self.index.definition(type_name).map_err(|err| {
             PassOver::Unusable(format!(
                 "its type {type_name} has no definition the operator could decode with: {err}"
             ))
         })?;
         let transient_local = qos.durability == DurabilityPolicy::TransientLocal;
-        let messages = self.node.subscribe_raw(topic, type_name, qos.clone()).map_err(|err| {
-            PassOver::Unusable(if matches!(err, r2r::Error::InvalidMessageType { .. }) {
-                format!(
-                    "its type {type_name} is not compiled into this dtbridge (r2r generates the message types from the ament index at build time: rebuild with that package installed and sourced, and in IDL_PACKAGE_FILTER if that is set)"
-                )
-            } else {
-                format!("cannot subscribe: {err}")
-            })
-        })?;
+        let messages = self
+            .node
+            .subscribe_raw_with_type_support(topic, type_support, qos.clone())
+            .map_err(|err| PassOver::Unusable(format!("cannot subscribe: {err}")))?;
         tracing::info!(
             "subscribed to '{topic}' ({type_name}, {}, {}, depth {})",
             reliability_name(&qos.reliability),

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A real Foxglove WebSocket client for dtbridge's live view tests: the protocol client the
 // Foxglove app itself uses (@foxglove/ws-protocol) over the `ws` WebSocket, and the app's ROS 2
-// decoders (@foxglove/rosmsg + @foxglove/rosmsg2-serialization).
+// decoders (ros2_decode.mjs).
 //
 //   node foxglove_client.mjs --url ws://HOST:PORT [--subscribe TOPIC,TOPIC,...|*] [--seconds N]
 //                            [--stall-after N] [--garbage] [--no-decode]
@@ -25,17 +25,15 @@
 //   {"event":"close","code":C,"reason":".."}                (the connection ended without us)
 // Exit status: 0 after --seconds (30), when stdin (a pipe) closes, or when the server closes an
 // open connection; 1 when the connection could not be opened; 2 on bad arguments.
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 
 import wsProtocol from "@foxglove/ws-protocol";
-import rosmsg from "@foxglove/rosmsg";
-import rosmsg2 from "@foxglove/rosmsg2-serialization";
 import WebSocket from "ws";
 
+import { ros2Reader, sha256Hex, summarize } from "./ros2_decode.mjs";
+
 const { FoxgloveClient } = wsProtocol;
-const { parse: parseMessageDefinition } = rosmsg;
-const { MessageReader } = rosmsg2;
 
 // The Foxglove SDK (>= 0.30) server accepts only foxglove.sdk.v1 / foxglove.sdk.v1.1; older
 // servers (foxglove_bridge, ws-protocol's own) only foxglove.websocket.v1.
@@ -120,39 +118,10 @@ function wallClockNs() {
   return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 }
 
-function sha256Hex(bytes) {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
 function errorText(err) {
   if (err instanceof Error) return err.message || String(err);
   if (err && typeof err === "object" && "message" in err) return String(err.message);
   return String(err);
-}
-
-// A JSON-friendly summary of a decoded message: byte arrays (uint8[]/int8[], e.g. Image.data)
-// become {"length","sha256"}, other numeric arrays plain arrays, bigints decimal strings,
-// nested messages plain objects (header -> {"stamp":{"sec","nanosec"},"frame_id"}).
-function isByteArray(value) {
-  return (
-    value instanceof Uint8Array || value instanceof Int8Array || value instanceof Uint8ClampedArray
-  );
-}
-
-function summarize(value) {
-  if (typeof value === "bigint") return value.toString();
-  if (value === null || value === undefined) return null;
-  if (typeof value === "number") return Number.isFinite(value) ? value : String(value);
-  if (typeof value !== "object") return value;
-  if (isByteArray(value)) {
-    const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-    return { length: value.length, sha256: sha256Hex(bytes) };
-  }
-  if (ArrayBuffer.isView(value)) return Array.from(value, summarize);
-  if (Array.isArray(value)) return value.map(summarize);
-  const out = {};
-  for (const [key, field] of Object.entries(value)) out[key] = summarize(field);
-  return out;
 }
 
 const channels = new Map(); // channel id -> advertised channel
@@ -168,7 +137,7 @@ function readerFor(channel) {
   if (readers.has(channel)) return readers.get(channel);
   let reader = null;
   if (channel.encoding === "cdr" && channel.schemaEncoding === "ros2msg") {
-    reader = new MessageReader(parseMessageDefinition(channel.schema, { ros2: true }));
+    reader = ros2Reader(channel.schema);
   }
   readers.set(channel, reader);
   return reader;
