@@ -250,17 +250,24 @@ async fn supervise(
         if *strong.closing.borrow() {
             return;
         }
-        let reason = match loss {
+        let loss = match loss {
             Loss::Signal(reason) if options.resume_session => {
                 let session = strong.session();
                 let closing = strong.closing.subscribe();
                 drop(strong);
-                match resume(&session, &options, &io, &reason, closing).await {
+                match resume(&session, &options, &io, &reason, &mut lost_rx, closing).await {
                     Resumed::Yes => continue,
                     Resumed::Closing => return,
-                    Resumed::No(why) => format!("{reason}; resuming failed: {why}"),
+                    Resumed::No(Loss::Final(why)) => Loss::Final(why),
+                    Resumed::No(Loss::Signal(why) | Loss::Recoverable(why)) => {
+                        Loss::Recoverable(format!("{reason}; resuming failed: {why}"))
+                    }
                 }
             }
+            other => other,
+        };
+        let Some(strong) = transport.upgrade() else { return };
+        let reason = match loss {
             Loss::Signal(reason) | Loss::Recoverable(reason) => reason,
             Loss::Final(reason) => {
                 strong.session().close().await;
@@ -268,7 +275,6 @@ async fn supervise(
                 return;
             }
         };
-        let Some(strong) = transport.upgrade() else { return };
         let mut closing = strong.closing.subscribe();
         strong.session().close().await;
         drop(strong);
@@ -330,8 +336,8 @@ async fn supervise(
 enum Resumed {
     /// The session goes on: same participant, same tracks and subscriptions.
     Yes,
-    /// Not resumed, for this reason: the session must be joined again.
-    No(String),
+    /// Not resumed: the session must be joined again, or (`Loss::Final`) it ended.
+    No(Loss),
     /// The transport is closing.
     Closing,
 }
@@ -339,13 +345,16 @@ enum Resumed {
 /// Resumes `session` after its signal connection was lost for `reason`: reopens the signal
 /// connection as the same participant (the server keeps its tracks and subscriptions), the
 /// peer connection untouched. Frames keep queueing meanwhile, and those that waited past
-/// their deadline go as stale. Attempts go on while the server stays unreachable, for at
-/// most [`RESUME_WINDOW`].
+/// their deadline go as stale. Attempts go on while the server stays unreachable, and start
+/// over when the reopened signal connection drops again before the peer connection is back
+/// (`lost`: the server closes it when its side of the peer connection fails, which can happen
+/// just after a link returns), for at most [`RESUME_WINDOW`].
 async fn resume(
     session: &Session,
     options: &ConnectOptions,
     io: &SessionIo,
     reason: &str,
+    lost: &mut Losses,
     mut closing: watch::Receiver<bool>,
 ) -> Resumed {
     tracing::warn!("signal connection to {} lost ({reason}); resuming the session", options.url);
@@ -356,10 +365,29 @@ async fn resume(
     let attempts = async {
         let mut backoff = RECONNECT_BACKOFF.0;
         loop {
+            // Losses of the connection being replaced are this resume's reason; any other
+            // ends it.
+            while let Ok(loss) = lost.try_recv() {
+                if !matches!(loss, Loss::Signal(_)) {
+                    return Err(loss);
+                }
+            }
             reachable(options).await;
             let restart = session.signal.restart(proto::ReconnectReason::RrSignalDisconnected);
             let failure = match tokio::time::timeout(options.connect_timeout, restart).await {
-                Ok(Ok(_)) => return restart_ice(session, options.connect_timeout).await,
+                Ok(Ok(_)) => tokio::select! {
+                    restarted = restart_ice(session, options.connect_timeout) => {
+                        return restarted.map_err(Loss::Recoverable);
+                    }
+                    loss = lost.recv() => match loss {
+                        Some(Loss::Signal(why)) => {
+                            tracing::info!("resuming: the signal connection dropped again ({why}); starting over");
+                            continue;
+                        }
+                        Some(loss) => return Err(loss),
+                        None => return Err(Loss::Recoverable("the session's tasks ended".into())),
+                    },
+                },
                 Ok(Err(err)) => err,
                 Err(_) => {
                     tracing::info!("resuming: no answer within {:?}", options.connect_timeout);
@@ -368,7 +396,7 @@ async fn resume(
             };
             // A server that answers and refuses will not change its mind: join again.
             if !matches!(failure, SignalError::Connection(_) | SignalError::Timeout(_)) {
-                return Err(signal_error(&options.url, failure).to_string());
+                return Err(Loss::Recoverable(signal_error(&options.url, failure).to_string()));
             }
             tracing::info!("resuming failed: {failure}; retrying in {backoff:?}");
             tokio::time::sleep(backoff).await;
@@ -392,8 +420,8 @@ async fn resume(
                 Err(_) => Resumed::Closing,
             }
         }
-        Ok(Err(why)) => Resumed::No(why),
-        Err(_) => Resumed::No(format!("not resumed within {RESUME_WINDOW:?}")),
+        Ok(Err(loss)) => Resumed::No(loss),
+        Err(_) => Resumed::No(Loss::Recoverable(format!("not resumed within {RESUME_WINDOW:?}"))),
     }
 }
 
@@ -787,14 +815,24 @@ async fn run_signal(
         };
         closed.send_if_modified(|closed| std::mem::replace(closed, false));
         if let Response::Leave(leave) = message.as_ref() {
-            // The server ends the session; reconnect unless it says not to.
-            let reason = format!(
-                "the server ended the session ({:?})",
-                proto::DisconnectReason::try_from(leave.reason)
-                    .unwrap_or(proto::DisconnectReason::UnknownReason)
-            );
-            let disconnect = leave.action() == proto::leave_request::Action::Disconnect;
-            _ = lost.send(if disconnect { Loss::Final(reason) } else { Loss::Recoverable(reason) });
+            let why = proto::DisconnectReason::try_from(leave.reason)
+                .unwrap_or(proto::DisconnectReason::UnknownReason);
+            match leave.action() {
+                // The server lost its side of the peer connection and closes this signal
+                // connection: resume, whose messages arrive on this same stream.
+                proto::leave_request::Action::Resume => {
+                    _ = lost.send(Loss::Signal(format!("the server asked to resume ({why:?})")));
+                    continue;
+                }
+                proto::leave_request::Action::Reconnect => {
+                    _ = lost.send(Loss::Recoverable(format!(
+                        "the server asked to join again ({why:?})"
+                    )));
+                }
+                proto::leave_request::Action::Disconnect => {
+                    _ = lost.send(Loss::Final(format!("the server ended the session ({why:?})")));
+                }
+            }
             return;
         }
         let outcome = match *message {
