@@ -331,7 +331,12 @@ impl Manager {
             }
             SubscriptionState::Active { sub_handle, .. } => {
                 // Update handle for an active subscription. This can occur following a full reconnect.
-                self.sub_handles.remove(sub_handle);
+                // dtbridge patch: the old handle may already be another track's new one (the
+                // server numbers a new session's subscriptions afresh): remove it only if it
+                // is still this track's, or that track would lose its mapping for good.
+                if self.sub_handles.get(sub_handle) == Some(&sid) {
+                    self.sub_handles.remove(sub_handle);
+                }
                 *sub_handle = assigned_handle;
                 self.sub_handles.insert(assigned_handle, sid);
                 return;
@@ -930,6 +935,77 @@ mod tests {
 
         let frame = time::timeout(Duration::from_secs(1), frame_rx.recv()).await.unwrap().unwrap();
         assert_eq!(frame.payload.as_ref(), &[1, 2, 3, 4, 5]);
+    }
+
+    /// dtbridge patch: after a full reconnect the server may give two subscribed tracks each
+    /// other's old handles; both must still receive their frames.
+    #[tokio::test]
+    async fn test_swapped_subscriber_handles_after_reconnect() {
+        let options = ManagerOptions { decryption_provider: None };
+        let (manager, input, mut output) = Manager::new(options);
+        tokio::spawn(manager.run());
+
+        let first: Handle = Faker.fake();
+        let mut second: Handle = Faker.fake();
+        while second == first {
+            second = Faker.fake();
+        }
+        let mut receivers = Vec::new();
+        let mut sids = Vec::new();
+        for (name, handle) in [("a", first), ("b", second)] {
+            let sid: DataTrackSid = Faker.fake();
+            let info = DataTrackInfo {
+                sid: RwLock::new(sid.clone()).into(),
+                pub_handle: Faker.fake(),
+                name: name.into(),
+                uses_e2ee: false,
+                schema: None,
+                frame_encoding: None,
+            };
+            // One publisher each: an update lists all of its publisher's tracks.
+            let publisher = format!("publisher-{name}");
+            let event = SfuPublicationUpdates { updates: HashMap::from([(publisher, vec![info])]) };
+            input.send(event.into()).unwrap();
+            expect_event!(output, OutputEvent::TrackPublished);
+            let (result_tx, result_rx) = oneshot::channel();
+            let event = SubscribeRequest {
+                sid: sid.clone(),
+                options: DataTrackSubscribeOptions::default(),
+                result_tx,
+            };
+            input.send(event.into()).unwrap();
+            expect_event!(output, OutputEvent::SfuUpdateSubscription);
+            let event = SfuSubscriberHandles { mapping: HashMap::from([(handle, sid.clone())]) };
+            input.send(event.into()).unwrap();
+            receivers.push(
+                time::timeout(Duration::from_secs(1), result_rx).await.unwrap().unwrap().unwrap(),
+            );
+            sids.push(sid);
+        }
+        // The new session's handles, swapped, one mapping at a time.
+        for (handle, sid) in [(second, sids[0].clone()), (first, sids[1].clone())] {
+            let event = SfuSubscriberHandles { mapping: HashMap::from([(handle, sid)]) };
+            input.send(event.into()).unwrap();
+        }
+        for (handle, payload, receiver) in [(second, 1u8), (first, 2u8)]
+            .into_iter()
+            .zip(receivers.iter_mut())
+            .map(|((h, p), r)| (h, p, r))
+        {
+            let packet = Packet {
+                header: Header {
+                    marker: FrameMarker::Single,
+                    track_handle: handle,
+                    extensions: Extensions::default(),
+                    ..Faker.fake()
+                },
+                payload: Bytes::from(vec![payload; 4]),
+            };
+            input.send(InputEvent::PacketReceived(packet.serialize())).unwrap();
+            let frame =
+                time::timeout(Duration::from_secs(1), receiver.recv()).await.unwrap().unwrap();
+            assert_eq!(frame.payload.as_ref(), &[payload; 4]);
+        }
     }
 
     #[tokio::test]
