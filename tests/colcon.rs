@@ -11,12 +11,10 @@
 
 mod common;
 
-use common::process::{
-    Process, recorded_file, recorded_so_far, run_summary, summary_json, write_operator_config,
-};
+use common::process::{Process, recorded_file, run_summary, summary_json, write_operator_config};
 use common::readers::read_mcap;
 use common::ros2::{
-    assert_suffix, domain_id, recorded, sourced, start_publisher, stream_and_collect,
+    assert_suffix, domain_id, recorded, sourced, start_publisher, stream_once_recording,
 };
 use common::server::{TempDir, TestServer, skip};
 use serde_json::{Value, json};
@@ -24,7 +22,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Topics the publisher streams reliably: each must be recorded without a gap.
 const STREAMED: [&str; 3] = ["/chatter", "/imu", "/pose"];
@@ -217,16 +215,7 @@ fn bridge_and_record(
     let record_summary_path = dir.0.join("record-summary.json");
     let record_args = ["record", "--summary-json", record_summary_path.to_str().unwrap()];
     let recorder = Process::spawn(&record_args, &operator, server);
-    // The latched topic is recorded once the bridge has found the topics and the recorder has
-    // subscribed to the tracks; the streams start after that.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while recorded_so_far(&recorder.log(), "/robot_description") == 0 {
-        assert!(Instant::now() < deadline, "nothing recorded in 90 s:\n{}", recorder.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    let published = stream_and_collect(publisher);
-    std::thread::sleep(Duration::from_secs(2));
+    let published = stream_once_recording(publisher, &recorder, "/robot_description");
     let (ok, run_log) = bridge.stop();
     assert!(ok, "installed dtbridge run: {run_log}");
     let (ok, record_log) = recorder.stop();
@@ -259,15 +248,7 @@ fn bridge_and_record(
 #[test]
 fn colcon_build_installs_a_bridge_that_ros2_finds_and_that_bridges_rclpy() {
     let test = "colcon_build_installs_a_bridge_that_ros2_finds_and_that_bridges_rclpy";
-    let Some(colcon) = common::venv_program(
-        test,
-        "DTBRIDGE_COLCON",
-        "colcon-venv",
-        "colcon",
-        "scripts/setup-colcon.sh",
-    ) else {
-        return;
-    };
+    let Some(colcon) = common::ros2::colcon(test) else { return };
     let Some(ros_python) = common::ros2::python(test) else { return };
     let Some(python) = common::readers::python(test) else { return };
     let Some(server) = TestServer::start(test) else { return };

@@ -18,18 +18,16 @@
 
 mod common;
 
-use common::process::{
-    Process, recorded_file, recorded_so_far, run_summary, write_operator_config,
-};
+use common::process::{Process, recorded_file, run_summary, write_operator_config};
 use common::readers::{decode_with_foxglove, numbers_as_f64, read_mcap};
 use common::ros2::{
-    assert_suffix, domain_id, peer_in, recorded, sourced, start_publisher_in, stream_and_collect,
+    assert_suffix, domain_id, peer_in, recorded, sourced, start_publisher_in, stream_once_recording,
 };
 use common::server::{TempDir, TestServer};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Topics published reliably throughout: none of their messages may be lost once the
 /// operator records.
@@ -91,15 +89,7 @@ fn robot_config(domain_id: u32) -> String {
 #[test]
 fn what_robots_publish_is_recorded_and_decodes_in_foxglove_as_rclpy_published_it() {
     let test = "what_robots_publish_is_recorded_and_decodes_in_foxglove_as_rclpy_published_it";
-    let Some(colcon) = common::venv_program(
-        test,
-        "DTBRIDGE_COLCON",
-        "colcon-venv",
-        "colcon",
-        "scripts/setup-colcon.sh",
-    ) else {
-        return;
-    };
+    let Some(colcon) = common::ros2::colcon(test) else { return };
     let Some(ros_python) = common::ros2::python(test) else { return };
     let Some(python) = common::readers::python(test) else { return };
     let Some(client) = common::foxglove_client(test) else { return };
@@ -131,16 +121,7 @@ fn what_robots_publish_is_recorded_and_decodes_in_foxglove_as_rclpy_published_it
         &["--graph", "types", "--seconds", "4"],
     );
     let recorder = Process::spawn(&["record"], &operator, &server);
-    // The latched topic is recorded once the bridge has found the topics and the recorder has
-    // subscribed to the tracks; the streams start after that.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while recorded_so_far(&recorder.log(), "/tf_static") == 0 {
-        assert!(Instant::now() < deadline, "nothing recorded in 90 s:\n{}", recorder.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    let published = stream_and_collect(publisher);
-    std::thread::sleep(Duration::from_secs(2));
+    let published = stream_once_recording(publisher, &recorder, "/tf_static");
     let (ok, run_log) = bridge.stop();
     assert!(ok, "dtbridge run: {run_log}");
     let (ok, record_log) = recorder.stop();

@@ -114,6 +114,30 @@ pub fn stream_and_collect(mut child: Child) -> BTreeMap<String, Vec<Value>> {
     serde_json::from_str(&stdout).expect("ros2_publisher.py prints JSON")
 }
 
+/// colcon from its venv (scripts/setup-colcon.sh), or `None` after a loud skip.
+pub fn colcon(test: &str) -> Option<PathBuf> {
+    super::venv_program(test, "DTBRIDGE_COLCON", "colcon-venv", "colcon", "scripts/setup-colcon.sh")
+}
+
+/// Once `recorder` has recorded the publisher's latched topic `latched` (so the bridge has
+/// found the topics and the recorder subscribed to the tracks), lets the publisher stream and
+/// returns what it published, leaving the last messages time to arrive.
+pub fn stream_once_recording(
+    publisher: Child,
+    recorder: &super::process::Process,
+    latched: &str,
+) -> BTreeMap<String, Vec<Value>> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while super::process::recorded_so_far(&recorder.log(), latched) == 0 {
+        assert!(Instant::now() < deadline, "nothing recorded in 90 s:\n{}", recorder.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let published = stream_and_collect(publisher);
+    std::thread::sleep(Duration::from_secs(2));
+    published
+}
+
 /// The decoded messages of each topic in the recording, in order.
 pub fn recorded(seen: &Value) -> BTreeMap<String, Vec<Value>> {
     let mut topics: BTreeMap<String, Vec<Value>> = BTreeMap::new();
