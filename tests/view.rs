@@ -360,6 +360,59 @@ fn dtbridge_view_receives_a_track_only_while_a_client_watches_it() {
 }
 
 #[test]
+fn a_client_that_sends_garbage_is_disconnected_and_the_others_keep_watching() {
+    let test = "a_client_that_sends_garbage_is_disconnected_and_the_others_keep_watching";
+    let Some(script) = common::foxglove_client(test) else { return };
+    let Some(server) = TestServer::start(test) else { return };
+    let dir = TempDir::new();
+    let ip = test_ip();
+    let address = format!("{ip}:{}", free_port(&ip));
+    let operator = write_viewer_config(&dir.0, &address);
+    let view = Process::spawn(&["view"], &operator, &server);
+    assert!(view.wait_for("joined room", 1, Duration::from_secs(60)), "{}", view.log());
+    let robot = dir.0.join("robot.toml");
+    std::fs::write(&robot, ROBOT).unwrap();
+    let run = Process::spawn(&["run"], &robot, &server);
+    let watcher = Client::start(&script, &address, &[IMU], &[]);
+    watcher.wait("20 imu messages", Duration::from_secs(90), |events| {
+        message_counts(events).get(IMU).copied().unwrap_or(0) >= 20
+    });
+
+    // It sends a text frame with an op the protocol does not have, then random bytes.
+    let garbage = Client::start(&script, &address, &[IMU], &["--garbage"]);
+    garbage.wait("the server closing the connection", Duration::from_secs(60), |events| {
+        of(events, "close").next().is_some()
+    });
+    let events = garbage.events();
+    let close = of(&events, "close").next().unwrap();
+    assert_eq!(close["code"], 1002, "a protocol error: {}", summary(&events));
+    assert!(
+        of(&events, "status")
+            .any(|s| s["level"] == 2 && s["message"].as_str().unwrap().contains("Invalid message")),
+        "the client is told why: {}",
+        summary(&events)
+    );
+    assert!(view.wait_for("sent an invalid message", 1, Duration::from_secs(30)), "{}", view.log());
+    assert_eq!(
+        view.log().matches("disconnecting it").count(),
+        1,
+        "one log line for one client: {}",
+        view.log()
+    );
+
+    let before = message_counts(&watcher.events())[IMU];
+    watcher.wait("20 more imu messages", Duration::from_secs(60), |events| {
+        message_counts(events)[IMU] >= before + 20
+    });
+    drop(garbage);
+    watcher.stop();
+    let (run_ok, run_log) = run.stop();
+    assert!(run_ok, "{run_log}");
+    let (view_ok, view_log) = view.stop();
+    assert!(view_ok, "{view_log}");
+}
+
+#[test]
 fn a_live_view_on_a_port_in_use_is_a_clear_error() {
     let dir = TempDir::new();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -18,8 +18,8 @@ pub struct Process {
 }
 
 impl Process {
-    /// `dtbridge ARGS -c CONFIG` joined to `server`, logging at info (or as
-    /// `DTBRIDGE_TEST_RUST_LOG` says, to look into a failure).
+    /// `dtbridge ARGS -c CONFIG` joined to `server`, logging dtbridge's info and the live
+    /// view server's warnings (or as `DTBRIDGE_TEST_RUST_LOG` says, to look into a failure).
     pub fn spawn(args: &[&str], config: &Path, server: &TestServer) -> Process {
         Self::spawn_in(None, args, config, server)
     }
@@ -85,7 +85,8 @@ impl Process {
             .env("LIVEKIT_API_SECRET", API_SECRET)
             .env(
                 "RUST_LOG",
-                std::env::var("DTBRIDGE_TEST_RUST_LOG").unwrap_or_else(|_| "dtbridge=info".into()),
+                std::env::var("DTBRIDGE_TEST_RUST_LOG")
+                    .unwrap_or_else(|_| "dtbridge=info,foxglove=warn".into()),
             );
         command
     }
