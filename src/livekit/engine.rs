@@ -11,7 +11,7 @@ use super::{
 };
 use crate::util::lock;
 use futures::StreamExt;
-use livekit_datatrack::api::PublishError;
+use livekit_datatrack::api::{PublishError, RemoteDataTrackPipelineOptions};
 use livekit_datatrack::backend::{local, remote};
 use livekit_protocol as proto;
 use proto::signal_request::Message as Request;
@@ -39,6 +39,13 @@ type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Result<Response, String>>>
 /// only a sid) and for the publishers known before a reconnect. Looked up by the track's
 /// current sid, which the data track core updates when a publisher republishes.
 type RemoteTracks = Arc<Mutex<Vec<RemoteDataTrack>>>;
+
+/// Frames of one remote track reassembled at once. The packets of a frame larger than one
+/// packet arrive out of order whenever one is retransmitted (the data track channel is
+/// unordered), and the next frame's may come first; the vendored depacketizer puts a frame
+/// together in any order (vendor/livekit-datatrack/PATCHES.md), as long as it is among the
+/// newest three. Each holds at most `MAX_FRAME_BYTES`.
+const REORDER_FRAMES: usize = 3;
 
 pub(crate) struct Engine {
     identity: String,
@@ -571,6 +578,10 @@ async fn forward_remote_output(
                 transport.send_signal(Request::UpdateDataSubscription(update.into())).await
             }
             remote::OutputEvent::TrackPublished(published) => {
+                published.track.set_pipeline_options(
+                    RemoteDataTrackPipelineOptions::default()
+                        .with_max_partial_frames(REORDER_FRAMES),
+                );
                 lock(&remote_tracks).push(published.track.clone());
                 _ = events.send(RoomEvent::TrackPublished(published.track));
             }

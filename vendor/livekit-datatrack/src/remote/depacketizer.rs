@@ -19,6 +19,15 @@ use std::{collections::BTreeMap, fmt::Display};
 use thiserror::Error;
 
 /// Reassembles packets into frames.
+///
+/// dtbridge patch: the packets of a frame may arrive in any order. On an unordered data
+/// channel a retransmitted packet arrives after those sent behind it (a chunk lost on a lossy
+/// link, or dropped by a receiver's full socket buffer during a burst), and upstream dropped
+/// the frame whenever its `Start` packet was not first or its `Final` packet not last: a
+/// 480 KB point cloud (8 packets) through livekit-server on loopback arrived at 2 of its 10
+/// frames per second. A frame is now complete once its `Start` and `Final` packets and every
+/// sequence number between them are in, whatever their order; packets of a frame newer than
+/// any seen open its partial before its `Start` does.
 #[derive(Debug)]
 pub(super) struct Depacketizer {
     /// Partial frames currently being assembled, keyed by frame number.
@@ -26,6 +35,9 @@ pub(super) struct Depacketizer {
     /// `IndexMap` preserves insertion order, so the oldest entry is the first key.
     ///
     partials: IndexMap<u16, PartialFrame>,
+    /// dtbridge patch: the newest frame number seen; a packet of an older frame that has no
+    /// partial belongs to a frame already completed or dropped.
+    newest_frame: Option<u16>,
 }
 
 /// A frame that has been fully reassembled by [`Depacketizer`].
@@ -55,7 +67,7 @@ impl Depacketizer {
 
     /// Creates a new depacketizer.
     pub fn new() -> Self {
-        Self { partials: IndexMap::new() }
+        Self { partials: IndexMap::new(), newest_frame: None }
     }
 
     /// Push a packet into the depacketizer.
@@ -64,10 +76,16 @@ impl Depacketizer {
         packet: Packet,
         options: DepacketizerPushOptions,
     ) -> DepacketizerPushResult {
+        let frame_number = packet.header.frame_number;
+        let newer = self.newest_frame.is_none_or(|newest| is_newer(frame_number, newest));
+        if newer {
+            self.newest_frame = Some(frame_number);
+        }
         match packet.header.marker {
             FrameMarker::Single => self.frame_from_single(packet, options),
-            FrameMarker::Start => self.begin_partial(packet, options),
-            FrameMarker::Inter | FrameMarker::Final => self.push_to_partial(packet),
+            FrameMarker::Start | FrameMarker::Inter | FrameMarker::Final => {
+                self.push_to_partial(packet, newer, options)
+            }
         }
     }
 
@@ -105,122 +123,110 @@ impl Depacketizer {
         .into()
     }
 
-    /// Begin assembling a new partial frame.
-    fn begin_partial(
+    /// dtbridge patch: adds a packet of a multi-packet frame to its partial, opening one for a
+    /// `Start` packet or a packet of a frame newer than any seen (evicting the oldest partials
+    /// beyond `max_partial_frames`), and completes the frame once every packet is in.
+    fn push_to_partial(
         &mut self,
         packet: Packet,
+        newer: bool,
         options: DepacketizerPushOptions,
     ) -> DepacketizerPushResult {
-        debug_assert!(packet.header.marker == FrameMarker::Start);
-
         let mut result = DepacketizerPushResult::default();
         let frame_number = packet.header.frame_number;
-
-        // Loop in case `max_partial_frames` shrunk relative to a previous push call - evict
-        // the oldest partials until there is room for the new one. Only the first eviction
-        // is surfaced in `drop_error`; the rest are silently dropped to keep the public
-        // `DepacketizerPushResult` shape unchanged.
-        while self.partials.len() >= options.max_partial_frames {
-            let Some(evicted) = self.evict_oldest(frame_number) else {
-                // Partials map is empty - nothing more to evict.
-                break;
-            };
-            if result.drop_error.is_none() {
-                result.drop_error = Some(evicted);
+        if !self.partials.contains_key(&frame_number) {
+            if packet.header.marker != FrameMarker::Start && !newer {
+                return DepacketizerDropError {
+                    frame_number,
+                    reason: DepacketizerDropReason::UnknownFrame,
+                }
+                .into();
             }
+            // Loop in case `max_partial_frames` shrunk relative to a previous push call -
+            // evict the oldest partials until there is room for the new one. Only the first
+            // eviction is surfaced in `drop_error`.
+            while self.partials.len() >= options.max_partial_frames {
+                let Some(evicted) = self.evict_oldest(frame_number) else {
+                    break;
+                };
+                if result.drop_error.is_none() {
+                    result.drop_error = Some(evicted);
+                }
+            }
+            self.partials.insert(frame_number, PartialFrame::default());
         }
-
-        let start_sequence = packet.header.sequence;
-        let partial = PartialFrame {
-            start_sequence,
-            extensions: packet.header.extensions,
-            payloads: BTreeMap::from([(start_sequence, packet.payload)]),
-        };
-        self.partials.insert(frame_number, partial);
-
-        result
-    }
-
-    /// Push to the partial frame matching the packet's frame number.
-    fn push_to_partial(&mut self, packet: Packet) -> DepacketizerPushResult {
-        debug_assert!(matches!(packet.header.marker, FrameMarker::Inter | FrameMarker::Final));
-
-        let frame_number = packet.header.frame_number;
-        let Some(partial) = self.partials.get_mut(&frame_number) else {
-            return DepacketizerDropError {
-                frame_number,
-                reason: DepacketizerDropReason::UnknownFrame,
-            }
-            .into();
-        };
+        let partial = self.partials.get_mut(&frame_number).expect("partial just ensured");
 
         if partial.payloads.len() >= Self::MAX_BUFFER_PACKETS {
             self.partials.shift_remove(&frame_number);
-            return DepacketizerDropError {
+            result.drop_error = Some(DepacketizerDropError {
                 frame_number,
                 reason: DepacketizerDropReason::BufferFull,
-            }
-            .into();
+            });
+            return result;
         }
 
-        if partial.payloads.insert(packet.header.sequence, packet.payload).is_some() {
+        let sequence = packet.header.sequence;
+        match packet.header.marker {
+            FrameMarker::Start => partial.start = Some((sequence, packet.header.extensions)),
+            FrameMarker::Final => partial.end = Some(sequence),
+            FrameMarker::Inter | FrameMarker::Single => {}
+        }
+        if partial.payloads.insert(sequence, packet.payload).is_some() {
             log::warn!(
                 "Duplicate packet for sequence {} on frame {}, replacing with latest",
-                packet.header.sequence,
+                sequence,
                 frame_number
             );
         }
 
-        if packet.header.marker == FrameMarker::Final {
+        if partial.is_complete() {
             let partial = self.partials.shift_remove(&frame_number).expect("partial just modified");
-            return Self::finalize(frame_number, partial, packet.header.sequence);
+            result.frame = Some(partial.assemble());
         }
+        result
+    }
+}
 
-        DepacketizerPushResult::default()
+/// dtbridge patch: whether frame number `a` comes after `b`, in wrapping order.
+fn is_newer(a: u16, b: u16) -> bool {
+    (a.wrapping_sub(b) as i16) > 0
+}
+
+impl PartialFrame {
+    /// Whether the `Start` and `Final` packets and every sequence number between are in.
+    fn is_complete(&self) -> bool {
+        let (Some((start, _)), Some(end)) = (&self.start, self.end) else {
+            return false;
+        };
+        let expected = usize::from(end.wrapping_sub(*start)) + 1;
+        self.payloads.len() >= expected
+            && (0..expected as u16).all(|i| self.payloads.contains_key(&start.wrapping_add(i)))
     }
 
-    /// Try to reassemble the complete frame.
-    fn finalize(
-        frame_number: u16,
-        mut partial: PartialFrame,
-        end_sequence: u16,
-    ) -> DepacketizerPushResult {
-        let received = partial.payloads.len() as u16;
-
-        let payload_len: usize = partial.payloads.iter().map(|(_, payload)| payload.len()).sum();
-        let mut payload = BytesMut::with_capacity(payload_len);
-
-        let mut sequence = partial.start_sequence;
-
-        while let Some(partial_payload) = partial.payloads.remove(&sequence) {
-            debug_assert!(payload.len() + partial_payload.len() <= payload.capacity());
-            payload.extend(partial_payload);
-
-            if sequence != end_sequence {
-                sequence = sequence.wrapping_add(1);
-                continue;
-            }
-            return DepacketizerFrame { payload: payload.freeze(), extensions: partial.extensions }
-                .into();
+    /// The frame's payload, its packets' in sequence order; call once complete.
+    fn assemble(mut self) -> DepacketizerFrame {
+        let (start, extensions) = self.start.take().expect("a complete frame has a start");
+        let end = self.end.expect("a complete frame has an end");
+        let expected = usize::from(end.wrapping_sub(start)) + 1;
+        let payloads: Vec<Bytes> = (0..expected as u16)
+            .filter_map(|i| self.payloads.remove(&start.wrapping_add(i)))
+            .collect();
+        let mut payload = BytesMut::with_capacity(payloads.iter().map(Bytes::len).sum());
+        for part in payloads {
+            payload.extend(part);
         }
-        DepacketizerDropError {
-            frame_number,
-            reason: DepacketizerDropReason::Incomplete {
-                received,
-                expected: end_sequence.wrapping_sub(partial.start_sequence).wrapping_add(1),
-            },
-        }
-        .into()
+        DepacketizerFrame { payload: payload.freeze(), extensions }
     }
 }
 
 /// Frame being assembled as packets are received.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct PartialFrame {
-    /// Sequence of the start packet.
-    start_sequence: u16,
-    /// Extensions from the start packet.
-    extensions: Extensions,
+    /// dtbridge patch: sequence and extensions of the start packet, once it arrived.
+    start: Option<(u16, Extensions)>,
+    /// dtbridge patch: sequence of the final packet, once it arrived.
+    end: Option<u16>,
     /// Mapping between sequence number and packet payload.
     payloads: BTreeMap<u16, Bytes>,
 }
@@ -269,13 +275,6 @@ pub(super) enum DepacketizerDropReason {
     UnknownFrame,
     /// Reorder buffer is full.
     BufferFull,
-    /// Not all packets received before final packet.
-    Incomplete {
-        /// Number of packets received.
-        received: u16,
-        /// Number of packets expected.
-        expected: u16,
-    },
 }
 
 impl Display for DepacketizerDropReason {
@@ -286,9 +285,6 @@ impl Display for DepacketizerDropReason {
             }
             DepacketizerDropReason::UnknownFrame => write!(f, "unknown frame"),
             DepacketizerDropReason::BufferFull => write!(f, "buffer full"),
-            DepacketizerDropReason::Incomplete { received, expected } => {
-                write!(f, "incomplete ({}/{})", received, expected)
-            }
         }
     }
 }
@@ -373,28 +369,52 @@ mod tests {
         assert_eq!(reported, new_frame_number);
     }
 
+    /// dtbridge patch: a frame whose packets arrive in any order is assembled in sequence
+    /// order, whatever came first (`Final` before `Inter`, `Start` last).
     #[test]
-    fn test_incomplete() {
+    fn test_packets_in_any_order() {
         let mut depacketizer = Depacketizer::new();
+        let base: Packet = Faker.fake();
+        let packet = |marker, offset: u16, byte: u8| {
+            let mut packet = base.clone();
+            packet.header.marker = marker;
+            packet.header.sequence = base.header.sequence.wrapping_add(offset);
+            packet.payload = Bytes::from(vec![byte; 3]);
+            packet
+        };
+        for (marker, offset, byte) in
+            [(FrameMarker::Final, 3, 4), (FrameMarker::Inter, 2, 3), (FrameMarker::Inter, 1, 2)]
+        {
+            let result = depacketizer.push(packet(marker, offset, byte), Default::default());
+            assert!(result.frame.is_none() && result.drop_error.is_none());
+        }
+        let result = depacketizer.push(packet(FrameMarker::Start, 0, 1), Default::default());
+        assert!(result.drop_error.is_none());
+        let frame = result.frame.expect("complete once the start is in");
+        assert_eq!(&frame.payload[..], &[1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]);
+        assert_eq!(frame.extensions, base.header.extensions);
+    }
 
+    /// dtbridge patch: a `Final` packet ahead of a retransmitted `Inter` one leaves the frame
+    /// waiting for it, not dropped.
+    #[test]
+    fn test_final_before_a_missing_packet() {
+        let mut depacketizer = Depacketizer::new();
         let mut packet: Packet = Faker.fake();
-        let frame_number = packet.header.frame_number;
         packet.header.marker = FrameMarker::Start;
-
+        let start = packet.header.sequence;
         depacketizer.push(packet.clone(), Default::default());
 
-        packet.header.sequence = packet.header.sequence.wrapping_add(3);
         packet.header.marker = FrameMarker::Final;
+        packet.header.sequence = start.wrapping_add(2);
+        let result = depacketizer.push(packet.clone(), Default::default());
+        assert!(result.frame.is_none() && result.drop_error.is_none());
 
-        let result = depacketizer.push(packet, Default::default());
-        assert!(result.frame.is_none());
-
-        let drop = result.drop_error.unwrap();
-        assert_eq!(drop.frame_number, frame_number);
-        assert!(matches!(
-            drop.reason,
-            DepacketizerDropReason::Incomplete { received: 2, expected: 4 }
-        ));
+        packet.header.marker = FrameMarker::Inter;
+        packet.header.sequence = start.wrapping_add(1);
+        let result = depacketizer.push(packet.clone(), Default::default());
+        assert!(result.drop_error.is_none());
+        assert_eq!(result.frame.unwrap().payload.len(), packet.payload.len() * 3);
     }
 
     #[test]
@@ -403,9 +423,14 @@ mod tests {
 
         let mut packet: Packet = Faker.fake();
         let frame_number = packet.header.frame_number;
-        packet.header.marker = FrameMarker::Inter;
-        // Start packet for this frame will never be pushed.
+        packet.header.marker = FrameMarker::Single;
+        packet.header.frame_number = frame_number.wrapping_add(1);
+        assert!(depacketizer.push(packet.clone(), Default::default()).frame.is_some());
 
+        // dtbridge patch: a packet of a frame older than one already seen, whose partial is
+        // gone (or never was), belongs to a frame that is over.
+        packet.header.frame_number = frame_number;
+        packet.header.marker = FrameMarker::Inter;
         let result = depacketizer.push(packet, Default::default());
         let drop = result.drop_error.unwrap();
         assert_eq!(drop.frame_number, frame_number);
