@@ -11,6 +11,12 @@
 #                     --runs N for medians; builds with --features realsense
 #   ros2              rclpy publishers -> dtbridge run (--features ros2) -> livekit-server ->
 #                     dtbridge record, next to an rclpy subscriber (tests/peers/bench_ros2.py)
+#   one-bridge        a robot's RealSense (the recording of run-realsense, through librealsense)
+#                     and its ROS 2 topics (tests/peers/ros2_bench_peer.py pub robot: imu 200 Hz,
+#                     tf 100 Hz, a 640x480 image 15 Hz, a 30k-point cloud 10 Hz) bridged by one
+#                     `dtbridge run` (config/bench/one-bridge.toml) and by two (one per source:
+#                     realsense-recording.toml + ros2-robot.toml), alternately; builds with
+#                     --features ros2,realsense; give --runs N for medians
 #   link [PROFILE]    the RealSense-like synthetic robot through dtbridge-linkemu's emulated
 #                     link (lan, wifi, lte, satellite, congested, or all; default lte), next to
 #                     the official Python SDK publishing the same streams
@@ -25,7 +31,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}/target}"
-KIND="${1:?usage: bench.sh codec|recorder|transport|run|run-realsense|ros2|link|view [ARGS...]}"
+KIND="${1:?usage: bench.sh codec|recorder|transport|run|run-realsense|ros2|one-bridge|link|view [ARGS...]}"
 shift
 BIN="$CARGO_TARGET_DIR/release/dtbridge"
 
@@ -58,7 +64,7 @@ fi
 if [[ "${DTBRIDGE_IN_NETNS:-}" != 1 ]]; then
   features=()
   extra=()
-  if [[ "$KIND" == run-realsense ]]; then
+  if [[ "$KIND" == run-realsense || "$KIND" == one-bridge ]]; then
     prefix="$("$HERE/setup-realsense.sh" | tail -n1)"
     export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
     export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -75,7 +81,20 @@ if [[ "${DTBRIDGE_IN_NETNS:-}" != 1 ]]; then
     cp "$ROOT/config/bench/realsense-recording.toml" "$bench_dir/"
     features=(--features realsense)
     extra=(--config config/bench-realsense.toml --config "$bench_dir/realsense-recording.toml")
-    KIND=run
+    if [[ "$KIND" == one-bridge ]]; then
+      cp "$ROOT/config/bench/one-bridge.toml" "$ROOT/config/bench/ros2-robot.toml" "$bench_dir/"
+      # shellcheck source=ros2-env.sh
+      source "$HERE/ros2-env.sh"
+      # The realsense libraries after ROS 2's: ros2-env.sh set LD_LIBRARY_PATH afresh.
+      export LD_LIBRARY_PATH="$prefix/lib:$LD_LIBRARY_PATH"
+      features=(--features ros2,realsense)
+      extra=(--config "$bench_dir/one-bridge.toml"
+        --config "$bench_dir/realsense-recording.toml+$bench_dir/ros2-robot.toml"
+        --discovered-track /imu --discovered-track /tf --discovered-track /camera/image
+        --discovered-track /points)
+    else
+      KIND=run
+    fi
   fi
   if [[ "$KIND" == ros2 ]]; then
     # shellcheck source=ros2-env.sh
@@ -86,7 +105,7 @@ if [[ "${DTBRIDGE_IN_NETNS:-}" != 1 ]]; then
   (cd "$ROOT" && cargo build --release --bins "${features[@]}")
   case "$KIND" in
     codec|recorder) cd "$ROOT" && exec "$BIN" bench "$KIND" "$@" ;;
-    transport|run|ros2) ;;
+    transport|run|ros2|one-bridge) ;;
     *) echo "bench.sh: unknown benchmark '$KIND'" >&2; exit 2 ;;
   esac
   LK_SERVER_BIN="$("$HERE/setup-livekit-server.sh" | tail -n1)"
@@ -105,7 +124,8 @@ export LIVEKIT_API_KEY=devkey LIVEKIT_API_SECRET=dtbridge-bench-secret-012345678
 export LIVEKIT_URL="ws://$DTBRIDGE_TEST_IP:7880"
 "$HERE/run-livekit-server.sh" "$LK_SERVER_BIN" 7880 &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
+# `|| true`: the killed server's status is not the benchmark's.
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 200); do
   (exec 3<>"/dev/tcp/$DTBRIDGE_TEST_IP/7880") 2>/dev/null && break
   sleep 0.05
@@ -114,5 +134,18 @@ cd "$ROOT"
 if [[ "$KIND" == ros2 ]]; then
   exec "$DTBRIDGE_PYTHON" tests/peers/bench_ros2.py --dtbridge "$BIN" \
     --ros-python "$DTBRIDGE_ROS2_PYTHON" "$@"
+fi
+if [[ "$KIND" == one-bridge ]]; then
+  # The robot's ROS 2 topics, for as long as the bench runs, one process per sensor as on a
+  # robot: an rclpy process publishing a large reliable message blocks in it now and then
+  # (up to seconds with Fast DDS), and topics of the same process would wait with it.
+  publishers=()
+  for topics in /imu,/tf /camera/image /points; do
+    "$DTBRIDGE_ROS2_PYTHON" tests/peers/ros2_bench_peer.py pub robot --only "$topics" \
+      --seconds 86400 >/dev/null &
+    publishers+=($!)
+  done
+  trap 'kill "${publishers[@]}" $server 2>/dev/null; wait "${publishers[@]}" $server 2>/dev/null || true' EXIT
+  KIND=run
 fi
 "$BIN" bench "$KIND" "$@"

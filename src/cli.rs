@@ -1,6 +1,6 @@
 //! The command line: parses arguments, sets up logging, and runs the chosen command.
 
-use crate::bench::run::{RunBench, RunReport};
+use crate::bench::run::{RunBench, RunCase, RunReport};
 use crate::bench::{self, Case, TransportBench};
 use clap::{Parser, Subcommand};
 use dtbridge::daemon::{self, DaemonError};
@@ -133,10 +133,15 @@ enum BenchCommand {
         /// Seconds of the measuring window (after a 3 s warm-up).
         #[arg(long, default_value = "20", value_parser = parse_positive_seconds)]
         seconds: Duration,
-        /// The `dtbridge run` configuration; the bench joins its room. Repeated, the
-        /// configurations are measured alternately and compared side by side.
+        /// The `dtbridge run` configuration; the bench joins its room. `A+B` runs a process
+        /// per configuration at once (the same load split over several bridges, in A's room).
+        /// Repeated, the cases are measured alternately and compared side by side.
         #[arg(long, default_value = "config/bench-realsense.toml")]
-        config: Vec<PathBuf>,
+        config: Vec<RunCase>,
+        /// A track to measure that the sources find at run time (a ROS 2 topic), besides
+        /// those of the configurations' plans. Repeated for several.
+        #[arg(long = "discovered-track")]
+        discovered_tracks: Vec<String>,
         /// Runs per configuration (medians and ranges over them).
         #[arg(long, default_value_t = 1)]
         runs: usize,
@@ -229,8 +234,8 @@ pub fn main() -> ExitCode {
                 println!("{}", report.to_markdown());
                 Ok(())
             }
-            Command::Bench(BenchCommand::Run { seconds, config, runs }) => {
-                bench_run(seconds, config, runs).await
+            Command::Bench(BenchCommand::Run { seconds, config, discovered_tracks, runs }) => {
+                bench_run(seconds, config, discovered_tracks, runs).await
             }
         }
     });
@@ -479,27 +484,36 @@ fn bench_codec(runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bench_run(seconds: Duration, configs: Vec<PathBuf>, runs: usize) -> anyhow::Result<()> {
+async fn bench_run(
+    seconds: Duration,
+    cases: Vec<RunCase>,
+    discovered_tracks: Vec<String>,
+    runs: usize,
+) -> anyhow::Result<()> {
     if runs == 0 {
         anyhow::bail!("--runs must be at least 1");
     }
-    if let ([config], 1) = (configs.as_slice(), runs) {
-        let bench = RunBench { config: config.clone(), window: seconds };
+    let bench = |case: &RunCase| RunBench {
+        case: case.clone(),
+        discovered_tracks: discovered_tracks.clone(),
+        window: seconds,
+    };
+    if let ([case], 1) = (cases.as_slice(), runs) {
+        let bench = bench(case);
         println!("{}", bench.run().await?.to_markdown());
         return Ok(());
     }
-    // Alternating, so that a change in the machine's load affects every configuration alike.
-    let mut reports: Vec<Vec<RunReport>> = configs.iter().map(|_| Vec::new()).collect();
+    // Alternating, so that a change in the machine's load affects every case alike.
+    let mut reports: Vec<Vec<RunReport>> = cases.iter().map(|_| Vec::new()).collect();
     for run in 1..=runs {
-        for (config, reports) in configs.iter().zip(&mut reports) {
-            eprintln!("bench run {run}/{runs}: {}", config.display());
-            let bench = RunBench { config: config.clone(), window: seconds };
-            let report = bench.run().await?;
+        for (case, reports) in cases.iter().zip(&mut reports) {
+            eprintln!("bench run {run}/{runs}: {case}");
+            let report = bench(case).run().await?;
             eprintln!("{}", report.to_markdown());
             reports.push(report);
         }
     }
-    println!("{}", crate::bench::run::compare_to_markdown(&configs, &reports));
+    println!("{}", crate::bench::run::compare_to_markdown(&cases, &reports));
     Ok(())
 }
 

@@ -1,11 +1,13 @@
 //! `dtbridge bench run`: `dtbridge run` end to end through a LiveKit server.
 //!
 //! The bench joins the configured room as a subscriber, starts `dtbridge run -c CONFIG` (this
-//! same executable) as a child process, subscribes to every track of the config's plan, lets
-//! the stream settle, and then measures over a fixed window, per track: frames received, their
-//! rate and size, and latency (receive time minus the frame's user timestamp, the sample time
-//! in UNIX milliseconds, so the latency includes the source's own work after taking that time);
-//! and the CPU time of the child, of this process and of the whole machine over the window.
+//! same executable) as a child process per configuration of the case (one robot's bridge, or
+//! the same sources split over several bridges), subscribes to every track of their plans,
+//! lets the stream settle, and then measures over a fixed window, per track: frames received,
+//! their rate and size, and latency (receive time minus the frame's user timestamp, the sample
+//! time in UNIX milliseconds, so the latency includes the source's own work after taking that
+//! time); and the CPU time of the children, of this process and of the whole machine over the
+//! window.
 
 use super::{median, now_us};
 use anyhow::{Context, Result, bail};
@@ -14,7 +16,9 @@ use dtbridge::daemon;
 use dtbridge::livekit::{Credentials, DataTrackSubscribeOptions, Room, RoomEvent};
 use dtbridge::util::percentile;
 use futures::StreamExt;
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio::process::Command;
 use tokio::sync::watch;
@@ -25,11 +29,46 @@ const WARMUP: Duration = Duration::from_secs(3);
 /// Linux reports process CPU times in ticks of 1/100 s (`USER_HZ`).
 const USER_HZ: f64 = 100.0;
 
+/// The `dtbridge run` processes measured together: one per configuration, all in the first
+/// one's `[livekit] room` (each with an identity of its own). Written `a.toml+b.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunCase {
+    /// The configurations, at least one.
+    pub configs: Vec<PathBuf>,
+}
+
+impl FromStr for RunCase {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<RunCase, String> {
+        let configs: Vec<PathBuf> = text.split('+').map(PathBuf::from).collect();
+        if configs.iter().any(|c| c.as_os_str().is_empty()) {
+            return Err(format!("'{text}': expected CONFIG or CONFIG+CONFIG+..."));
+        }
+        Ok(RunCase { configs })
+    }
+}
+
+impl fmt::Display for RunCase {
+    /// The configurations' file names, joined by " + ".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self
+            .configs
+            .iter()
+            .map(|c| c.file_name().unwrap_or(c.as_os_str()).to_string_lossy().into_owned())
+            .collect();
+        f.write_str(&names.join(" + "))
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RunBench {
-    /// The `dtbridge run` configuration; its `[livekit] room` is the room the bench joins.
-    pub config: PathBuf,
+    /// The processes to measure.
+    pub case: RunCase,
+    /// Tracks to measure besides those the configurations' plans know before starting: a
+    /// ROS 2 source's topics are found on the graph at run time.
+    pub discovered_tracks: Vec<String>,
     /// The measuring window.
     pub window: Duration,
 }
@@ -60,7 +99,8 @@ pub struct RunReport {
     pub seconds: f64,
     /// Per track, in plan order.
     pub tracks: Vec<TrackResult>,
-    /// CPU time of `dtbridge run` over the window, in % of one core.
+    /// CPU time of the `dtbridge run` processes (and their camera drivers) over the window,
+    /// in % of one core.
     pub publisher_cpu: f64,
     /// CPU time of this process (the subscriber), in % of one core.
     pub subscriber_cpu: f64,
@@ -74,13 +114,22 @@ pub struct RunReport {
 type Received = (Instant, f64, usize);
 
 impl RunBench {
-    /// Runs the child, measures, and stops the child with SIGTERM.
+    /// Runs the children, measures, and stops them with SIGTERM.
     pub async fn run(&self) -> Result<RunReport> {
-        let prepared = daemon::prepare(&self.config)?;
-        let tracks: Vec<String> = prepared.plan.tracks.iter().map(|t| t.track.clone()).collect();
+        let prepared = self
+            .case
+            .configs
+            .iter()
+            .map(|config| daemon::prepare(config))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tracks: Vec<String> = prepared
+            .iter()
+            .flat_map(|p| p.plan.tracks.iter().map(|t| t.track.clone()))
+            .chain(self.discovered_tracks.iter().cloned())
+            .collect();
         // The bench's own participant subscribes to the robot's tracks.
         let Connection::Server(mut options) =
-            prepared.loaded.config.livekit.connection(Role::Operator)?
+            prepared[0].loaded.config.livekit.connection(Role::Operator)?
         else {
             bail!("bench run needs a LiveKit server: set LIVEKIT_URL");
         };
@@ -92,14 +141,19 @@ impl RunBench {
         let (room, mut events) =
             Room::connect(options).await.context("the subscriber cannot join")?;
 
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("run")
-            .arg("-c")
-            .arg(&self.config)
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start `dtbridge run`")?;
-        let pid = child.id().context("the child exited at once")?;
+        let mut children = Vec::new();
+        for config in &self.case.configs {
+            let child = Command::new(std::env::current_exe()?)
+                .arg("run")
+                .arg("-c")
+                .arg(config)
+                .kill_on_drop(true)
+                .spawn()
+                .context("cannot start `dtbridge run`")?;
+            let pid = child.id().context("the child exited at once")?;
+            children.push((child, pid));
+        }
+        let pids: Vec<u32> = children.iter().map(|(_, pid)| *pid).collect();
 
         let (stop, stopped) = watch::channel(false);
         let mut collectors: Vec<Option<JoinHandle<Vec<Received>>>> =
@@ -108,7 +162,9 @@ impl RunBench {
             while collectors.iter().any(Option::is_none) {
                 let event = tokio::select! {
                     event = events.recv() => event.context("the subscriber left the room")?,
-                    status = child.wait() => bail!("`dtbridge run` exited: {}", status?),
+                    (status, ..) = futures::future::select_all(
+                        children.iter_mut().map(|(child, _)| Box::pin(child.wait()))
+                    ) => bail!("`dtbridge run` exited: {}", status?),
                 };
                 let RoomEvent::TrackPublished(track) = event else { continue };
                 let Some(i) = tracks.iter().position(|name| name == track.info().name()) else {
@@ -125,22 +181,26 @@ impl RunBench {
             Ok(result) => result?,
             Err(_) => bail!(
                 "the tracks of {} were not all published in room '{room_name}' within 30 s",
-                self.config.display()
+                self.case
             ),
         }
 
         tokio::time::sleep(WARMUP).await;
-        let cpu_before = CpuTimes::now(pid)?;
+        let cpu_before = CpuTimes::now(&pids)?;
         let start = Instant::now();
         tokio::time::sleep(self.window).await;
-        let cpu_after = CpuTimes::now(pid)?;
+        let cpu_after = CpuTimes::now(&pids)?;
         let end = Instant::now();
-        if let Some(status) = child.try_wait()? {
-            bail!("`dtbridge run` exited during the measurement: {status}");
+        for (child, _) in &mut children {
+            if let Some(status) = child.try_wait()? {
+                bail!("`dtbridge run` exited during the measurement: {status}");
+            }
         }
 
-        // The child first: its tracks go away while still subscribed.
-        stop_child(&mut child, pid).await;
+        // The children first: their tracks go away while still subscribed.
+        for (child, pid) in &mut children {
+            stop_child(child, *pid).await;
+        }
         stop.send_replace(true);
         let seconds = (end - start).as_secs_f64();
         let mut results = Vec::new();
@@ -213,7 +273,7 @@ async fn stop_child(child: &mut tokio::process::Child, pid: u32) {
 
 /// CPU time counters at one moment.
 struct CpuTimes {
-    /// The child's user + system seconds, with its own children's (a RealSense source's
+    /// The children's user + system seconds, with their own children's (a RealSense source's
     /// camera driver).
     publisher: f64,
     /// This process's.
@@ -225,7 +285,7 @@ struct CpuTimes {
 }
 
 impl CpuTimes {
-    fn now(child: u32) -> Result<CpuTimes> {
+    fn now(children: &[u32]) -> Result<CpuTimes> {
         let stat = std::fs::read_to_string("/proc/stat")?;
         let cpu = stat.lines().next().context("empty /proc/stat")?;
         let ticks: Vec<f64> =
@@ -234,7 +294,10 @@ impl CpuTimes {
         let machine_total: f64 = ticks.iter().take(8).sum();
         let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
         Ok(CpuTimes {
-            publisher: process_tree_cpu_seconds(child)?,
+            publisher: children
+                .iter()
+                .map(|pid| process_tree_cpu_seconds(*pid))
+                .sum::<Result<f64>>()?,
             subscriber: process_cpu_seconds(std::process::id())?,
             machine_busy: machine_total - idle,
             machine_total,
@@ -301,7 +364,8 @@ impl RunReport {
             ));
         }
         out.push_str(&format!(
-            "\nCPU over the window: `dtbridge run` {:.0}% of one core, the subscriber {:.0}%, \
+            "\nCPU over the window: `dtbridge run` (every process) {:.0}% of one core, the \
+             subscriber {:.0}%, \
              the machine {:.0}% of {} cores busy.\n",
             self.publisher_cpu, self.subscriber_cpu, self.machine_busy, self.cores
         ));
@@ -309,10 +373,9 @@ impl RunReport {
     }
 }
 
-/// Several configurations measured alternately, `runs` times each: per track (matched by name)
-/// and per configuration, the median over the runs and its range, as a Markdown table with a
-/// column per configuration.
-pub fn compare_to_markdown(configs: &[PathBuf], reports: &[Vec<RunReport>]) -> String {
+/// Several cases measured alternately, `runs` times each: per track (matched by name) and per
+/// case, the median over the runs and its range, as a Markdown table with a column per case.
+pub fn compare_to_markdown(cases: &[RunCase], reports: &[Vec<RunReport>]) -> String {
     let cell = |values: Vec<f64>, decimals: usize| {
         let (lo, hi) = values
             .iter()
@@ -326,15 +389,12 @@ pub fn compare_to_markdown(configs: &[PathBuf], reports: &[Vec<RunReport>]) -> S
         }
     };
     let runs = reports.iter().map(Vec::len).max().unwrap_or(0);
-    let names: Vec<String> = configs
-        .iter()
-        .map(|c| format!("`{}`", c.file_name().unwrap_or_default().display()))
-        .collect();
+    let names: Vec<String> = cases.iter().map(|c| format!("`{c}`")).collect();
     let mut out = format!(
         "Medians of {runs} runs (range), each a {:.0} s window.\n\n| track | metric | {} |\n|---|---|{}\n",
         reports.iter().flatten().map(|r| r.seconds).next().unwrap_or(0.0),
         names.join(" | "),
-        "---|".repeat(configs.len())
+        "---|".repeat(cases.len())
     );
     let mut tracks: Vec<&str> = Vec::new();
     for report in reports.iter().flatten() {
@@ -367,7 +427,9 @@ pub fn compare_to_markdown(configs: &[PathBuf], reports: &[Vec<RunReport>]) -> S
     }
     type Cpu = (&'static str, fn(&RunReport) -> f64);
     let cpu: [Cpu; 3] = [
-        ("`dtbridge run` CPU (with its camera driver), % of one core", |r| r.publisher_cpu),
+        ("`dtbridge run` CPU (every process, camera drivers too), % of one core", |r| {
+            r.publisher_cpu
+        }),
         ("subscriber CPU, % of one core", |r| r.subscriber_cpu),
         ("machine busy, % of all cores", |r| r.machine_busy),
     ];
@@ -416,16 +478,24 @@ mod tests {
             machine_busy: 40.0,
             cores: 2,
         };
-        let configs = [PathBuf::from("config/a.toml"), PathBuf::from("b.toml")];
+        let cases: Vec<RunCase> =
+            ["config/a.toml", "b.toml+c/d.toml"].iter().map(|c| c.parse().unwrap()).collect();
         let reports = vec![vec![report(30.0), report(28.0), report(29.0)], vec![report(10.0)]];
-        let table = compare_to_markdown(&configs, &reports);
-        assert!(table.contains("| track | metric | `a.toml` | `b.toml` |"), "{table}");
+        let table = compare_to_markdown(&cases, &reports);
+        assert!(table.contains("| track | metric | `a.toml` | `b.toml + d.toml` |"), "{table}");
         assert!(table.contains("| /d | fps | 29.0 (28.0–30.0) | 10.0 |"), "{table}");
     }
 
     #[test]
+    fn a_case_is_one_or_more_configurations() {
+        let case: RunCase = "a.toml+dir/b.toml".parse().unwrap();
+        assert_eq!(case.configs, [PathBuf::from("a.toml"), PathBuf::from("dir/b.toml")]);
+        assert!("a.toml+".parse::<RunCase>().unwrap_err().contains("CONFIG+CONFIG"));
+    }
+
+    #[test]
     fn reads_cpu_times() {
-        let times = CpuTimes::now(std::process::id()).unwrap();
+        let times = CpuTimes::now(&[std::process::id()]).unwrap();
         assert!(times.publisher >= 0.0 && times.subscriber >= 0.0);
         assert!(times.machine_total > times.machine_busy && times.machine_busy > 0.0);
     }
