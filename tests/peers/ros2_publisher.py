@@ -31,6 +31,7 @@ import sys
 import time
 
 import rclpy
+from rclpy.duration import Duration
 from geometry_msgs.msg import PoseStamped, TransformStamped
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, Imu, LaserScan, PointCloud2, PointField
@@ -83,9 +84,11 @@ def main():
         durability=DurabilityPolicy.TRANSIENT_LOCAL,
     )
     published = {}
+    writers = []
 
     def publisher(msg_type, topic, qos=reliable):
         pub = node.create_publisher(msg_type, topic, qos)
+        writers.append(pub)
         published[topic] = []
 
         def send(msg):
@@ -257,10 +260,12 @@ def main():
         if not streaming and (args.graph != "robot" or late_sent >= 20):
             break
         rclpy.spin_once(node, timeout_sec=0.001)
-    # Reliable delivery of the last messages needs the writer alive a little longer.
-    end = time.monotonic() + 1.0
-    while time.monotonic() < end:
-        rclpy.spin_once(node, timeout_sec=0.05)
+    # What a reliable writer holds when its process exits is lost: stay until every matched
+    # reader has acknowledged every message (a process blocked in a large image's publish
+    # sends the rest of its messages in a burst at the end).
+    for writer in writers:
+        if not writer.wait_for_all_acked(Duration(seconds=60)):
+            print(f"{writer.topic_name}: not acknowledged within 60 s", file=sys.stderr)
     json.dump(published, sys.stdout)
     node.destroy_node()
     rclpy.shutdown()
