@@ -508,7 +508,11 @@ async fn record_python_track(test: &str, unit: &str, e2ee_key: Option<&str>) {
     ]);
     py.expect("published", &[], Duration::from_secs(40)).await;
     publish_after_probes(&mut py).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Stopped once the frames are in the file (each chunk is written within a second), so a
+    // frame still on its way when the publisher said done is not cut off.
+    let counted =
+        |m: &mcap::Message| m.channel.topic == track_name && m.publish_time >= TS_BASE * 1_000_000;
+    wait_recorded(&dir.0, counted, FRAMES, Duration::from_secs(60)).await;
     stop_tx.send_replace(true);
     let report = recording.await.unwrap().expect("the recorder ran without error");
     py.send("quit").await;
@@ -528,6 +532,32 @@ async fn record_python_track(test: &str, unit: &str, e2ee_key: Option<&str>) {
         assert_eq!(data, &frame(i), "frame {i}: bytes");
     }
     assert_eq!(report.undecryptable, [], "every frame decrypted");
+}
+
+/// Waits until the recording being written in `dir` holds `count` messages that `counted`
+/// accepts, reading its complete chunks; panics after `within`.
+async fn wait_recorded(
+    dir: &Path,
+    counted: impl Fn(&mcap::Message) -> bool,
+    count: usize,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let bytes = std::fs::read(common::process::recorded_file(dir)).unwrap();
+        // The file is still being written: read up to its last complete record.
+        let recorded = mcap::MessageStream::new(&bytes)
+            .map(|stream| stream.map_while(Result::ok).filter(|m| counted(m)).count())
+            .unwrap_or(0);
+        if recorded >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{recorded} of {count} frames recorded after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Probe frames a publishing lk_peer.py sends before its counted frames, 200 ms apart.
