@@ -10,7 +10,7 @@
 mod common;
 
 use common::process::{Process, recorded_file, summary_json, write_operator_config};
-use common::server::{TempDir, TestServer, test_ip};
+use common::server::{TempDir, TestServer, free_tcp_port, test_ip};
 use common::{sha256, string_cdr};
 use dtbridge::codec::RosMessage;
 use dtbridge::codec::ros::{CompressedImage, Image};
@@ -79,10 +79,6 @@ fn robot_with_description(dir: &Path) -> String {
         "{ROBOT}\n[[sources]]\ntype = \"mcap\"\nname = \"description\"\npath = \"description.mcap\"\n\n\
          [[routes]]\ntopic = \"{DESCRIPTION}\"\n"
     )
-}
-
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
 }
 
 /// `operator.toml` with a live view on `address`.
@@ -214,7 +210,7 @@ fn a_foxglove_client_sees_what_the_robot_sent_while_it_is_recorded() {
     let Some(server) = TestServer::start(test) else { return };
     let dir = TempDir::new();
     let ip = test_ip();
-    let address = format!("{ip}:{}", free_port(&ip));
+    let address = format!("{ip}:{}", free_tcp_port(&ip));
     let operator = write_viewer_config(&dir.0, &address);
     let summary_path = dir.0.join("record-summary.json");
     let args = ["record", "--summary-json", summary_path.to_str().unwrap()];
@@ -320,7 +316,7 @@ fn dtbridge_view_receives_a_track_only_while_a_client_watches_it() {
     let Some(server) = TestServer::start(test) else { return };
     let dir = TempDir::new();
     let ip = test_ip();
-    let address = format!("{ip}:{}", free_port(&ip));
+    let address = format!("{ip}:{}", free_tcp_port(&ip));
     let operator = write_viewer_config(&dir.0, &address);
     let summary_path = dir.0.join("view-summary.json");
     let args = ["view", "--summary-json", summary_path.to_str().unwrap()];
@@ -366,7 +362,7 @@ fn a_client_that_sends_garbage_is_disconnected_and_the_others_keep_watching() {
     let Some(server) = TestServer::start(test) else { return };
     let dir = TempDir::new();
     let ip = test_ip();
-    let address = format!("{ip}:{}", free_port(&ip));
+    let address = format!("{ip}:{}", free_tcp_port(&ip));
     let operator = write_viewer_config(&dir.0, &address);
     let view = Process::spawn(&["view"], &operator, &server);
     assert!(view.wait_for("joined room", 1, Duration::from_secs(60)), "{}", view.log());

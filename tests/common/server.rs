@@ -65,12 +65,37 @@ pub fn test_ip() -> String {
     std::env::var("DTBRIDGE_TEST_IP").unwrap_or_else(|_| "127.0.0.1".into())
 }
 
-fn free_tcp_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+/// Ports for test servers: below the kernel's ephemeral range (`ip_local_port_range`, 32768
+/// up), from which every outgoing connection takes its local port. A server's port taken from
+/// that range could be a client's the moment the server is killed, and its restart on the same
+/// port then fails (`address already in use`; seen with the other tests of a binary running).
+const SERVER_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port of [`SERVER_PORTS`] free for TCP on `ip`.
+pub fn free_tcp_port(ip: &str) -> u16 {
+    free_port(ip, |port| TcpListener::bind((ip, port)).is_ok())
 }
 
-fn free_udp_port(ip: &str) -> u16 {
-    UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+/// A port of [`SERVER_PORTS`] free for UDP on `ip`.
+pub fn free_udp_port(ip: &str) -> u16 {
+    free_port(ip, |port| UdpSocket::bind((ip, port)).is_ok())
+}
+
+/// The next port of [`SERVER_PORTS`] that is `bindable`. Each test process walks the range
+/// from its own offset, so tests running side by side never probe the same port.
+fn free_port(ip: &str, bindable: impl Fn(u16) -> bool) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = SERVER_PORTS.end - SERVER_PORTS.start;
+    let offset = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = SERVER_PORTS.start + (offset + step) % span;
+        if bindable(port) {
+            return port;
+        }
+    }
+    panic!("no free port in {SERVER_PORTS:?} on {ip}");
 }
 
 impl TestServer {
