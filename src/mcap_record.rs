@@ -54,6 +54,10 @@ pub fn check(opcode: u8, body: &[u8]) -> Result<(), McapError> {
             fields.skip(16)?;
             fields.strings(2)?;
             fields.sized(8)?;
+            // Its CRC: the crate slices the body four bytes short of its end before it
+            // checks the data's length, and panicked on a body shorter than that (found by
+            // the `mcap_repair` fuzz target).
+            fields.skip(4)?;
         }
         op::ATTACHMENT_INDEX => {
             fields.skip(40)?;
@@ -272,6 +276,21 @@ mod tests {
         assert_eq!(parsed.profile, "ros2");
         let err = parse(op::HEADER, &header(u32::MAX, b"ros2")).unwrap_err();
         assert!(matches!(err, McapError::RecordTooLarge { opcode: op::HEADER, .. }), "{err}");
+    }
+
+    #[test]
+    fn an_attachment_without_room_for_its_crc_is_refused() {
+        // Log and create time, name "a", media type "", no data, then 2 of the CRC's 4 bytes:
+        // the crate panicked on it (`slice index starts at 33 but ends at 31`).
+        let mut body = vec![0u8; 16];
+        body.extend_from_slice(&1u32.to_le_bytes());
+        body.push(b'a');
+        body.extend_from_slice(&0u32.to_le_bytes());
+        body.extend_from_slice(&0u64.to_le_bytes());
+        body.extend_from_slice(&[0, 0]);
+        assert!(parse(op::ATTACHMENT, &body).is_err());
+        body.extend_from_slice(&[0, 0]);
+        assert!(matches!(parse(op::ATTACHMENT, &body), Ok(Record::Attachment { .. })));
     }
 
     #[test]
