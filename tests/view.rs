@@ -81,6 +81,23 @@ fn robot_with_description(dir: &Path) -> String {
     )
 }
 
+/// A temporary directory holding `operator.toml` with a live view on a free port of the test
+/// address, and that address.
+fn viewer_in_temp_dir() -> (TempDir, String, PathBuf) {
+    let dir = TempDir::new();
+    let ip = test_ip();
+    let address = format!("{ip}:{}", free_tcp_port(&ip));
+    let operator = write_viewer_config(&dir.0, &address);
+    (dir, address, operator)
+}
+
+/// `dtbridge run` of [`ROBOT`], its config written to `dir`.
+fn spawn_robot(dir: &Path, server: &TestServer) -> Process {
+    let robot = dir.join("robot.toml");
+    std::fs::write(&robot, ROBOT).unwrap();
+    Process::spawn(&["run"], &robot, server)
+}
+
 /// `operator.toml` with a live view on `address`.
 fn write_viewer_config(dir: &Path, address: &str) -> PathBuf {
     let path = write_operator_config(dir, "view");
@@ -208,10 +225,7 @@ fn a_foxglove_client_sees_what_the_robot_sent_while_it_is_recorded() {
     let test = "a_foxglove_client_sees_what_the_robot_sent_while_it_is_recorded";
     let Some(script) = common::foxglove_client(test) else { return };
     let Some(server) = TestServer::start(test) else { return };
-    let dir = TempDir::new();
-    let ip = test_ip();
-    let address = format!("{ip}:{}", free_tcp_port(&ip));
-    let operator = write_viewer_config(&dir.0, &address);
+    let (dir, address, operator) = viewer_in_temp_dir();
     let summary_path = dir.0.join("record-summary.json");
     let args = ["record", "--summary-json", summary_path.to_str().unwrap()];
     let record = Process::spawn(&args, &operator, &server);
@@ -314,18 +328,13 @@ fn dtbridge_view_receives_a_track_only_while_a_client_watches_it() {
     let test = "dtbridge_view_receives_a_track_only_while_a_client_watches_it";
     let Some(script) = common::foxglove_client(test) else { return };
     let Some(server) = TestServer::start(test) else { return };
-    let dir = TempDir::new();
-    let ip = test_ip();
-    let address = format!("{ip}:{}", free_tcp_port(&ip));
-    let operator = write_viewer_config(&dir.0, &address);
+    let (dir, address, operator) = viewer_in_temp_dir();
     let summary_path = dir.0.join("view-summary.json");
     let args = ["view", "--summary-json", summary_path.to_str().unwrap()];
     let view = Process::spawn(&args, &operator, &server);
     assert!(view.wait_for("joined room", 1, Duration::from_secs(60)), "{}", view.log());
     let watcher = Client::start(&script, &address, &[IMU], &[]);
-    let robot = dir.0.join("robot.toml");
-    std::fs::write(&robot, ROBOT).unwrap();
-    let run = Process::spawn(&["run"], &robot, &server);
+    let run = spawn_robot(&dir.0, &server);
 
     watcher.wait("every channel and 50 imu messages", Duration::from_secs(90), |events| {
         WATCHED.iter().all(|topic| advertised(events).contains(*topic))
@@ -360,15 +369,10 @@ fn a_client_that_sends_garbage_is_disconnected_and_the_others_keep_watching() {
     let test = "a_client_that_sends_garbage_is_disconnected_and_the_others_keep_watching";
     let Some(script) = common::foxglove_client(test) else { return };
     let Some(server) = TestServer::start(test) else { return };
-    let dir = TempDir::new();
-    let ip = test_ip();
-    let address = format!("{ip}:{}", free_tcp_port(&ip));
-    let operator = write_viewer_config(&dir.0, &address);
+    let (dir, address, operator) = viewer_in_temp_dir();
     let view = Process::spawn(&["view"], &operator, &server);
     assert!(view.wait_for("joined room", 1, Duration::from_secs(60)), "{}", view.log());
-    let robot = dir.0.join("robot.toml");
-    std::fs::write(&robot, ROBOT).unwrap();
-    let run = Process::spawn(&["run"], &robot, &server);
+    let run = spawn_robot(&dir.0, &server);
     let watcher = Client::start(&script, &address, &[IMU], &[]);
     watcher.wait("20 imu messages", Duration::from_secs(90), |events| {
         message_counts(events).get(IMU).copied().unwrap_or(0) >= 20
