@@ -109,12 +109,18 @@ pub enum ReadStop<E> {
     Each(E),
 }
 
-/// Reads `input` (an MCAP file from its start) record by record, with `options` (magic,
-/// CRCs, record length limit), passing each parsed record to `each` until it breaks. A chunk's
-/// records are passed in its place, after the chunk itself: decompressed, their CRC checked
-/// as `options` say, and every length checked before it is trusted.
+/// Reads `input` (an MCAP file from its start, `input_len` bytes long) record by record, with
+/// `options` (magic, CRCs, record length limit), passing each parsed record to `each` until it
+/// breaks. A chunk's records are passed in its place, after the chunk itself: decompressed,
+/// their CRC checked as `options` say, and every length checked before it is trusted.
+///
+/// The crate's reader makes room for a whole record before reading it, zero-filled, so a
+/// corrupt length in a tiny file had it fill up to the record length limit (1 GiB: found by
+/// the `mcap_repair` fuzz target); it is never given more room than the input has left, and
+/// such a record ends the read as cut off.
 pub fn read_records<E>(
     mut input: impl Read,
+    input_len: u64,
     options: LinearReaderOptions,
     mut each: impl FnMut(Record<'_>) -> Result<ControlFlow<()>, E>,
 ) -> Result<(), ReadStop<E>> {
@@ -125,6 +131,8 @@ pub fn read_records<E>(
         let corrupt = |opcode, source| ReadStop::Corrupt { at, opcode, source };
         let (opcode, data) = match event.map_err(|err| corrupt(None, err))? {
             LinearReadEvent::ReadRequest(need) => {
+                let left = usize::try_from(input_len.saturating_sub(at)).unwrap_or(usize::MAX);
+                let need = need.min(left);
                 let read = loop {
                     match input.read(reader.insert(need)) {
                         Ok(n) => break n,
@@ -335,7 +343,7 @@ mod tests {
         writer.finish().unwrap();
         drop(writer);
         let mut messages = 0;
-        read_records(&file[..], LinearReaderOptions::default(), |record| {
+        read_records(&file[..], file.len() as u64, LinearReaderOptions::default(), |record| {
             messages += u64::from(matches!(record, Record::Message { .. }));
             Ok(ControlFlow::Continue(()))
         })?;
@@ -368,10 +376,47 @@ mod tests {
         file.extend_from_slice(&chunk);
         file.extend_from_slice(&[0; 200]);
         let options = LinearReaderOptions::default().with_skip_end_magic(true);
-        let read = read_records(&file[..], options, |_| Ok::<_, ()>(ControlFlow::Continue(())));
+        let len = file.len() as u64;
+        let read =
+            read_records(&file[..], len, options, |_| Ok::<_, ()>(ControlFlow::Continue(())));
         let Err(ReadStop::Corrupt { opcode: Some(op::CHUNK), source, .. }) = read else {
             panic!("not refused as a corrupt chunk: {read:?}")
         };
         assert!(matches!(source, McapError::UnexpectedEoc), "{source}");
+    }
+
+    /// A reader over `bytes` that remembers the largest buffer it was asked to fill.
+    struct Watched<'a> {
+        bytes: &'a [u8],
+        largest_ask: usize,
+    }
+
+    impl Read for Watched<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.largest_ask = self.largest_ask.max(buf.len());
+            self.bytes.read(buf)
+        }
+    }
+
+    #[test]
+    fn a_record_longer_than_the_file_gets_no_room_beyond_it() {
+        // A header, then a record claiming 900 MB in a file of a few dozen bytes (the crate's
+        // reader zero-filled that much before reading: found by the `mcap_repair` fuzz target).
+        let mut file = mcap::MAGIC.to_vec();
+        file.push(op::HEADER);
+        file.extend_from_slice(&8u64.to_le_bytes());
+        file.extend_from_slice(&[0; 8]);
+        file.push(op::METADATA);
+        file.extend_from_slice(&900_000_000u64.to_le_bytes());
+        file.extend_from_slice(&[0; 16]);
+        let mut input = Watched { bytes: &file, largest_ask: 0 };
+        let options = LinearReaderOptions::default()
+            .with_skip_end_magic(true)
+            .with_record_length_limit(1 << 30);
+        let read = read_records(&mut input, file.len() as u64, options, |_| {
+            Ok::<_, ()>(ControlFlow::Continue(()))
+        });
+        assert!(read.is_err(), "a record cut off by the end of the file is an error");
+        assert!(input.largest_ask <= file.len(), "asked to fill {} bytes", input.largest_ask);
     }
 }

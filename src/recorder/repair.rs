@@ -78,6 +78,7 @@ pub fn repair(input: &Path, output: &Path) -> Result<RepairReport, RepairError> 
         source,
     };
     let file = File::open(input).map_err(input_error)?;
+    let input_len = file.metadata().map_err(input_error)?.len();
     let options = LinearReaderOptions::default()
         .with_skip_end_magic(true)
         .with_prevalidate_chunk_crcs(true)
@@ -176,7 +177,7 @@ pub fn repair(input: &Path, output: &Path) -> Result<RepairReport, RepairError> 
         written.map_err(|e| output_error(e.into()))?;
         Ok(ControlFlow::Continue(()))
     };
-    match crate::mcap_record::read_records(file, options, copy) {
+    match crate::mcap_record::read_records(&file, input_len, options, copy) {
         Ok(()) => {}
         Err(ReadStop::Input(err)) => return Err(input_error(err)),
         Err(ReadStop::Each(err)) => return Err(err),

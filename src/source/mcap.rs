@@ -370,7 +370,8 @@ impl Recording {
             None => {
                 let mut file = &self.file;
                 file.rewind().map_err(|err| self.read_error(err))?;
-                let played = read_records(file, linear_options(), |record| {
+                let len = file.metadata().map_err(|err| self.read_error(err))?.len();
+                let played = read_records(file, len, linear_options(), |record| {
                     let Record::Message { header, data } = record else {
                         return Ok(ControlFlow::Continue(()));
                     };
@@ -467,9 +468,9 @@ fn linear_options() -> LinearReaderOptions {
 fn scan_channels(mut file: &File) -> (Vec<Arc<Channel<'static>>>, Option<String>) {
     let mut channels = ChannelAccumulator::default();
     let mut ids = BTreeSet::new();
-    let error = match file.rewind() {
+    let error = match file.rewind().and_then(|()| file.metadata()) {
         Err(err) => Some(err.to_string()),
-        Ok(()) => read_records(file, linear_options(), |record| {
+        Ok(metadata) => read_records(file, metadata.len(), linear_options(), |record| {
             match record {
                 Record::Schema { header, data } => {
                     channels.add_schema(header, data.into_owned().into())?
