@@ -357,15 +357,21 @@ mod tests {
         }
     }
 
+    /// The magic and a header record with an empty profile and library: a file's start.
+    fn magic_and_header() -> Vec<u8> {
+        let mut file = mcap::MAGIC.to_vec();
+        file.push(op::HEADER);
+        file.extend_from_slice(&8u64.to_le_bytes());
+        file.extend_from_slice(&[0; 8]);
+        file
+    }
+
     #[test]
     fn a_record_running_past_its_uncompressed_chunk_is_refused() {
         // An uncompressed chunk of 9 record bytes whose record claims 100 bytes, followed by
         // enough file to hold them (the crate's reader overflowed here, found by the
         // `mcap_repair` fuzz target).
-        let mut file = mcap::MAGIC.to_vec();
-        file.push(op::HEADER);
-        file.extend_from_slice(&8u64.to_le_bytes());
-        file.extend_from_slice(&[0; 8]);
+        let mut file = magic_and_header();
         let mut chunk = vec![0u8; 28];
         chunk.extend_from_slice(&0u32.to_le_bytes());
         chunk.extend_from_slice(&9u64.to_le_bytes());
@@ -402,10 +408,7 @@ mod tests {
     fn a_record_longer_than_the_file_gets_no_room_beyond_it() {
         // A header, then a record claiming 900 MB in a file of a few dozen bytes (the crate's
         // reader zero-filled that much before reading: found by the `mcap_repair` fuzz target).
-        let mut file = mcap::MAGIC.to_vec();
-        file.push(op::HEADER);
-        file.extend_from_slice(&8u64.to_le_bytes());
-        file.extend_from_slice(&[0; 8]);
+        let mut file = magic_and_header();
         file.push(op::METADATA);
         file.extend_from_slice(&900_000_000u64.to_le_bytes());
         file.extend_from_slice(&[0; 16]);
