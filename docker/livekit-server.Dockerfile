@@ -3,8 +3,9 @@
 #
 #   docker build -f livekit-server.Dockerfile -t dtbridge/livekit-server:v1.13.5 docker/
 #
-# Machines that reach no registry build it from the host's binary instead
-# (docker/prebuilt.Dockerfile). Written for the classic builder as well as BuildKit.
+# GO_IMAGE and BASE swap the bases; machines that reach no registry (the CI) build this file
+# unchanged on local stand-ins (docker/local-bases.Dockerfile, scripts/docker-images.sh).
+# Written for the classic builder as well as BuildKit.
 ARG GO_IMAGE=golang:1.26-bookworm
 ARG BASE=debian:bookworm-slim
 

@@ -9,16 +9,17 @@
 #    stops it (`kill "$DTBRIDGE_DOCKERD_PID"`) when done; a running engine is left alone.
 # 3. The compose plugin (Docker Compose v2, built from the Go module proxy like livekit-server,
 #    scripts/setup-livekit-server.sh), installed as ~/.docker/cli-plugins/docker-compose.
-# 4. Base images, when `docker pull` cannot reach a registry: a debootstrap'd Debian 12 tarball
-#    (cached) imported as dtbridge-local/debian:bookworm, which docker/Dockerfile and
-#    docker/livekit-server.Dockerfile take as their base (build arg; see their headers).
-#    Exports DTBRIDGE_DOCKER_BASE with the image to use as every base (empty: pull the defaults).
+# 4. A base image, when `docker pull` cannot reach a registry: a debootstrap'd Debian 12 tarball
+#    (cached) imported as dtbridge-local/debian-minbase:bookworm, on which
+#    scripts/docker-images.sh makes its stand-ins for the official bases
+#    (docker/local-bases.Dockerfile). Exports DTBRIDGE_DOCKER_BASE with that image (empty: a
+#    registry answers, pull the official bases).
 set -euo pipefail
 
 COMPOSE_VERSION="${COMPOSE_VERSION:-v2.40.3}"
 COMPOSE_MODULE="github.com/docker/compose/v2"
 CACHE="${DTBRIDGE_CACHE:-$HOME/.cache/dtbridge}"
-LOCAL_BASE="dtbridge-local/debian:bookworm"
+LOCAL_BASE="dtbridge-local/debian-minbase:bookworm"
 COMPOSE_PLUGIN="$HOME/.docker/cli-plugins/docker-compose"
 
 log() { echo "[setup-docker] $*" >&2; }

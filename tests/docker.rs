@@ -1,17 +1,18 @@
-//! docker/compose.yaml's demo for real, on a Docker Engine: the images built from this build's
-//! binary (scripts/docker-images.sh), `docker compose --profile demo up` on a network of the
-//! test's own (internal: no route out), the server restarted mid-stream, then a graceful stop;
-//! the MCAP file on the host is complete, indexed, owned by the configured user, and holds the
-//! synthetic camera and the rclpy talker's messages.
+//! docker/compose.yaml's demo for real, on a Docker Engine: the images built from source with
+//! the Dockerfiles users build (scripts/docker-images.sh), `docker compose --profile demo up`
+//! on a network of the test's own (internal: no route out). One demo records every frame the
+//! robot reports sending and stops gracefully: the MCAP file on the host is complete, indexed,
+//! owned by the configured user, and read alike by the independent readers. Another restarts
+//! the server mid-stream: robot and operator carry on.
 //!
-//! Needs Docker with the compose plugin and a Debian 12 base (scripts/setup-docker.sh),
-//! livekit-server and the ROS 2 wheels (DTBRIDGE_LIVEKIT_SERVER, DTBRIDGE_ROS2_PYTHON), and a
-//! `--features ros2` build; scripts/test.sh provides all of them. Docker's own networks keep
-//! the traffic between the test's containers, so it runs in scripts/netns-run.sh like the rest.
+//! Needs Docker with the compose plugin and a Debian 12 base (scripts/setup-docker.sh) and the
+//! ROS 2 wheels (DTBRIDGE_ROS2_PYTHON: the local ROS base is made from them when no registry
+//! answers); scripts/test.sh provides all of them. Docker's own networks keep the traffic
+//! between the test's containers, so it runs in scripts/netns-run.sh like the rest.
 
 mod common;
 
-use common::process::{recorded_file, recorded_so_far};
+use common::process::{recorded_file, recorded_so_far, run_summary};
 use common::readers::{messages, read_mcap};
 use common::server::{API_KEY, API_SECRET, TempDir, skip};
 use std::os::unix::fs::MetadataExt;
@@ -66,6 +67,13 @@ impl Demo {
         command
     }
 
+    /// Starts `services` (and what they depend on) in the background, from the built images.
+    fn up(&self, services: &[&str]) {
+        let mut args = vec!["up", "-d", "--no-build", "--pull", "never"];
+        args.extend(services);
+        self.run(&args);
+    }
+
     /// Runs `docker compose ARGS`; panics with its output and the services' logs on failure.
     fn run(&self, args: &[&str]) -> Output {
         let output = self.command(args).output().expect("run docker compose");
@@ -102,6 +110,40 @@ impl Demo {
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
+    /// Waits until `service` has logged `text`; panics with its log after `within`.
+    fn wait_logged(&self, service: &str, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.logs(service).contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "{service} did not log {text:?}:\n{}",
+                self.logs("")
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// Asserts that each of `services` has exited with 0 (as on SIGTERM it must).
+    fn assert_exited_cleanly(&self, services: &[&str]) {
+        for service in services {
+            assert_eq!(
+                self.inspect(service, "{{.State.ExitCode}}"),
+                "0",
+                "{service} did not exit 0 on SIGTERM:\n{}",
+                self.logs(service)
+            );
+        }
+    }
+
+    /// How many `/chatter` messages the talker says it sent.
+    fn talker_sent(&self) -> u64 {
+        let talker = self.logs("demo-talker");
+        talker
+            .lines()
+            .find_map(|line| line.strip_prefix("sent ")?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the talker did not say how much it sent:\n{talker}"))
+    }
+
     /// Waits until the operator's progress line shows at least `counts[i]` frames of each
     /// topic; panics with the logs after `within`.
     fn wait_recorded(&self, topics: &[&str], counts: &[u64], within: Duration) -> Vec<u64> {
@@ -135,17 +177,33 @@ fn cdr_string(data: &[u8]) -> String {
     String::from_utf8(data[8..8 + len - 1].to_vec()).expect("UTF-8 text")
 }
 
+/// The numbers of the talker's messages (`hello N`) in the recording, in order.
+fn chatter_numbers(file: &Path) -> Vec<u64> {
+    messages(file, CHATTER)
+        .iter()
+        .map(|(_, data)| {
+            let text = cdr_string(data);
+            text.strip_prefix("hello ").and_then(|n| n.parse().ok()).expect(&text)
+        })
+        .collect()
+}
+
+/// The recording in `dir`, checked complete: owned by the configured user, with a summary and
+/// a chunk index.
+fn complete_recording(dir: &Path) -> std::path::PathBuf {
+    let file = recorded_file(dir);
+    assert_eq!(std::fs::metadata(&file).unwrap().uid(), RECORDING_UID, "the recording's owner");
+    let bytes = std::fs::read(&file).unwrap();
+    let summary = mcap::Summary::read(&bytes).unwrap().expect("a complete file has a summary");
+    assert!(!summary.chunk_indexes.is_empty(), "the file is not indexed");
+    file
+}
+
 /// The test's prerequisites, or a loud skip (a failure in CI) for the first one missing.
 fn ready(test: &str) -> bool {
-    if !cfg!(feature = "ros2") {
-        skip(test, "the image needs a dtbridge built with --features ros2");
+    if std::env::var_os("DTBRIDGE_ROS2_PYTHON").is_none() {
+        skip(test, "DTBRIDGE_ROS2_PYTHON is not set (scripts/test.sh exports it)");
         return false;
-    }
-    for var in ["DTBRIDGE_LIVEKIT_SERVER", "DTBRIDGE_ROS2_PYTHON"] {
-        if std::env::var_os(var).is_none() {
-            skip(test, &format!("{var} is not set (scripts/test.sh exports it)"));
-            return false;
-        }
     }
     let docker = Command::new("docker")
         .args(["compose", "version"])
@@ -158,7 +216,7 @@ fn ready(test: &str) -> bool {
     docker
 }
 
-/// The images of this build (scripts/docker-images.sh), built once for every test:
+/// The images of this checkout (scripts/docker-images.sh), built once for every test:
 /// (livekit-server, dtbridge).
 fn images() -> &'static (String, String) {
     static IMAGES: OnceLock<(String, String)> = OnceLock::new();
@@ -166,7 +224,7 @@ fn images() -> &'static (String, String) {
         let started = Instant::now();
         let output = Command::new("bash")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/docker-images.sh"))
-            .args([env!("CARGO_BIN_EXE_dtbridge"), "test"])
+            .arg("test")
             .output()
             .expect("run scripts/docker-images.sh");
         assert!(
@@ -183,9 +241,11 @@ fn images() -> &'static (String, String) {
     })
 }
 
+/// The demo as a user runs it, operator first: the recording holds every frame the robot says
+/// it sent, camera and ROS 2 alike, and a graceful stop leaves it complete.
 #[test]
-fn docker_compose_demo() {
-    const TEST: &str = "docker_compose_demo";
+fn docker_compose_demo_records_what_the_robot_sent() {
+    const TEST: &str = "docker_compose_demo_records_what_the_robot_sent";
     if !ready(TEST) {
         return;
     }
@@ -194,66 +254,40 @@ fn docker_compose_demo() {
     let recordings = TempDir::new();
     std::os::unix::fs::chown(&recordings.0, Some(RECORDING_UID), Some(RECORDING_UID)).unwrap();
     let demo = Demo::new("demo", &recordings.0);
-    demo.run(&["up", "-d", "--no-build", "--pull", "never"]);
+    // The operator first, so that it is subscribed before the robot's first frame.
+    demo.up(&["demo-operator"]);
+    demo.wait_logged("demo-operator", "joined room", Duration::from_secs(120));
+    demo.up(&["demo-robot"]);
 
     let mut topics = CAMERA_TOPICS.to_vec();
     topics.push(CHATTER);
-    let before = demo.wait_recorded(&topics, &[20, 20, 5, 20], Duration::from_secs(180));
-    eprintln!("recording after {:?}: {before:?} of {topics:?}", started.elapsed());
+    demo.wait_recorded(&topics, &[30, 30, 5, 30], Duration::from_secs(180));
 
-    // The server goes away mid-stream: robot and operator carry on and record again.
-    demo.run(&["restart", "demo-server"]);
-    let again: Vec<u64> = before.iter().map(|n| n + 20).collect();
-    demo.wait_recorded(&topics, &again, Duration::from_secs(120));
-    for service in ["demo-robot", "demo-operator"] {
-        assert_eq!(
-            demo.inspect(service, "{{.State.Running}} {{.RestartCount}}"),
-            "true 0",
-            "{service} stopped or restarted across the server's restart:\n{}",
-            demo.logs(service)
-        );
-    }
-
-    // SIGTERM, as `docker compose down` sends it: every service finishes its work, exit 0.
+    // SIGTERM, as `docker compose stop` sends it: the robot first, then the operator once it
+    // has recorded all that the robot reports sending (its --summary-json).
+    demo.run(&["stop", "-t", "30", "demo-robot", "demo-talker"]);
+    demo.assert_exited_cleanly(&["demo-robot", "demo-talker"]);
+    let report = recordings.0.join("robot-summary.json");
+    demo.run(&["cp", "demo-robot:/home/dtbridge/summary.json", report.to_str().unwrap()]);
+    let robot = run_summary(&report).topics;
+    let sent: Vec<u64> = topics.iter().map(|topic| robot[*topic].frames).collect();
+    demo.wait_recorded(&topics, &sent, Duration::from_secs(60));
     demo.run(&["stop", "-t", "30"]);
-    for service in ["demo-robot", "demo-operator", "demo-talker"] {
-        assert_eq!(
-            demo.inspect(service, "{{.State.ExitCode}}"),
-            "0",
-            "{service} did not exit 0 on SIGTERM:\n{}",
-            demo.logs(service)
-        );
-    }
-    let talker = demo.logs("demo-talker");
-    let sent: u64 = talker
-        .lines()
-        .find_map(|line| line.strip_prefix("sent ")?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the talker did not say how much it sent:\n{talker}"));
+    demo.assert_exited_cleanly(&["demo-operator"]);
+    let talker_sent = demo.talker_sent();
     demo.run(&["down", "--volumes", "-t", "30"]);
-    eprintln!("stopped after {:?}", started.elapsed());
+    eprintln!("stopped after {:?}; the robot sent {sent:?} of {topics:?}", started.elapsed());
 
-    let file = recorded_file(&recordings.0);
-    assert_eq!(std::fs::metadata(&file).unwrap().uid(), RECORDING_UID, "the recording's owner");
-    let bytes = std::fs::read(&file).unwrap();
-    let summary = mcap::Summary::read(&bytes).unwrap().expect("a complete file has a summary");
-    assert!(!summary.chunk_indexes.is_empty(), "the file is not indexed");
-    for topic in CAMERA_TOPICS {
-        assert!(messages(&file, topic).len() >= 25, "{topic}: too few messages");
+    let file = complete_recording(&recordings.0);
+    for (topic, sent) in topics.iter().zip(&sent) {
+        let recorded = messages(&file, topic).len() as u64;
+        assert_eq!(recorded, *sent, "{topic}: recorded of what the robot sent");
     }
-    // The talker's messages, in the order sent and each once; the server's restart leaves at
-    // most one gap.
-    let chatter: Vec<u64> = messages(&file, CHATTER)
-        .iter()
-        .map(|(_, data)| {
-            let text = cdr_string(data);
-            text.strip_prefix("hello ").and_then(|n| n.parse().ok()).expect(&text)
-        })
-        .collect();
-    assert!(chatter.len() >= 40, "{} /chatter messages", chatter.len());
-    assert!(chatter.windows(2).all(|w| w[0] < w[1]), "out of order or repeated: {chatter:?}");
-    assert!(*chatter.last().unwrap() < sent, "recorded more than the talker sent ({sent})");
-    let gaps = chatter.windows(2).filter(|w| w[1] != w[0] + 1).count();
-    assert!(gaps <= 1, "{gaps} gaps in /chatter: {chatter:?}");
+    // The talker's messages from the first one the robot bridged on, in order, each once,
+    // none missing.
+    let chatter = chatter_numbers(&file);
+    assert!(chatter.windows(2).all(|w| w[1] == w[0] + 1), "gaps or repeats: {chatter:?}");
+    assert!(*chatter.last().unwrap() < talker_sent, "more than the talker sent ({talker_sent})");
 
     // The independent readers agree.
     let read = read_mcap(&python, &file);
@@ -265,8 +299,54 @@ fn docker_compose_demo() {
         .filter(|m| m["topic"] == CHATTER)
         .map(|m| m["decoded"]["data"].as_str().expect("a decoded std_msgs/String"))
         .collect();
-    assert_eq!(decoded.len(), chatter.len());
-    eprintln!("{} /chatter of {sent} sent; done in {:?}", chatter.len(), started.elapsed());
+    let expected: Vec<String> = chatter.iter().map(|n| format!("hello {n}")).collect();
+    assert_eq!(decoded, expected, "/chatter as the independent readers decode it");
+    eprintln!("{} /chatter of {talker_sent} sent; done in {:?}", chatter.len(), started.elapsed());
+}
+
+/// `docker compose restart` of the server mid-stream: robot and operator carry on without
+/// being restarted, frames are recorded again, and the file is complete after the stop.
+#[test]
+fn docker_compose_demo_carries_on_when_the_server_restarts() {
+    const TEST: &str = "docker_compose_demo_carries_on_when_the_server_restarts";
+    if !ready(TEST) {
+        return;
+    }
+    let recordings = TempDir::new();
+    std::os::unix::fs::chown(&recordings.0, Some(RECORDING_UID), Some(RECORDING_UID)).unwrap();
+    let demo = Demo::new("restart", &recordings.0);
+    demo.up(&[]);
+
+    let mut topics = CAMERA_TOPICS.to_vec();
+    topics.push(CHATTER);
+    let before = demo.wait_recorded(&topics, &[20, 20, 5, 20], Duration::from_secs(180));
+    demo.run(&["restart", "demo-server"]);
+    let again: Vec<u64> = before.iter().map(|n| n + 20).collect();
+    demo.wait_recorded(&topics, &again, Duration::from_secs(120));
+    for service in ["demo-robot", "demo-operator"] {
+        assert_eq!(
+            demo.inspect(service, "{{.State.Running}} {{.RestartCount}}"),
+            "true 0",
+            "{service} stopped or restarted across the server's restart:\n{}",
+            demo.logs(service)
+        );
+    }
+    demo.run(&["stop", "-t", "30"]);
+    demo.assert_exited_cleanly(&["demo-robot", "demo-operator", "demo-talker"]);
+    let talker_sent = demo.talker_sent();
+    demo.run(&["down", "--volumes", "-t", "30"]);
+
+    let file = complete_recording(&recordings.0);
+    for topic in CAMERA_TOPICS {
+        assert!(messages(&file, topic).len() >= 25, "{topic}: too few messages");
+    }
+    // In the order sent and each once; the server's restart leaves at most one gap.
+    let chatter = chatter_numbers(&file);
+    assert!(chatter.len() >= 40, "{} /chatter messages", chatter.len());
+    assert!(chatter.windows(2).all(|w| w[0] < w[1]), "out of order or repeated: {chatter:?}");
+    assert!(*chatter.last().unwrap() < talker_sent, "more than the talker sent ({talker_sent})");
+    let gaps = chatter.windows(2).filter(|w| w[1] != w[0] + 1).count();
+    assert!(gaps <= 1, "{gaps} gaps in /chatter: {chatter:?}");
 }
 
 /// Bad deployment input: each case exits non-zero at once with one line that says what is
