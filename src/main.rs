@@ -8,5 +8,6 @@ mod demo;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    dtbridge::util::reuse_large_buffers();
     cli::main()
 }

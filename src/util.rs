@@ -98,6 +98,30 @@ fn lower_this_thread_priority() {
     }
 }
 
+/// Allocations up to this size come from the heap, where freed memory is reused: a
+/// RealSense color frame (2.7 MB), a decompressed depth image (814 KB), a point cloud.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const HEAP_ALLOCATION_LIMIT: libc::c_int = 32 << 20;
+/// Free memory at the top of the heap that is kept rather than returned to the kernel.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const HEAP_KEPT_FREE: libc::c_int = 64 << 20;
+
+/// Makes the allocator reuse large buffers. Every frame allocates and frees buffers of
+/// hundreds of KB to MB; glibc maps each allocation above 128 KiB afresh, and the kernel
+/// zero-fills its pages on first touch, so a frame cost page faults for every buffer it went
+/// through (with the live view: decompressed depth, then one message per Foxglove client).
+/// With these limits (glibc's own upper bound for its adaptive threshold) the operator with
+/// four Foxglove clients used 17% of a core instead of 21 (BENCHMARKS.md 6d). Called first
+/// thing by each binary; a no-op where the C library is not glibc.
+pub fn reuse_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's tuning parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, HEAP_ALLOCATION_LIMIT);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, HEAP_KEPT_FREE);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +141,18 @@ mod tests {
         let caller = priority();
         let worker = bulk_work(priority).await.unwrap();
         assert_eq!(worker, (caller + BULK_NICE).min(19));
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn a_frame_sized_buffer_comes_from_the_heap_not_a_fresh_mapping() {
+        reuse_large_buffers();
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let mapped = || unsafe { libc::mallinfo2() }.hblks;
+        let before = mapped();
+        let frame = std::hint::black_box(vec![1u8; 4 << 20]);
+        // Other tests may free mapped buffers meanwhile, never add one of this size.
+        assert!(mapped() <= before, "a 4 MB buffer was mapped afresh");
+        drop(frame);
     }
 }

@@ -220,6 +220,57 @@ fn recorded(file: &Path, topic: &str) -> BTreeMap<u64, Vec<u8>> {
         .collect()
 }
 
+/// Whether TCP_NODELAY is set on each connection process `pid` accepted on `port` (IPv4),
+/// read on a duplicate of its socket (`pidfd_getfd`).
+fn view_sockets_nodelay(pid: u32, port: u16) -> Vec<bool> {
+    const ESTABLISHED: &str = "01";
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
+    let inodes: BTreeSet<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = u16::from_str_radix(fields[1].rsplit(':').next()?, 16).ok()?;
+            (local_port == port && fields[3] == ESTABLISHED).then(|| fields[9].to_string())
+        })
+        .collect();
+    // SAFETY: plain system calls on descriptors this function opens and closes itself.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+    assert!(pidfd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+    let mut nodelay = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let entry = entry.unwrap();
+        let Ok(target) = std::fs::read_link(entry.path()) else { continue };
+        let target = target.to_string_lossy();
+        let inode = target.strip_prefix("socket:[").and_then(|rest| rest.strip_suffix(']'));
+        if !inode.is_some_and(|inode| inodes.contains(inode)) {
+            continue;
+        }
+        let fd: libc::c_int = entry.file_name().to_str().unwrap().parse().unwrap();
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: as above; `value` and `len` outlive the call.
+        let read = unsafe {
+            let copy = libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) as libc::c_int;
+            assert!(copy >= 0, "pidfd_getfd: {}", std::io::Error::last_os_error());
+            let read = libc::getsockopt(
+                copy,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            );
+            libc::close(copy);
+            read
+        };
+        assert_eq!(read, 0, "getsockopt: {}", std::io::Error::last_os_error());
+        nodelay.push(value != 0);
+    }
+    // SAFETY: closes the descriptor opened above.
+    unsafe { libc::close(pidfd) };
+    nodelay
+}
+
 #[test]
 fn a_foxglove_client_sees_what_the_robot_sent_while_it_is_recorded() {
     let test = "a_foxglove_client_sees_what_the_robot_sent_while_it_is_recorded";
@@ -245,6 +296,11 @@ fn a_foxglove_client_sees_what_the_robot_sent_while_it_is_recorded() {
     stalled.wait("the second client to stall", Duration::from_secs(60), |events| {
         of(events, "stalled").next().is_some()
     });
+    // Each message leaves when it is sent: with Nagle's algorithm on, a small one waited for
+    // the client's delayed acknowledgement (an IMU sample 15 ms at the median).
+    let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
+    let nodelay = view_sockets_nodelay(record.child.id(), port);
+    assert_eq!(nodelay, [true, true], "TCP_NODELAY of the two clients' connections");
     // The description was sent once, seconds ago: a client that comes now still gets it.
     let late = Client::start(&script, &address, &[DESCRIPTION], &[]);
     late.wait("the robot description", Duration::from_secs(60), |events| {

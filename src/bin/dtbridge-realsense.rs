@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    dtbridge::util::reuse_large_buffers();
     dtbridge::logging::init();
     match dtbridge::source::realsense::driver::serve() {
         Ok(()) => ExitCode::SUCCESS,

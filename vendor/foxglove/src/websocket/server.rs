@@ -352,6 +352,12 @@ impl Server {
     /// Accept handler which spawns a new task for each incoming connection.
     async fn accept_connections(self: Arc<Self>, listener: TcpListener) {
         while let Ok((stream, addr)) = listener.accept().await {
+            // dtbridge patch: each message goes out when it is sent. With Nagle's algorithm a
+            // small message (an IMU sample, a transform) waited for the client to acknowledge
+            // the previous one, which its delayed acknowledgement holds back for up to 40 ms.
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::warn!("cannot disable Nagle's algorithm for client {addr}: {err}");
+            }
             if let Some(tasks) = self.tasks.lock().as_mut() {
                 tasks.spawn(self.clone().handle_connection(stream, addr));
             } else {
