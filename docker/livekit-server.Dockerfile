@@ -4,7 +4,7 @@
 #   docker build -f livekit-server.Dockerfile -t dtbridge/livekit-server:v1.13.5 docker/
 #
 # GO_IMAGE and BASE swap the bases; machines that reach no registry (the CI) build this file
-# unchanged on local stand-ins (docker/local-bases.Dockerfile, scripts/docker-images.sh).
+# unchanged on local stand-ins (docker/local-bases/, scripts/docker-images.sh).
 # Written for the classic builder as well as BuildKit.
 ARG GO_IMAGE=golang:1.26-bookworm
 ARG BASE=debian:bookworm-slim

@@ -9,8 +9,8 @@
 # Tags dtbridge:TAG and dtbridge/livekit-server:TAG; prints the two names, one a line.
 # Reads DTBRIDGE_DOCKER_BASE (scripts/setup-docker.sh: the debootstrap'd Debian 12 when no
 # registry answers, empty when one does) and DTBRIDGE_ROS2_PYTHON (scripts/setup-ros2.sh:
-# the wheels' prefix, for the local ROS base). The local bases are made once per wheel set,
-# toolchain and CA set; unchanged inputs hit the build cache, and a change of dtbridge's own
+# the wheels' prefix, for the local ROS base). The local bases are made once per recipe,
+# wheel set, toolchain and CA set; unchanged inputs hit the build cache, and a change of dtbridge's own
 # sources rebuilds only dtbridge (docker/Dockerfile keeps its dependencies in a layer).
 set -euo pipefail
 
@@ -31,12 +31,17 @@ if [[ -n "${DTBRIDGE_DOCKER_BASE:-}" ]]; then
   cas=(/usr/local/share/ca-certificates/*.crt)
   [[ -e "${cas[0]}" ]] || cas=()
   key() { sha256sum | cut -c1-12; }
-  ca_key="$(cat "${cas[@]}" /dev/null | key)"
-  wheels_key="$(ls "$ros2_prefix"/lib/python3*/site-packages | grep dist-info | key)"
-  debian="dtbridge-local/debian:bookworm-$ca_key"
-  ros="dtbridge-local/ros:kilted-$wheels_key-$ca_key"
-  rust="dtbridge-local/rust:$(rustc --version | cut -d' ' -f2)-$ca_key"
-  golang="dtbridge-local/golang:$(go env GOVERSION)-$ca_key"
+  # A base's tag: what it stands in for, then a hash of its recipe (docker/local-bases/NAME:
+  # the Dockerfile), of its parent's tag and of what it is made from (stdin), so that a change
+  # of any of them makes a new base.
+  recipe() { { cat "$ROOT/docker/local-bases/$1.Dockerfile"; echo "$2"; cat; } | key; }
+  debian="dtbridge-local/debian:bookworm-$(cat "${cas[@]}" /dev/null \
+    | recipe debian "$DTBRIDGE_DOCKER_BASE")"
+  ros="dtbridge-local/ros:kilted-$(ls "$ros2_prefix"/lib/python3*/site-packages | grep dist-info \
+    | cat - "$ROOT/docker/local-bases/setup.sh" "$ROOT/docker/local-bases/ros_entrypoint.sh" \
+    | recipe ros "$debian")"
+  rust="dtbridge-local/rust:$(rustc --version | cut -d' ' -f2)-$(recipe rust "$debian" </dev/null)"
+  golang="dtbridge-local/golang:$(go env GOVERSION)-$(recipe golang "$debian" </dev/null)"
 
   # Makes IMAGE from docker/local-bases/NAME.Dockerfile on PARENT unless it exists; ADD_PARTS
   # fills the build context.

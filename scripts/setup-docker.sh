@@ -12,7 +12,7 @@
 # 4. A base image, when `docker pull` cannot reach a registry: a debootstrap'd Debian 12 tarball
 #    (cached) imported as dtbridge-local/debian-minbase:bookworm, on which
 #    scripts/docker-images.sh makes its stand-ins for the official bases
-#    (docker/local-bases.Dockerfile). Exports DTBRIDGE_DOCKER_BASE with that image (empty: a
+#    (docker/local-bases/). Exports DTBRIDGE_DOCKER_BASE with that image (empty: a
 #    registry answers, pull the official bases).
 set -euo pipefail
 

@@ -30,6 +30,16 @@ const CAMERA_TOPICS: [&str; 3] = [
     "/camera/camera/color/camera_info",
 ];
 const CHATTER: &str = "/chatter";
+/// The topics whose progress the tests follow in the operator's log: the camera's and the
+/// talker's.
+const FOLLOWED_TOPICS: [&str; 4] = [CAMERA_TOPICS[0], CAMERA_TOPICS[1], CAMERA_TOPICS[2], CHATTER];
+
+/// A directory for the recording, owned by [`RECORDING_UID`] as the host user's would be.
+fn recordings_dir() -> TempDir {
+    let recordings = TempDir::new();
+    std::os::unix::fs::chown(&recordings.0, Some(RECORDING_UID), Some(RECORDING_UID)).unwrap();
+    recordings
+}
 
 /// One `docker compose` project of the demo profile, taken down when dropped.
 struct Demo {
@@ -251,16 +261,14 @@ fn docker_compose_demo_records_what_the_robot_sent() {
     }
     let Some(python) = common::readers::python(TEST) else { return };
     let started = Instant::now();
-    let recordings = TempDir::new();
-    std::os::unix::fs::chown(&recordings.0, Some(RECORDING_UID), Some(RECORDING_UID)).unwrap();
+    let recordings = recordings_dir();
     let demo = Demo::new("demo", &recordings.0);
     // The operator first, so that it is subscribed before the robot's first frame.
     demo.up(&["demo-operator"]);
     demo.wait_logged("demo-operator", "joined room", Duration::from_secs(120));
     demo.up(&["demo-robot"]);
 
-    let mut topics = CAMERA_TOPICS.to_vec();
-    topics.push(CHATTER);
+    let topics = FOLLOWED_TOPICS;
     demo.wait_recorded(&topics, &[30, 30, 5, 30], Duration::from_secs(180));
 
     // SIGTERM, as `docker compose stop` sends it: the robot first, then the operator once it
@@ -312,13 +320,11 @@ fn docker_compose_demo_carries_on_when_the_server_restarts() {
     if !ready(TEST) {
         return;
     }
-    let recordings = TempDir::new();
-    std::os::unix::fs::chown(&recordings.0, Some(RECORDING_UID), Some(RECORDING_UID)).unwrap();
+    let recordings = recordings_dir();
     let demo = Demo::new("restart", &recordings.0);
     demo.up(&[]);
 
-    let mut topics = CAMERA_TOPICS.to_vec();
-    topics.push(CHATTER);
+    let topics = FOLLOWED_TOPICS;
     let before = demo.wait_recorded(&topics, &[20, 20, 5, 20], Duration::from_secs(180));
     demo.run(&["restart", "demo-server"]);
     let again: Vec<u64> = before.iter().map(|n| n + 20).collect();

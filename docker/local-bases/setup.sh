@@ -1,5 +1,5 @@
-# /opt/ros/kilted/setup.sh (and setup.bash) of docker/local-bases.Dockerfile's `ros` image:
-# what sourcing an installed ROS 2's setup script gives, for the PyPI wheels' prefix
+# /opt/ros/kilted/setup.sh (and setup.bash) of docker/local-bases/ros.Dockerfile's image: what
+# sourcing an installed ROS 2's setup script gives, for the PyPI wheels' prefix
 # (scripts/ros2-env.sh does the same on the host; ../shared/notes/ros2-from-pypi.md).
 export AMENT_PREFIX_PATH=/opt/ros/kilted
 # rmw-shim: the wheels carry one RMW and no librmw_implementation.so, which r2r links.

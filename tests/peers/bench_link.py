@@ -292,9 +292,9 @@ def measure(frames, produced, wire_bytes, seconds, delay_ms):
     first_sample = min((pub for got in frames.values() for _, pub, _ in got), default=0)
     for track, made in produced.items():
         got = frames.get(track, [])
-        latencies = [(log - pub) / 1e6 - delay_ms for log, pub, _ in got
-                     if pub >= first_sample + WARM_UP_NS]
-        every_latency = [(log - pub) / 1e6 - delay_ms for log, pub, _ in got]
+        timed = [(pub, (log - pub) / 1e6 - delay_ms) for log, pub, _ in got]
+        latencies = [latency for pub, latency in timed if pub >= first_sample + WARM_UP_NS]
+        every_latency = [latency for _, latency in timed]
         out[track] = {
             "produced": made,
             "recorded": len(got),
