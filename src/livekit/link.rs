@@ -8,6 +8,7 @@
 //! The transport samples these while anything is in flight; the link scheduler above reads
 //! the result to decide how much to hand over and what to shed.
 
+use std::cmp::Reverse;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,8 +29,10 @@ pub struct LinkState {
     /// The shortest round trip seen over the last [`MIN_RTT_WINDOW`]: the link's own delay
     /// without queues.
     pub min_rtt: Option<Duration>,
-    /// The shortest round trip over the last [`RECENT_RTT_WINDOW`]: above `min_rtt` by the
-    /// queue that persisted that long (a minimum, so a delayed acknowledgement is no queue).
+    /// The shortest round trip over the last [`RECENT_RTT_WINDOW`], or over two transmissions
+    /// of the largest recent frame when they take longer: above `min_rtt` by the queue that
+    /// persisted that long (a minimum, so a delayed acknowledgement is no queue, nor the wait
+    /// behind a frame the link is still carrying).
     pub rtt: Option<Duration>,
     /// True for a transport that is not a network (the loopback hub): nothing to pace.
     pub unlimited: bool,
@@ -46,6 +49,15 @@ impl LinkState {
         unlimited: true,
     };
 
+    /// What the link carries in its own round trip, in bytes: the delivery rate over the
+    /// minimum round trip (0 until both are measured).
+    pub fn bandwidth_delay_product(&self) -> u64 {
+        match (self.delivery_rate, self.min_rtt) {
+            (Some(rate), Some(min_rtt)) => (rate * min_rtt.as_secs_f64()) as u64,
+            _ => 0,
+        }
+    }
+
     /// Time spent in queues on the way, as the round trip above its minimum.
     pub fn queueing_delay(&self) -> Option<Duration> {
         Some(self.rtt?.saturating_sub(self.min_rtt?))
@@ -61,8 +73,15 @@ pub const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
 /// Shortest interval one delivery-rate sample spans: acknowledgements come in bursts, and a
 /// rate over a few milliseconds says more about the burst than about the link.
 const MIN_RATE_INTERVAL: Duration = Duration::from_millis(40);
-/// How far back the recent round trip reaches.
+/// How far back the recent round trip reaches at least.
 pub const RECENT_RTT_WINDOW: Duration = Duration::from_millis(100);
+/// How far back the recent round trip reaches at most. A frame entering the link whole is a
+/// queue for whatever is sent behind it until the link has carried it (a 38 KB colour image
+/// on a 3 Mbit/s link: 100 ms), which is no queue the sender could shorten by sending less;
+/// the recent round trip's minimum reaches over two such transmissions, up to this.
+const MAX_RECENT_RTT_WINDOW: Duration = Duration::from_millis(500);
+/// How far back the largest frame taken is remembered.
+const LARGEST_FRAME_WINDOW: Duration = Duration::from_secs(2);
 
 /// How often the transport asks SCTP what it released while bytes are in flight. SCTP reports
 /// releases only as a counter, so this clock is what turns them into events; a few
@@ -123,16 +142,26 @@ pub(crate) struct LinkEstimator {
     bytes_sent: u64,
     /// Bytes SCTP released (acknowledged or abandoned).
     bytes_released: u64,
-    /// When each not yet released send ended, by the running total of bytes sent after it.
+    /// Bytes the peer acknowledged: those released but not abandoned.
+    bytes_acked: u64,
+    /// SCTP's count of abandoned bytes as last read (it counts every association of the
+    /// process); `None` before the first reading.
+    abandoned_seen: Option<u64>,
+    /// Abandoned bytes taken off `sends` whose release has not been seen yet.
+    abandoned_unreleased: u64,
+    /// The sends not yet acknowledged, oldest first: bytes still unacknowledged, and when the
+    /// send ended.
     sends: VecDeque<(u64, Instant)>,
-    /// Start of the delivery-rate interval being measured: released total and time.
+    /// Start of the delivery-rate interval being measured: acknowledged total and time.
     interval_start: Option<(u64, Instant)>,
     /// Whether the link had work waiting throughout the interval (a rate measured while the
     /// sender had nothing to send says what was offered, not what the link carries).
     interval_backlogged: bool,
     rates: VecDeque<(Instant, f64)>,
-    min_rtt: WindowedMin,
-    recent_rtt: WindowedMin,
+    min_rtt: WindowedMin<Duration>,
+    recent_rtt: WindowedMin<Duration>,
+    /// The largest frames taken lately (their sizes reversed, for a windowed maximum).
+    largest_frame: WindowedMin<Reverse<u64>>,
 }
 
 impl LinkEstimator {
@@ -142,19 +171,25 @@ impl LinkEstimator {
             bytes_taken: 0,
             bytes_sent: 0,
             bytes_released: 0,
+            bytes_acked: 0,
+            abandoned_seen: None,
+            abandoned_unreleased: 0,
             sends: VecDeque::new(),
             interval_start: None,
             interval_backlogged: true,
             rates: VecDeque::new(),
             min_rtt: WindowedMin::new(MIN_RTT_WINDOW),
             recent_rtt: WindowedMin::new(RECENT_RTT_WINDOW),
+            largest_frame: WindowedMin::new(LARGEST_FRAME_WINDOW),
         }
     }
 
     /// The transport took a frame of `bytes` from the data track core.
-    pub fn on_frame_taken(&mut self, bytes: u64) {
+    pub fn on_frame_taken(&mut self, bytes: u64, now: Instant) {
         self.frames_taken += 1;
         self.bytes_taken += bytes;
+        self.largest_frame.add(Reverse(bytes), now);
+        self.largest_frame.expire(now);
     }
 
     /// A frame the transport took was dropped before reaching SCTP.
@@ -166,6 +201,7 @@ impl LinkEstimator {
     /// waiting.
     pub fn on_new_session(&mut self) {
         self.bytes_released = self.bytes_sent;
+        self.abandoned_unreleased = 0;
         self.sends.clear();
         self.interval_start = None;
     }
@@ -173,46 +209,72 @@ impl LinkEstimator {
     /// `bytes` were handed to SCTP at `now`.
     pub fn on_sent(&mut self, bytes: u64, now: Instant) {
         self.bytes_sent += bytes;
-        self.sends.push_back((self.bytes_sent, now));
+        self.sends.push_back((bytes, now));
     }
 
-    /// SCTP reports `outstanding` bytes not yet released at `now`; `backlogged` says whether
-    /// the sender had more to send than it handed over.
-    pub fn on_outstanding(&mut self, outstanding: u64, backlogged: bool, now: Instant) {
+    /// SCTP reports `outstanding` bytes not yet released at `now`, and the bytes it has
+    /// abandoned so far (read after `outstanding`: [`rtc_sctp::abandoned_bytes`]);
+    /// `backlogged` says whether the sender had more to send than it handed over.
+    pub fn on_outstanding(
+        &mut self,
+        outstanding: u64,
+        abandoned: u64,
+        backlogged: bool,
+        now: Instant,
+    ) {
         let released = self.bytes_sent.saturating_sub(outstanding).max(self.bytes_released);
+        let newly_released = released - self.bytes_released;
         self.bytes_released = released;
-        // One round-trip sample per release, from the oldest send it completes: when SCTP's
-        // retransmission timer abandons every unreliable message in flight at once, the
-        // newest of them were sent a moment ago, and their "round trip" would become the
-        // link's minimum for the next 10 s (every real round trip then looks like a queue
-        // and the scheduler's window collapses).
-        let mut oldest_released = None;
-        while let Some(&(end, sent_at)) = self.sends.front() {
-            if end > released {
-                break;
+        // Abandoned bytes are taken off the newest sends: SCTP's retransmission timer abandons
+        // every expired message in flight at once, the newest of them sent a moment ago, and
+        // counted as acknowledged they would complete the oldest sends early, a round trip
+        // shorter than the link's that would stay its minimum for 10 s (every real round trip
+        // then looks like a queue, and the scheduler's window collapses). A lost message
+        // abandoned from the middle leaves the sends after it completing a little late, which
+        // only makes a round trip look longer for a moment.
+        // The first reading is where this estimator's count starts: the process may have
+        // abandoned bytes of other sessions before.
+        let seen = *self.abandoned_seen.get_or_insert(abandoned);
+        let newly_abandoned = abandoned.saturating_sub(seen);
+        self.abandoned_seen = Some(seen.max(abandoned));
+        self.abandoned_unreleased += self.take_newest_sends(newly_abandoned);
+        let abandoned_released = newly_released.min(self.abandoned_unreleased);
+        self.abandoned_unreleased -= abandoned_released;
+        let mut newly_acked = newly_released - abandoned_released;
+        self.bytes_acked += newly_acked;
+        // One round-trip sample per release, from the oldest send it completes: the sends
+        // completing with it were waiting behind that one.
+        let mut oldest_acked = None;
+        while newly_acked > 0 {
+            let Some((unacked, sent_at)) = self.sends.front_mut() else { break };
+            let acked = newly_acked.min(*unacked);
+            *unacked -= acked;
+            newly_acked -= acked;
+            if *unacked == 0 {
+                oldest_acked.get_or_insert(*sent_at);
+                self.sends.pop_front();
             }
-            self.sends.pop_front();
-            oldest_released.get_or_insert(sent_at);
         }
-        if let Some(sent_at) = oldest_released {
+        if let Some(sent_at) = oldest_acked {
             let rtt = now.saturating_duration_since(sent_at);
             self.min_rtt.add(rtt, now);
             self.recent_rtt.add(rtt, now);
         }
         self.interval_backlogged &= backlogged || outstanding > 0;
+        let acked = self.bytes_acked;
         match self.interval_start {
-            None => self.start_interval(released, now),
-            Some((start_released, start)) => {
+            None => self.start_interval(acked, now),
+            Some((start_acked, start)) => {
                 let span = now.saturating_duration_since(start);
                 if span >= MIN_RATE_INTERVAL.max(self.min_rtt.get().unwrap_or_default()) {
-                    let rate = (released - start_released) as f64 / span.as_secs_f64();
+                    let rate = (acked - start_acked) as f64 / span.as_secs_f64();
                     // A rate measured while the link idled for want of data is only a
                     // lower bound: keep it only when it beats what is known.
                     let known = self.delivery_rate(now).unwrap_or(0.0);
                     if self.interval_backlogged || rate > known {
                         self.rates.push_back((now, rate));
                     }
-                    self.start_interval(released, now);
+                    self.start_interval(acked, now);
                 }
             }
         }
@@ -222,12 +284,40 @@ impl LinkEstimator {
         }
         expire(&mut self.rates, RATE_WINDOW, now);
         self.min_rtt.expire(now);
+        self.recent_rtt.window = self.recent_rtt_window(now);
         self.recent_rtt.expire(now);
     }
 
-    fn start_interval(&mut self, released: u64, now: Instant) {
-        self.interval_start = Some((released, now));
+    /// How far back the recent round trip reaches: [`RECENT_RTT_WINDOW`], or two
+    /// transmissions of the largest recent frame at the delivery rate, up to
+    /// [`MAX_RECENT_RTT_WINDOW`].
+    fn recent_rtt_window(&self, now: Instant) -> Duration {
+        let largest = self.largest_frame.get().map_or(0, |Reverse(bytes)| bytes);
+        let carrying = match self.delivery_rate(now) {
+            Some(rate) if rate > 0.0 => Duration::from_secs_f64(2.0 * largest as f64 / rate),
+            _ => Duration::ZERO,
+        };
+        carrying.clamp(RECENT_RTT_WINDOW, MAX_RECENT_RTT_WINDOW)
+    }
+
+    fn start_interval(&mut self, acked: u64, now: Instant) {
+        self.interval_start = Some((acked, now));
         self.interval_backlogged = true;
+    }
+
+    /// Takes up to `bytes` off the newest unacknowledged sends; returns how many it took.
+    fn take_newest_sends(&mut self, bytes: u64) -> u64 {
+        let mut left = bytes;
+        while left > 0 {
+            let Some((unacked, _)) = self.sends.back_mut() else { break };
+            let taken = left.min(*unacked);
+            *unacked -= taken;
+            left -= taken;
+            if *unacked == 0 {
+                self.sends.pop_back();
+            }
+        }
+        bytes - left
     }
 
     fn delivery_rate(&self, now: Instant) -> Option<f64> {
@@ -268,17 +358,17 @@ impl LinkEstimator {
 /// The minimum of the samples of the last `window`, kept as the samples that could still
 /// become the minimum (each smaller than every later one).
 #[derive(Debug)]
-struct WindowedMin {
+struct WindowedMin<T> {
     window: Duration,
-    samples: VecDeque<(Instant, Duration)>,
+    samples: VecDeque<(Instant, T)>,
 }
 
-impl WindowedMin {
+impl<T: Ord + Copy> WindowedMin<T> {
     fn new(window: Duration) -> Self {
         Self { window, samples: VecDeque::new() }
     }
 
-    fn add(&mut self, sample: Duration, now: Instant) {
+    fn add(&mut self, sample: T, now: Instant) {
         while self.samples.back().is_some_and(|&(_, old)| old >= sample) {
             self.samples.pop_back();
         }
@@ -289,7 +379,7 @@ impl WindowedMin {
         expire(&mut self.samples, self.window, now);
     }
 
-    fn get(&self) -> Option<Duration> {
+    fn get(&self) -> Option<T> {
         self.samples.front().map(|&(_, sample)| sample)
     }
 }
@@ -318,7 +408,7 @@ mod tests {
         for tick in 0..ticks {
             let now = start + MS * tick;
             while estimator.bytes_in_flight() < window {
-                estimator.on_frame_taken(1000);
+                estimator.on_frame_taken(1000, now);
                 estimator.on_sent(1000, now);
                 // Serialized after the previous packet, acknowledged a round trip later.
                 link_free = link_free.max(now) + Duration::from_secs_f64(1000.0 / rate);
@@ -326,7 +416,7 @@ mod tests {
             }
             let acked: u64 = sent_at.iter().filter(|(_, at)| *at <= now).map(|(n, _)| n).sum();
             let outstanding = estimator.bytes_sent - acked;
-            estimator.on_outstanding(outstanding, true, now);
+            estimator.on_outstanding(outstanding, 0, true, now);
         }
         estimator.state(start + MS * ticks)
     }
@@ -351,45 +441,121 @@ mod tests {
     }
 
     #[test]
+    fn the_wait_behind_a_frame_the_link_is_carrying_is_no_queue() {
+        // 3 Mbit/s, 80 ms round trip: a 38 KB frame every 200 ms takes 100 ms to carry, and
+        // a 340-byte sample every 5 ms waits behind it; the link idles the other 100 ms.
+        let rate = 375_000.0;
+        let start = Instant::now();
+        let mut estimator = LinkEstimator::new();
+        let mut acks: VecDeque<(u64, Instant)> = VecDeque::new();
+        let mut link_free = start;
+        let mut acked = 0;
+        let mut max_queueing = Duration::ZERO;
+        for tick in 0..4000 {
+            let now = start + MS * tick;
+            // Each chunk of about 1,000 bytes is acknowledged a round trip after the link
+            // carried it.
+            let mut send = |bytes: u64| {
+                estimator.on_frame_taken(bytes, now);
+                estimator.on_sent(bytes, now);
+                for chunk in (0..bytes).step_by(1000).map(|at| (bytes - at).min(1000)) {
+                    link_free = link_free.max(now) + Duration::from_secs_f64(chunk as f64 / rate);
+                    acks.push_back((chunk, link_free + 80 * MS));
+                }
+            };
+            if tick % 200 == 0 {
+                send(38_000);
+            }
+            if tick % 5 == 0 {
+                send(340);
+            }
+            while acks.front().is_some_and(|(_, at)| *at <= now) {
+                acked += acks.pop_front().unwrap().0;
+            }
+            estimator.on_outstanding(estimator.bytes_sent - acked, 0, true, now);
+            if tick > 1000 {
+                let queueing = estimator.state(now).queueing_delay().unwrap_or_default();
+                max_queueing = max_queueing.max(queueing);
+            }
+        }
+        assert!(max_queueing < 10 * MS, "queueing up to {max_queueing:?}");
+    }
+
+    #[test]
     fn messages_abandoned_at_once_are_no_round_trip() {
         let mut estimator = LinkEstimator::new();
         let start = Instant::now();
         for i in 0..10 {
-            estimator.on_frame_taken(1_000);
+            estimator.on_frame_taken(1_000, start);
             estimator.on_sent(1_000, start + 20 * MS * i);
         }
-        estimator.on_outstanding(9_000, true, start + 50 * MS);
-        // SCTP's timer fires: everything still in flight is released in one go, the last
+        estimator.on_outstanding(9_000, 0, true, start + 50 * MS);
+        // SCTP's timer fires: everything still in flight is abandoned in one go, the last
         // send only 20 ms old.
-        estimator.on_outstanding(0, true, start + 200 * MS);
+        estimator.on_outstanding(0, 9_000, true, start + 200 * MS);
         assert_eq!(estimator.state(start + 200 * MS).min_rtt, Some(50 * MS));
+        assert!(!estimator.in_flight());
+    }
+
+    #[test]
+    fn messages_abandoned_in_flight_are_neither_a_round_trip_nor_delivered() {
+        // A 1,000-byte send every 20 ms, each acknowledged 80 ms later, but for the two sent
+        // at 80 and 100 ms, which SCTP abandons at 100 ms. SCTP's abandoned count already
+        // holds 5,000 bytes of another session's.
+        let mut estimator = LinkEstimator::new();
+        let start = Instant::now();
+        let abandoned_at_100_ms = [80, 100];
+        let mut max_rate: f64 = 0.0;
+        for tick in 0..=60 {
+            let now = start + 5 * MS * tick;
+            let elapsed = 5 * tick;
+            if elapsed % 20 == 0 && elapsed <= 200 {
+                estimator.on_frame_taken(1_000, now);
+                estimator.on_sent(1_000, now);
+            }
+            let acked = (0..=200)
+                .step_by(20)
+                .filter(|sent| sent + 80 <= elapsed && !abandoned_at_100_ms.contains(sent))
+                .count() as u64;
+            let abandoned = if elapsed >= 100 { 2_000 } else { 0 };
+            let outstanding = estimator.bytes_sent - 1_000 * acked - abandoned;
+            estimator.on_outstanding(outstanding, 5_000 + abandoned, true, now);
+            let state = estimator.state(now);
+            max_rate = max_rate.max(state.delivery_rate.unwrap_or(0.0));
+            if let Some(min_rtt) = state.min_rtt {
+                assert!(min_rtt >= 80 * MS, "{min_rtt:?} at {elapsed} ms");
+            }
+        }
+        assert!(!estimator.in_flight());
+        // 1,000 bytes every 20 ms is 50 KB/s.
+        assert!(max_rate <= 55_000.0, "{max_rate} bytes/s");
     }
 
     #[test]
     fn a_rate_measured_while_idle_does_not_lower_the_estimate() {
         let mut estimator = LinkEstimator::new();
         let start = Instant::now();
-        estimator.on_frame_taken(100_000);
+        estimator.on_frame_taken(100_000, start);
         estimator.on_sent(100_000, start);
-        estimator.on_outstanding(100_000, true, start);
-        estimator.on_outstanding(0, true, start + 100 * MS);
+        estimator.on_outstanding(100_000, 0, true, start);
+        estimator.on_outstanding(0, 0, true, start + 100 * MS);
         let fast = estimator.state(start + 100 * MS).delivery_rate.unwrap();
         // Then a trickle while the sender has nothing more to send.
-        estimator.on_frame_taken(1_000);
+        estimator.on_frame_taken(1_000, start);
         estimator.on_sent(1_000, start + 200 * MS);
-        estimator.on_outstanding(1_000, false, start + 200 * MS);
-        estimator.on_outstanding(0, false, start + 300 * MS);
+        estimator.on_outstanding(1_000, 0, false, start + 200 * MS);
+        estimator.on_outstanding(0, 0, false, start + 300 * MS);
         assert_eq!(estimator.state(start + 300 * MS).delivery_rate, Some(fast));
     }
 
     #[test]
     fn in_flight_counts_bytes_still_in_the_transport() {
         let mut estimator = LinkEstimator::new();
-        estimator.on_frame_taken(5_000);
-        estimator.on_frame_taken(3_000);
+        estimator.on_frame_taken(5_000, Instant::now());
+        estimator.on_frame_taken(3_000, Instant::now());
         assert_eq!(estimator.bytes_in_flight(), 8_000);
         estimator.on_sent(5_000, Instant::now());
-        estimator.on_outstanding(2_000, true, Instant::now());
+        estimator.on_outstanding(2_000, 0, true, Instant::now());
         assert_eq!(estimator.bytes_in_flight(), 5_000);
         estimator.on_frame_discarded(3_000);
         assert_eq!(estimator.bytes_in_flight(), 2_000);

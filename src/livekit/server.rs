@@ -1005,9 +1005,10 @@ async fn send_frames(channel: Arc<dyn DataChannel>, io: Arc<SessionIo>) {
             }
             _ = sampling.tick(), if link.in_flight() => {
                 let Ok(outstanding) = channel.outstanding_bytes().await else { return };
+                let abandoned = rtc_sctp::abandoned_bytes();
                 let backlogged = !queue.is_empty();
                 link.update(|link| {
-                    link.on_outstanding(outstanding as u64, backlogged, Instant::now())
+                    link.on_outstanding(outstanding as u64, abandoned, backlogged, Instant::now())
                 });
             }
         }

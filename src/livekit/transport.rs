@@ -169,7 +169,7 @@ impl FrameQueue {
         *bytes += len;
         drop(guard);
         self.link.update(|link| {
-            link.on_frame_taken(len as u64);
+            link.on_frame_taken(len as u64, std::time::Instant::now());
             link.on_frame_discarded(discarded as u64);
         });
         self.ready.notify_one();

@@ -368,7 +368,7 @@ impl Dispatcher {
             // The transport holds back nothing this scheduler let go (high-priority frames
             // use the room beyond the window); it only lets small frames overtake the rest of
             // a frame too large for one packet.
-            self.room.set_send_window(start_limit(Priority::High, self.window.bytes()));
+            self.room.set_send_window(start_limit(Priority::High, self.window.bytes(), &link));
         }
         self.shared.report.send_replace(LinkReport { link, window: self.window.bytes() });
         let mut in_flight = link.bytes_in_flight + self.pipeline_bytes();
@@ -386,7 +386,9 @@ impl Dispatcher {
             let queue = &mut state.tracks[index];
             let frame = &queue.frames[0];
             let wire = wire_len(frame.payload.len()) as u64;
-            if !link.unlimited && !fits(queue.policy.priority, in_flight, self.window.bytes()) {
+            if !link.unlimited
+                && !fits(queue.policy.priority, in_flight, self.window.bytes(), &link)
+            {
                 self.held_back = true;
                 return deadline_wake(&state.tracks, wake);
             }
@@ -451,19 +453,29 @@ impl Dispatcher {
 /// flight on a slow link's round trip (200 Hz IMU, tf and odometry are about 140 KB/s).
 pub const HIGH_PRIORITY_ROOM: u64 = 32 * 1024;
 
-/// Whether a frame may join `in_flight` bytes under `window`. A frame may start while the
-/// window has room, so one frame beyond it keeps the link busy however large frames are.
-/// High-priority frames, small by nature, also use [`HIGH_PRIORITY_ROOM`] beyond it: large
-/// frames never hold them back, yet while the link delivers nothing (a cut, a stalled
-/// association) they wait here, where their deadline drops them, rather than pile up in the
-/// transport and arrive seconds late once it delivers again.
-fn fits(priority: Priority, in_flight: u64, window: u64) -> bool {
-    in_flight < start_limit(priority, window)
+/// Whether a frame may join `in_flight` bytes under `window` on `link`. A frame may start
+/// while the window has room, so one frame beyond it keeps the link busy however large frames
+/// are. High-priority frames, small by nature, also use [`HIGH_PRIORITY_ROOM`] beyond the
+/// window, or beyond what the link carries in a round trip when the window closed below that
+/// (a queue at the bottleneck): large frames never hold them back, yet while the link
+/// delivers nothing (a cut, a stalled association) they wait here, where their deadline drops
+/// them, rather than pile up in the transport and arrive seconds late once it delivers again.
+/// The round trip's worth matters when a slowing link overflows its queue: SCTP learns which
+/// chunks were lost from the acknowledgements of what follows them, and with the window
+/// closed on a queue and camera chunks awaiting retransmission, holding telemetry back left
+/// nothing to follow; SCTP then waited for its retransmission timer, and telemetry for
+/// 500 ms and more.
+fn fits(priority: Priority, in_flight: u64, window: u64, link: &LinkState) -> bool {
+    in_flight < start_limit(priority, window, link)
 }
 
-/// The bytes in flight below which a frame of `priority` may start under `window`.
-fn start_limit(priority: Priority, window: u64) -> u64 {
-    if priority == Priority::High { window + HIGH_PRIORITY_ROOM } else { window }
+/// The bytes in flight below which a frame of `priority` may start under `window` on `link`.
+fn start_limit(priority: Priority, window: u64, link: &LinkState) -> u64 {
+    if priority == Priority::High {
+        window.max(link.bandwidth_delay_product()) + HIGH_PRIORITY_ROOM
+    } else {
+        window
+    }
 }
 
 /// Drops the frames that waited past their track's deadline.
@@ -561,11 +573,30 @@ mod tests {
 
     #[test]
     fn a_frame_starts_while_the_window_has_room_and_high_priority_beyond_it() {
-        assert!(fits(Priority::Low, 15_000, 16_000));
-        assert!(!fits(Priority::Low, 16_000, 16_000));
-        assert!(!fits(Priority::Normal, 20_000, 16_000));
-        assert!(fits(Priority::High, 16_000 + HIGH_PRIORITY_ROOM - 1, 16_000));
-        assert!(!fits(Priority::High, 16_000 + HIGH_PRIORITY_ROOM, 16_000));
+        let link = LinkState { unlimited: false, ..LinkState::UNLIMITED };
+        assert!(fits(Priority::Low, 15_000, 16_000, &link));
+        assert!(!fits(Priority::Low, 16_000, 16_000, &link));
+        assert!(!fits(Priority::Normal, 20_000, 16_000, &link));
+        assert!(fits(Priority::High, 16_000 + HIGH_PRIORITY_ROOM - 1, 16_000, &link));
+        assert!(!fits(Priority::High, 16_000 + HIGH_PRIORITY_ROOM, 16_000, &link));
+    }
+
+    #[test]
+    fn high_priority_keeps_a_round_trip_of_the_link_when_the_window_closed_on_a_queue() {
+        // 8 Mbit/s and a 50 ms round trip carry 50 KB; the window closed to 4 KB.
+        let link = LinkState {
+            delivery_rate: Some(1_000_000.0),
+            min_rtt: Some(Duration::from_millis(50)),
+            rtt: Some(Duration::from_millis(110)),
+            unlimited: false,
+            ..LinkState::UNLIMITED
+        };
+        assert!(fits(Priority::High, 50_000 + HIGH_PRIORITY_ROOM - 1, 4_096, &link));
+        assert!(!fits(Priority::High, 50_000 + HIGH_PRIORITY_ROOM, 4_096, &link));
+        assert!(!fits(Priority::Low, 4_096, 4_096, &link));
+        // Nothing delivered for the rate's window: no round trip's worth to keep.
+        let silent = LinkState { delivery_rate: None, ..link };
+        assert!(!fits(Priority::High, 4_096 + HIGH_PRIORITY_ROOM, 4_096, &silent));
     }
 
     #[test]

@@ -340,3 +340,22 @@ fn min_send_window_lets_data_out_beyond_cwnd() -> Result<()> {
     }
     Ok(())
 }
+
+/// dtbridge patch: what abandoning a message releases is counted as abandoned.
+#[test]
+fn abandoned_messages_are_counted() -> Result<()> {
+    let now = Instant::now();
+    let ppi = PayloadProtocolIdentifier::Binary;
+    let mut a = timed_test_association();
+    let mut stream = a.open_stream(1, ppi)?;
+    stream.set_reliability_params(true, ReliabilityType::Timed, 0)?;
+    stream.write_sctp(now, &Bytes::from_static(b"an imu sample"), ppi)?;
+    a.cwnd = u32::MAX;
+    let (sent, _) = a.pop_pending_data_chunks_to_send(now);
+    let before = abandoned_bytes();
+    assert!(a.abandon_retransmit_candidate(sent[0].tsn, now)?);
+    // Other tests' associations may abandon at the same time: at least this message.
+    assert!(abandoned_bytes() - before >= b"an imu sample".len() as u64);
+    assert_eq!(0, a.buffered_amount());
+    Ok(())
+}

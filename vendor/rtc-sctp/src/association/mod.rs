@@ -55,7 +55,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -83,6 +83,22 @@ static MIN_SEND_WINDOW: AtomicU32 = AtomicU32::new(0);
 /// peer's receive window and its data channel's send buffer.
 pub fn set_min_send_window(bytes: u32) {
     MIN_SEND_WINDOW.store(bytes, Ordering::Relaxed);
+}
+
+/// dtbridge patch: bytes every association of this process released by abandoning messages
+/// (RFC 3758) rather than on the peer's acknowledgement.
+static ABANDONED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// dtbridge patch: the bytes the associations of this process have released so far by
+/// abandoning messages (a partially reliable message past its lifetime or retransmission
+/// limit), sent or not. A data channel's buffered and outstanding amounts fall by these as by
+/// acknowledged bytes, at the moment of abandonment; an application that reads round trips and
+/// the delivery rate from those amounts tells the two apart with this: a message abandoned a
+/// moment after it was sent (SCTP's retransmission timer abandons every expired message in
+/// flight at once) is neither a round trip nor delivered. It counts before the amounts fall,
+/// so read it after them.
+pub fn abandoned_bytes() -> u64 {
+    ABANDONED_BYTES.load(Ordering::Acquire)
 }
 
 /// Reasons why an association might be lost
@@ -2889,6 +2905,9 @@ impl Association {
                 }
             }
         }
+        // dtbridge patch: counted before the release reaches the data channel.
+        let abandoned: i64 = released_per_stream.values().sum();
+        ABANDONED_BYTES.fetch_add(abandoned.max(0) as u64, Ordering::AcqRel);
         self.release_stream_buffers(&released_per_stream);
         Ok(changed)
     }
