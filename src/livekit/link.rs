@@ -132,6 +132,15 @@ impl LinkMeter {
     }
 }
 
+/// Which end of the unacknowledged sends bytes are taken off.
+#[derive(Debug, Clone, Copy)]
+enum End {
+    /// Acknowledged bytes: the link delivers in send order.
+    Oldest,
+    /// Abandoned bytes (see [`LinkEstimator::on_outstanding`]).
+    Newest,
+}
+
 /// Turns sends and acknowledgements into a [`LinkState`].
 #[derive(Debug)]
 pub(crate) struct LinkEstimator {
@@ -237,25 +246,14 @@ impl LinkEstimator {
         let seen = *self.abandoned_seen.get_or_insert(abandoned);
         let newly_abandoned = abandoned.saturating_sub(seen);
         self.abandoned_seen = Some(seen.max(abandoned));
-        self.abandoned_unreleased += self.take_newest_sends(newly_abandoned);
+        self.abandoned_unreleased += self.take_sends(newly_abandoned, End::Newest).0;
         let abandoned_released = newly_released.min(self.abandoned_unreleased);
         self.abandoned_unreleased -= abandoned_released;
-        let mut newly_acked = newly_released - abandoned_released;
+        let newly_acked = newly_released - abandoned_released;
         self.bytes_acked += newly_acked;
         // One round-trip sample per release, from the oldest send it completes: the sends
         // completing with it were waiting behind that one.
-        let mut oldest_acked = None;
-        while newly_acked > 0 {
-            let Some((unacked, sent_at)) = self.sends.front_mut() else { break };
-            let acked = newly_acked.min(*unacked);
-            *unacked -= acked;
-            newly_acked -= acked;
-            if *unacked == 0 {
-                oldest_acked.get_or_insert(*sent_at);
-                self.sends.pop_front();
-            }
-        }
-        if let Some(sent_at) = oldest_acked {
+        if let (_, Some(sent_at)) = self.take_sends(newly_acked, End::Oldest) {
             let rtt = now.saturating_duration_since(sent_at);
             self.min_rtt.add(rtt, now);
             self.recent_rtt.add(rtt, now);
@@ -305,19 +303,29 @@ impl LinkEstimator {
         self.interval_backlogged = true;
     }
 
-    /// Takes up to `bytes` off the newest unacknowledged sends; returns how many it took.
-    fn take_newest_sends(&mut self, bytes: u64) -> u64 {
+    /// Takes up to `bytes` off the unacknowledged sends at `end`; returns how many it took,
+    /// and when the first send it completed was made.
+    fn take_sends(&mut self, bytes: u64, end: End) -> (u64, Option<Instant>) {
         let mut left = bytes;
+        let mut first_completed = None;
         while left > 0 {
-            let Some((unacked, _)) = self.sends.back_mut() else { break };
+            let send = match end {
+                End::Oldest => self.sends.front_mut(),
+                End::Newest => self.sends.back_mut(),
+            };
+            let Some((unacked, sent_at)) = send else { break };
             let taken = left.min(*unacked);
             *unacked -= taken;
             left -= taken;
             if *unacked == 0 {
-                self.sends.pop_back();
+                first_completed.get_or_insert(*sent_at);
+                match end {
+                    End::Oldest => self.sends.pop_front(),
+                    End::Newest => self.sends.pop_back(),
+                };
             }
         }
-        bytes - left
+        (bytes - left, first_completed)
     }
 
     fn delivery_rate(&self, now: Instant) -> Option<f64> {
