@@ -42,11 +42,11 @@ pub fn check(opcode: u8, body: &[u8]) -> Result<(), McapError> {
         }
         op::MESSAGE_INDEX => {
             fields.skip(2)?;
-            fields.sized(4)?;
+            fields.entries(16)?;
         }
         op::CHUNK_INDEX => {
             fields.skip(32)?;
-            fields.sized(4)?;
+            fields.entries(10)?;
             fields.skip(8)?;
             fields.strings(1)?;
         }
@@ -65,7 +65,7 @@ pub fn check(opcode: u8, body: &[u8]) -> Result<(), McapError> {
         }
         op::STATISTICS => {
             fields.skip(42)?;
-            fields.sized(4)?;
+            fields.entries(10)?;
         }
         op::METADATA => {
             fields.strings(1)?;
@@ -243,6 +243,18 @@ impl<'a> Fields<'a> {
         self.sized(4)
     }
 
+    /// An array or map of fixed-size entries, `entry_len` bytes each, prefixed by its length
+    /// in bytes. The crate reads whole entries while it has not reached that length, so a
+    /// length between two entries had it read on past the field, into a string's length
+    /// where there was none (found by the `mcap_repair` fuzz target: 3 GB asked for).
+    fn entries(&mut self, entry_len: u64) -> Result<(), McapError> {
+        let len = self.sized(4)?.len() as u64;
+        if !len.is_multiple_of(entry_len) {
+            return Err(self.too_long(len));
+        }
+        Ok(())
+    }
+
     fn strings(&mut self, count: usize) -> Result<(), McapError> {
         (0..count).try_for_each(|_| self.sized(4).map(drop))
     }
@@ -284,6 +296,31 @@ mod tests {
         assert_eq!(parsed.profile, "ros2");
         let err = parse(op::HEADER, &header(u32::MAX, b"ros2")).unwrap_err();
         assert!(matches!(err, McapError::RecordTooLarge { opcode: op::HEADER, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_map_length_between_two_entries_is_refused() {
+        // A chunk index: times, offset and length, then a map of one 10-byte entry declared
+        // as 9 bytes. The crate read the whole entry, then took the compression name's
+        // length from the bytes of the message index length and asked for 3 GB.
+        let chunk_index = |map_len: u32| {
+            let mut body = vec![0u8; 32];
+            body.extend_from_slice(&map_len.to_le_bytes());
+            body.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            body.extend_from_slice(&0xb5b5_b5b5_0000_0000u64.to_le_bytes());
+            body.extend_from_slice(&0u32.to_le_bytes());
+            body.extend_from_slice(&[0; 16]);
+            body
+        };
+        let Record::ChunkIndex(index) = parse(op::CHUNK_INDEX, &chunk_index(10)).unwrap() else {
+            panic!("not a chunk index")
+        };
+        assert_eq!(index.message_index_offsets.len(), 1);
+        let err = parse(op::CHUNK_INDEX, &chunk_index(9)).unwrap_err();
+        assert!(
+            matches!(err, McapError::RecordTooLarge { opcode: op::CHUNK_INDEX, len: 9 }),
+            "{err}"
+        );
     }
 
     #[test]
