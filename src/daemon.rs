@@ -234,6 +234,8 @@ pub struct TrackSummary {
 pub struct NetworkSummary {
     pub frames_sent: u64,
     pub frames_dropped: u64,
+    /// Packets sent that SCTP gave up on (see [`crate::livekit::TransportStats`]).
+    pub packets_abandoned: u64,
 }
 
 impl RunSummary {
@@ -261,8 +263,8 @@ impl RunSummary {
         }
         out.push_str(&format!("  samples on topics without a route: {}", self.unrouted));
         out.push_str(&format!(
-            "\n  network: {} frames sent, {} dropped before sending",
-            self.network.frames_sent, self.network.frames_dropped
+            "\n  network: {} frames sent, {} dropped before sending, {} packets given up on (not acknowledged within their lifetime: lost, but for a few whose acknowledgement was; a frame up to 64 KB is one packet)",
+            self.network.frames_sent, self.network.frames_dropped, self.network.packets_abandoned
         ));
         if let Some(line) = self.outages.line() {
             out.push_str(&format!("\n  {line}"));
@@ -335,6 +337,7 @@ pub async fn publish(
     let mut ticker = tokio::time::interval(STATS_INTERVAL);
     ticker.tick().await;
     let mut previous: Vec<TrackStats> = Vec::new();
+    let mut abandoned_before = 0;
     let mut last = Instant::now();
     let mut outages = Outages::default();
     loop {
@@ -342,7 +345,13 @@ pub async fn publish(
             _ = crate::util::stopped(&mut stop) => break,
             _ = ticker.tick() => {
                 let now = Instant::now();
-                print_stats(&pipeline, &scheduler.report(), &mut previous, now - last);
+                let abandoned = room.transport_stats().packets_abandoned;
+                let link = LinkLine {
+                    report: scheduler.report(),
+                    abandoned: abandoned - abandoned_before,
+                };
+                abandoned_before = abandoned;
+                print_stats(&pipeline, &link, &mut previous, now - last);
                 last = now;
             }
             event = events.recv() => match event {
@@ -388,6 +397,7 @@ pub async fn publish(
         network: NetworkSummary {
             frames_sent: network.frames_sent,
             frames_dropped: network.frames_dropped,
+            packets_abandoned: network.packets_abandoned,
         },
         outages: outages.report(),
         sources: restarts
@@ -402,9 +412,16 @@ pub async fn publish(
     Ok(PublishReport { tracks, summary })
 }
 
+/// The link part of a stats line: the scheduler's view, and the packets SCTP gave up on in
+/// the interval.
+struct LinkLine {
+    report: LinkReport,
+    abandoned: u64,
+}
+
 fn print_stats(
     pipeline: &Pipeline,
-    link: &LinkReport,
+    link: &LinkLine,
     previous: &mut Vec<TrackStats>,
     elapsed: Duration,
 ) {
@@ -431,8 +448,10 @@ fn print_stats(
     eprintln!("stats: {}", parts.join(" | "));
 }
 
-/// The link as measured: delivery rate, round trip and queue, in-flight window.
-fn link_estimate(report: &LinkReport) -> String {
+/// The link as measured: delivery rate, round trip and queue, in-flight window, and what it
+/// did not deliver.
+fn link_estimate(line: &LinkLine) -> String {
+    let report = &line.report;
     let link = &report.link;
     if link.unlimited {
         return "link: in-process".into();
@@ -440,12 +459,13 @@ fn link_estimate(report: &LinkReport) -> String {
     let ms =
         |d: Option<Duration>| d.map_or("?".into(), |d| format!("{:.0}", d.as_secs_f64() * 1e3));
     format!(
-        "link {} Mbit/s rtt {} ms queue {} ms window {} KB in flight {} KB",
+        "link {} Mbit/s rtt {} ms queue {} ms window {} KB in flight {} KB lost {}",
         link.delivery_rate.map_or("?".into(), |rate| format!("{:.2}", rate * 8.0 / 1e6)),
         ms(link.min_rtt),
         ms(link.queueing_delay()),
         report.window / 1000,
-        link.bytes_in_flight / 1000
+        link.bytes_in_flight / 1000,
+        line.abandoned
     )
 }
 

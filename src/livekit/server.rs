@@ -19,6 +19,7 @@ use livekit_signaling::{SignalClient, SignalError, SignalEvent, SignalEvents, Si
 use proto::signal_request::Message as Request;
 use proto::signal_response::Message as Response;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -194,6 +195,9 @@ struct SessionIo {
     queue: Arc<FrameQueue>,
     counters: Arc<Counters>,
     link: Arc<LinkMeter>,
+    /// SCTP's count of abandoned messages when this transport started (it counts the whole
+    /// process).
+    abandoned_at_start: u64,
     /// The newest access token the server sent (`RefreshToken`: when a session starts, then
     /// every 5 minutes, valid for at least 10). A ready token may have expired by the time
     /// the connection is lost; this one joins again instead. Never logged.
@@ -216,6 +220,7 @@ impl ServerTransport {
             queue: Arc::new(FrameQueue::new(FRAME_QUEUE_BYTES, counters.clone(), link.clone())),
             counters: counters.clone(),
             link: link.clone(),
+            abandoned_at_start: rtc_sctp::abandoned_messages(),
             refreshed_token: std::sync::Mutex::new(None),
         });
         let (session, join, lost_rx) = open_session(options, &io).await?;
@@ -984,7 +989,7 @@ async fn receive_packets(
 /// Writes queued frames to the data channel and, while bytes are in flight, samples what
 /// SCTP has released, for the link estimate.
 async fn send_frames(channel: Arc<dyn DataChannel>, io: Arc<SessionIo>) {
-    let SessionIo { queue, counters, link, .. } = &*io;
+    let SessionIo { queue, counters, link, abandoned_at_start, .. } = &*io;
     // A new session's channel starts with nothing outstanding: what the last one held is gone.
     link.update(|link| link.on_new_session());
     let mut sampling = tokio::time::interval(SAMPLE_INTERVAL);
@@ -1006,6 +1011,9 @@ async fn send_frames(channel: Arc<dyn DataChannel>, io: Arc<SessionIo>) {
             _ = sampling.tick(), if link.in_flight() => {
                 let Ok(outstanding) = channel.outstanding_bytes().await else { return };
                 let abandoned = rtc_sctp::abandoned_bytes();
+                // One data track packet is one SCTP message.
+                let packets_abandoned = rtc_sctp::abandoned_messages() - abandoned_at_start;
+                counters.packets_abandoned.store(packets_abandoned, Ordering::Relaxed);
                 let backlogged = !queue.is_empty();
                 link.update(|link| {
                     link.on_outstanding(outstanding as u64, abandoned, backlogged, Instant::now())

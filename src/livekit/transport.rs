@@ -67,6 +67,11 @@ pub struct TransportStats {
     pub bytes_sent: u64,
     /// Whole frames dropped because the network was slower than the producer.
     pub frames_dropped: u64,
+    /// Packets sent that SCTP gave up on: not acknowledged by the end of their lifetime. The
+    /// link lost them (or their retransmissions: a cut, a queue that overflowed), but for the
+    /// few whose acknowledgement it lost instead. A frame of up to 64 KB is one packet.
+    /// Counted for the whole process.
+    pub packets_abandoned: u64,
     /// Packets received for this participant's subscriptions.
     pub packets_received: u64,
     /// Received packets dropped because the depacketizer was not keeping up.
@@ -79,6 +84,7 @@ pub(crate) struct Counters {
     pub frames_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub frames_dropped: AtomicU64,
+    pub packets_abandoned: AtomicU64,
     pub packets_received: AtomicU64,
     pub packets_dropped: AtomicU64,
 }
@@ -94,6 +100,7 @@ impl Counters {
             frames_sent: get(&self.frames_sent),
             bytes_sent: get(&self.bytes_sent),
             frames_dropped: get(&self.frames_dropped),
+            packets_abandoned: get(&self.packets_abandoned),
             packets_received: get(&self.packets_received),
             packets_dropped: get(&self.packets_dropped),
         }

@@ -154,6 +154,8 @@ pub struct RunSummary {
     pub topics: BTreeMap<String, TopicSummary>,
     /// Its connection's outages.
     pub outages: Outages,
+    /// Packets sent that SCTP gave up on (`network.packets_abandoned`).
+    pub packets_abandoned: u64,
 }
 
 /// How often a process's connection was lost, as its summary (`--summary-json`) says.
@@ -215,6 +217,9 @@ pub fn run_summary(path: &Path) -> RunSummary {
         .collect();
     RunSummary {
         elapsed_s: json["elapsed_s"].as_f64().expect("elapsed_s"),
+        packets_abandoned: json["network"]["packets_abandoned"]
+            .as_u64()
+            .expect("packets_abandoned"),
         topics,
         outages: outages(&json),
     }

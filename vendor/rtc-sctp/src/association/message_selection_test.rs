@@ -357,5 +357,19 @@ fn abandoned_messages_are_counted() -> Result<()> {
     // Other tests' associations may abandon at the same time: at least this message.
     assert!(abandoned_bytes() - before >= b"an imu sample".len() as u64);
     assert_eq!(0, a.buffered_amount());
+    assert_eq!(a.stats.get_num_abandoned_messages(), 1);
+
+    // A frame of several chunks is one message abandoned, however many of its chunks the
+    // retransmission timer finds.
+    let messages_before = abandoned_messages();
+    a.stream(1)?
+        .write_sctp(now, &Bytes::from(vec![7u8; 3000]), ppi)?;
+    let (sent, _) = a.pop_pending_data_chunks_to_send(now);
+    assert!(sent.len() >= 3, "{} chunks", sent.len());
+    assert!(a.abandon_retransmit_candidate(sent[0].tsn, now)?);
+    assert!(a.abandon_retransmit_candidate(sent[1].tsn, now)?);
+    assert_eq!(a.stats.get_num_abandoned_messages(), 2);
+    assert!(abandoned_messages() > messages_before);
+    assert_eq!(0, a.buffered_amount());
     Ok(())
 }

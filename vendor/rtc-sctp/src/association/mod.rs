@@ -89,6 +89,19 @@ pub fn set_min_send_window(bytes: u32) {
 /// (RFC 3758) rather than on the peer's acknowledgement.
 static ABANDONED_BYTES: AtomicU64 = AtomicU64::new(0);
 
+/// dtbridge patch: messages every association of this process abandoned.
+static ABANDONED_MESSAGES: AtomicU64 = AtomicU64::new(0);
+
+/// dtbridge patch: the messages the associations of this process have abandoned so far (a
+/// partially reliable message past its lifetime or retransmission limit, sent or not), each
+/// counted once however many chunks it had. An application that sends one message per frame
+/// learns from this how many frames SCTP gave up on: not acknowledged within their lifetime,
+/// so lost but for the few whose acknowledgement was lost instead (a message whose every
+/// chunk the peer acknowledged is never abandoned).
+pub fn abandoned_messages() -> u64 {
+    ABANDONED_MESSAGES.load(Ordering::Acquire)
+}
+
 /// dtbridge patch: the bytes the associations of this process have released so far by
 /// abandoning messages (a partially reliable message past its lifetime or retransmission
 /// limit), sent or not. A data channel's buffered and outstanding amounts fall by these as by
@@ -2908,6 +2921,10 @@ impl Association {
         // dtbridge patch: counted before the release reaches the data channel.
         let abandoned: i64 = released_per_stream.values().sum();
         ABANDONED_BYTES.fetch_add(abandoned.max(0) as u64, Ordering::AcqRel);
+        if changed {
+            self.stats.inc_abandoned_messages();
+            ABANDONED_MESSAGES.fetch_add(1, Ordering::AcqRel);
+        }
         self.release_stream_buffers(&released_per_stream);
         Ok(changed)
     }

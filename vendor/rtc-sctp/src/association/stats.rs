@@ -6,6 +6,8 @@ pub struct AssociationStats {
     n_t3timeouts: u64,
     n_ack_timeouts: u64,
     n_fast_retrans: u64,
+    /// dtbridge patch: messages abandoned (RFC 3758).
+    n_abandoned_messages: u64,
 }
 
 impl AssociationStats {
@@ -59,6 +61,18 @@ impl AssociationStats {
         self.n_fast_retrans
     }
 
+    /// dtbridge patch: counts one message abandoned.
+    pub fn inc_abandoned_messages(&mut self) {
+        self.n_abandoned_messages += 1;
+    }
+
+    /// dtbridge patch: the number of messages abandoned (a partially reliable message past
+    /// its lifetime or retransmission limit, sent or not), each counted once however many
+    /// chunks it had.
+    pub fn get_num_abandoned_messages(&mut self) -> u64 {
+        self.n_abandoned_messages
+    }
+
     /// Zeroes every counter.
     pub fn reset(&mut self) {
         self.n_datas = 0;
@@ -66,5 +80,6 @@ impl AssociationStats {
         self.n_t3timeouts = 0;
         self.n_ack_timeouts = 0;
         self.n_fast_retrans = 0;
+        self.n_abandoned_messages = 0;
     }
 }
