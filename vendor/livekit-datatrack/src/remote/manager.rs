@@ -28,7 +28,7 @@ use crate::{
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     mem,
     pin::Pin,
     sync::{
@@ -37,7 +37,10 @@ use std::{
     },
     task::{Context as TaskContext, Poll},
 };
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::{
+    sync::{broadcast, mpsc, oneshot, watch},
+    time::Instant,
+};
 use tokio_stream::{wrappers::ReceiverStream, Stream};
 
 /// Options for creating a [`Manager`].
@@ -67,6 +70,13 @@ pub struct Manager {
     /// by subscriber handle in O(1) time—necessary for routing incoming packets.
     ///
     sub_handles: HashMap<Handle, DataTrackSid>,
+
+    /// dtbridge patch: packets whose subscriber handle is not mapped yet, with when they
+    /// arrived. The server forwards a newly subscribed track's packets on the data channel as
+    /// soon as it subscribes, and maps their handle in a signal message; on a loaded machine
+    /// the packets can be read first. They wait here (at most [`Self::EARLY_PACKET_MAX_AGE`],
+    /// [`Self::EARLY_PACKET_COUNT`] of them) for the handle instead of being dropped.
+    early_packets: VecDeque<(Instant, Packet)>,
 }
 
 impl Manager {
@@ -90,6 +100,7 @@ impl Manager {
             event_out_tx,
             descriptors: HashMap::default(),
             sub_handles: HashMap::default(),
+            early_packets: VecDeque::default(),
         };
 
         let event_out = ManagerOutput(ReceiverStream::new(event_out_rx));
@@ -339,6 +350,7 @@ impl Manager {
                 }
                 *sub_handle = assigned_handle;
                 self.sub_handles.insert(assigned_handle, sid);
+                self.release_early_packets(assigned_handle);
                 return;
             }
             SubscriptionState::Pending { result_txs, buffer_size } => {
@@ -385,6 +397,7 @@ impl Manager {
         for result_tx in result_txs {
             _ = result_tx.send(Ok(frame_rx.resubscribe()));
         }
+        self.release_early_packets(assigned_handle);
     }
 
     fn on_packet_received(&mut self, bytes: Bytes) {
@@ -395,6 +408,15 @@ impl Manager {
                 return;
             }
         };
+        if !self.sub_handles.contains_key(&packet.header.track_handle) {
+            self.hold_early_packet(packet);
+            return;
+        }
+        self.route_packet(packet);
+    }
+
+    /// Passes a packet with a mapped subscriber handle to its track's pipeline.
+    fn route_packet(&self, packet: Packet) {
         let Some(sid) = self.sub_handles.get(&packet.header.track_handle) else {
             log::warn!("Unknown subscriber handle {}", packet.header.track_handle);
             return;
@@ -410,6 +432,40 @@ impl Manager {
         _ = packet_tx
             .try_send(packet)
             .inspect_err(|err| log::debug!("Cannot send packet to track pipeline: {}", err));
+    }
+
+    /// dtbridge patch: keeps a packet whose handle is not mapped yet (see `early_packets`).
+    fn hold_early_packet(&mut self, packet: Packet) {
+        self.drop_expired_early_packets();
+        if self.early_packets.len() == Self::EARLY_PACKET_COUNT {
+            if let Some((_, oldest)) = self.early_packets.pop_front() {
+                log::warn!("Unknown subscriber handle {}", oldest.header.track_handle);
+            }
+        }
+        self.early_packets.push_back((Instant::now(), packet));
+    }
+
+    /// dtbridge patch: routes the packets that arrived before `handle` was mapped, in the
+    /// order they arrived.
+    fn release_early_packets(&mut self, handle: Handle) {
+        self.drop_expired_early_packets();
+        let (released, kept) = mem::take(&mut self.early_packets)
+            .into_iter()
+            .partition(|(_, packet)| packet.header.track_handle == handle);
+        self.early_packets = kept;
+        for (_, packet) in released {
+            self.route_packet(packet);
+        }
+    }
+
+    fn drop_expired_early_packets(&mut self) {
+        while let Some((arrived, packet)) = self.early_packets.front() {
+            if arrived.elapsed() < Self::EARLY_PACKET_MAX_AGE {
+                break;
+            }
+            log::warn!("Unknown subscriber handle {}", packet.header.track_handle);
+            self.early_packets.pop_front();
+        }
     }
 
     async fn on_resend_subscription_updates(&self) {
@@ -446,6 +502,13 @@ impl Manager {
     /// Maximum number of incoming packets to buffer per track to be sent
     /// to the track's pipeline.
     const PACKET_BUFFER_COUNT: usize = 16;
+
+    /// dtbridge patch: how long a packet waits for its subscriber handle to be mapped; the
+    /// signal message mapping it follows the packets by well under a second.
+    const EARLY_PACKET_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// dtbridge patch: how many packets wait for their handles at most.
+    const EARLY_PACKET_COUNT: usize = 256;
 
     /// Maximum number of input and output events to buffer.
     ///
@@ -1006,6 +1069,93 @@ mod tests {
                 time::timeout(Duration::from_secs(1), receiver.recv()).await.unwrap().unwrap();
             assert_eq!(frame.payload.as_ref(), &[payload; 4]);
         }
+    }
+
+    /// Publishes one track, asks to subscribe to it and returns its SID with the pending
+    /// subscription's result.
+    async fn publish_and_request(
+        input: &ManagerInput,
+        output: &mut ManagerOutput,
+    ) -> (DataTrackSid, oneshot::Receiver<SubscribeResult>) {
+        let mut info: DataTrackInfo = Faker.fake();
+        info.uses_e2ee = false;
+        let sid = info.sid();
+        let event = SfuPublicationUpdates { updates: HashMap::from([("id".into(), vec![info])]) };
+        input.send(event.into()).unwrap();
+        expect_event!(*output, OutputEvent::TrackPublished);
+        let (result_tx, result_rx) = oneshot::channel();
+        let event = SubscribeRequest {
+            sid: sid.clone(),
+            options: DataTrackSubscribeOptions::default(),
+            result_tx,
+        };
+        input.send(event.into()).unwrap();
+        expect_event!(*output, OutputEvent::SfuUpdateSubscription);
+        (sid, result_rx)
+    }
+
+    fn single_packet(handle: Handle, frame_number: u16, payload: u8) -> Bytes {
+        Packet {
+            header: Header {
+                marker: FrameMarker::Single,
+                track_handle: handle,
+                frame_number,
+                extensions: Extensions::default(),
+                ..Faker.fake()
+            },
+            payload: Bytes::from(vec![payload; 4]),
+        }
+        .serialize()
+    }
+
+    /// dtbridge patch: the server forwards a new subscription's packets as soon as it
+    /// subscribes; packets read before the signal message mapping their handle reach the
+    /// subscriber once it is mapped, in order.
+    #[tokio::test]
+    async fn test_packet_before_its_handle_reaches_the_subscriber() {
+        let (manager, input, mut output) =
+            Manager::new(ManagerOptions { decryption_provider: None });
+        tokio::spawn(manager.run());
+        let (sid, result_rx) = publish_and_request(&input, &mut output).await;
+        let handle: Handle = Faker.fake();
+
+        for (frame_number, payload) in [(1, 0xA1), (2, 0xA2)] {
+            input
+                .send(InputEvent::PacketReceived(single_packet(handle, frame_number, payload)))
+                .unwrap();
+        }
+        let event = SfuSubscriberHandles { mapping: HashMap::from([(handle, sid)]) };
+        input.send(event.into()).unwrap();
+
+        let mut frame_rx =
+            time::timeout(Duration::from_secs(1), result_rx).await.unwrap().unwrap().unwrap();
+        for payload in [0xA1, 0xA2] {
+            let frame =
+                time::timeout(Duration::from_secs(1), frame_rx.recv()).await.unwrap().unwrap();
+            assert_eq!(frame.payload.as_ref(), &[payload; 4]);
+        }
+    }
+
+    /// dtbridge patch: a packet whose handle is never mapped is not held for longer than
+    /// `EARLY_PACKET_MAX_AGE`.
+    #[tokio::test(start_paused = true)]
+    async fn test_packet_held_too_long_for_its_handle_is_dropped() {
+        let (manager, input, mut output) =
+            Manager::new(ManagerOptions { decryption_provider: None });
+        tokio::spawn(manager.run());
+        let (sid, result_rx) = publish_and_request(&input, &mut output).await;
+        let handle: Handle = Faker.fake();
+
+        input.send(InputEvent::PacketReceived(single_packet(handle, 1, 0xA1))).unwrap();
+        time::sleep(Manager::EARLY_PACKET_MAX_AGE).await;
+        input.send(InputEvent::PacketReceived(single_packet(handle, 2, 0xA2))).unwrap();
+        let event = SfuSubscriberHandles { mapping: HashMap::from([(handle, sid)]) };
+        input.send(event.into()).unwrap();
+
+        let mut frame_rx =
+            time::timeout(Duration::from_secs(1), result_rx).await.unwrap().unwrap().unwrap();
+        let frame = time::timeout(Duration::from_secs(1), frame_rx.recv()).await.unwrap().unwrap();
+        assert_eq!(frame.payload.as_ref(), &[0xA2; 4]);
     }
 
     #[tokio::test]
