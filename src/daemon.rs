@@ -246,10 +246,11 @@ impl RunSummary {
             let s = &track.stats;
             let ratio = if s.bytes_out > 0 { s.bytes_in as f64 / s.bytes_out as f64 } else { 0.0 };
             out.push_str(&format!(
-                "  {} <- {}: {} frames, {:.1} MB in, {:.1} MB out (x{:.2}), dropped {} (replaced {}, shed {}, stale {}, refused {}), decimated {}\n",
+                "  {} <- {}: {} frames ({} lost on the network), {:.1} MB in, {:.1} MB out (x{:.2}), dropped {} (replaced {}, shed {}, stale {}, refused {}), decimated {}\n",
                 track.track,
                 track.topic,
                 s.frames,
+                s.lost,
                 s.bytes_in as f64 / 1e6,
                 s.bytes_out as f64 / 1e6,
                 ratio,
@@ -431,12 +432,13 @@ fn print_stats(
         let now = worker.counters.snapshot();
         let before = previous.get(i).copied().unwrap_or_default();
         parts.push(format!(
-            "{} {:.1} fps {:.2}->{:.2} MB/s drops {}",
+            "{} {:.1} fps {:.2}->{:.2} MB/s drops {} lost {}",
             worker.plan.track,
             (now.frames - before.frames) as f64 / secs,
             (now.bytes_in - before.bytes_in) as f64 / secs / 1e6,
             (now.bytes_out - before.bytes_out) as f64 / secs / 1e6,
-            now.dropped() - before.dropped()
+            now.dropped() - before.dropped(),
+            now.lost - before.lost
         ));
         if i < previous.len() {
             previous[i] = now;

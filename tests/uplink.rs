@@ -477,23 +477,29 @@ fn a_link_cut(test: &str, operator_side: Side, seconds: u64, cost: Cost) {
         let sent = summary.topics[topic].frames;
         assert!(messages.len() as u64 <= sent, "{topic}: {} recorded, {sent} sent", messages.len());
     }
-    // A robot whose link was cut within one session lost what it sent meanwhile, and says so:
-    // SCTP gave up on those packets (each frame here is one) past their lifetime. A few more
-    // frames may be missing without being given up on (the first ones, sent before the
-    // recorder's subscription reached the robot; the last, in flight when the robot
+    // A robot whose link was cut within one session lost what it sent meanwhile, and says so
+    // per track: SCTP gave up on those packets (each frame here is one) past their lifetime.
+    // A few more frames may be missing without being given up on (the first ones, sent before
+    // the recorder's subscription reached the robot; the last, in flight when the robot
     // stopped), and a few given up on may have arrived (acknowledged too late).
     if operator_side == Side::Server && cost == Cost::Nothing {
         let recorded = |topic: &str| recording.get(topic).map_or(0, |m| m.len() as u64);
-        let missing: u64 =
-            summary.topics.iter().map(|(topic, sent)| sent.frames - recorded(topic)).sum();
+        for (topic, sent) in &summary.topics {
+            let missing = sent.frames - recorded(topic);
+            eprintln!("{topic}: {missing} frames sent and not recorded, {} lost", sent.lost);
+            let tolerance = 10 + missing / 10;
+            assert!(
+                sent.lost.abs_diff(missing) <= tolerance,
+                "{topic}: {} lost, {missing} frames missing\n{run_log}",
+                sent.lost
+            );
+        }
+        let lost: u64 = summary.topics.values().map(|sent| sent.lost).sum();
         let abandoned = summary.packets_abandoned;
-        eprintln!("{missing} frames sent and not recorded, {abandoned} packets given up on");
-        assert!(abandoned > 0, "nothing given up on in a {seconds} s cut\n{run_log}");
-        let tolerance = 10 + missing / 10;
-        assert!(
-            abandoned.abs_diff(missing) <= tolerance,
-            "{abandoned} packets given up on, {missing} frames missing\n{run_log}"
-        );
+        eprintln!("{lost} frames lost, {abandoned} packets given up on");
+        assert!(lost > 0, "nothing lost in a {seconds} s cut\n{run_log}");
+        // Every packet given up on is one of a track's frames.
+        assert_eq!(lost, abandoned, "{run_log}");
     }
 }
 

@@ -9,6 +9,7 @@
 //! in-process [`LoopbackHub`], which speaks the same signal protocol so that everything above
 //! the transport (the `livekit-datatrack` managers, schemas, events, errors) is the same code.
 
+mod abandoned;
 mod connect;
 mod e2ee;
 mod encoding;

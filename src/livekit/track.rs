@@ -5,7 +5,7 @@ use super::{DataTrackFrameEncoding, DataTrackInfo, DataTrackSchemaId, RoomError}
 use bytes::Bytes;
 use livekit_datatrack::api::{DataTrackFrame, LocalDataTrack, PushFrameErrorReason};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Longest track name the server accepts, in characters.
 pub const MAX_TRACK_NAME_CHARS: usize = 256;
@@ -151,6 +151,12 @@ impl LocalTrack {
             PushFrameErrorReason::QueueFull => PushError::QueueFull,
             PushFrameErrorReason::TrackUnpublished => PushError::Unpublished,
         })
+    }
+
+    /// Counts into `counter` this track's packets that the network lost: sent, and given up
+    /// on by SCTP when not acknowledged within their lifetime (never, in process).
+    pub fn count_lost_packets(&self, counter: Arc<AtomicU64>) {
+        super::abandoned::count_for(self.info().pub_handle(), counter);
     }
 
     /// Whether the track is still published.

@@ -62,6 +62,9 @@ pub struct TrackStats {
     pub frames: u64,
     /// Their size on the track.
     pub bytes_out: u64,
+    /// Of those frames, the ones the network lost: SCTP gave up on them, not acknowledged
+    /// within their lifetime (but for the few whose acknowledgement was lost instead).
+    pub lost: u64,
     /// Replaced by fresher samples while the worker was encoding.
     pub replaced: u64,
     /// Replaced by fresher samples while the link was busy.
@@ -94,6 +97,7 @@ impl TrackCounters {
             bytes_in: get(&self.bytes_in),
             frames: get(&self.link.frames),
             bytes_out: get(&self.link.bytes),
+            lost: get(&self.link.lost),
             replaced: get(&self.replaced),
             shed: get(&self.shed),
             stale: get(&self.stale) + get(&self.link.stale),

@@ -98,6 +98,9 @@ pub struct SendCounters {
     pub stale: AtomicU64,
     /// Frames the track refused (unpublished, too large), or dropped at shutdown.
     pub refused: AtomicU64,
+    /// Of the frames handed to the link, those the network lost (SCTP gave up on them): a
+    /// frame is one packet.
+    pub lost: Arc<AtomicU64>,
 }
 
 impl SendCounters {
@@ -195,6 +198,7 @@ impl Scheduler {
         counters: Arc<SendCounters>,
     ) -> TrackSender {
         let room = Arc::new(Notify::new());
+        track.count_lost_packets(counters.lost.clone());
         let mut state = crate::util::lock(&self.shared.state);
         state.tracks.push(TrackQueue {
             track,

@@ -190,6 +190,8 @@ pub fn summary_json(path: &Path) -> serde_json::Value {
 /// One track of a [`RunSummary`].
 pub struct TopicSummary {
     pub frames: u64,
+    /// Of the frames sent, those the network lost (SCTP gave up on them).
+    pub lost: u64,
     pub dropped: u64,
     /// Of those dropped, the ones that waited for the link: shed for bandwidth or stale.
     pub waited_out: u64,
@@ -209,6 +211,7 @@ pub fn run_summary(path: &Path) -> RunSummary {
                 topic,
                 TopicSummary {
                     frames: count(track, "frames"),
+                    lost: count(track, "lost"),
                     dropped: count(track, "dropped"),
                     waited_out: count(track, "shed") + count(track, "stale"),
                 },

@@ -88,6 +88,12 @@ impl DataTrackInfo {
         self.sid.read().unwrap().clone()
     }
 
+    /// dtbridge patch: the track handle in the header of every packet the publisher sends on
+    /// this track (assigned by the publisher, kept across republications).
+    pub fn pub_handle(&self) -> u16 {
+        self.pub_handle.into()
+    }
+
     /// Name of the track assigned by the publisher.
     pub fn name(&self) -> &str {
         &self.name

@@ -57,7 +57,8 @@ use std::{fmt, ops};
 
 mod association;
 pub use crate::association::{
-    Association, AssociationError, Event, abandoned_bytes, abandoned_messages, set_min_send_window,
+    Association, AssociationError, Event, abandoned_bytes, abandoned_messages,
+    set_abandoned_message_observer, set_min_send_window,
     stats::AssociationStats,
     stream::{ReliabilityType, Stream, StreamEvent, StreamId, StreamState},
     timer::TimerConfig,

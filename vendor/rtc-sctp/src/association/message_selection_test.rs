@@ -341,9 +341,21 @@ fn min_send_window_lets_data_out_beyond_cwnd() -> Result<()> {
     Ok(())
 }
 
-/// dtbridge patch: what abandoning a message releases is counted as abandoned.
+/// dtbridge patch: the first bytes of every message abandoned in this test process.
+static ABANDONED_HEADS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+fn record_abandoned_head(head: &[u8]) {
+    ABANDONED_HEADS.lock().unwrap().push(head.to_vec());
+}
+
+/// dtbridge patch: what abandoning a message releases is counted as abandoned, and the
+/// observer hears of each message abandoned with its first bytes.
 #[test]
 fn abandoned_messages_are_counted() -> Result<()> {
+    assert!(crate::set_abandoned_message_observer(record_abandoned_head));
+    assert!(!crate::set_abandoned_message_observer(
+        record_abandoned_head
+    ));
     let now = Instant::now();
     let ppi = PayloadProtocolIdentifier::Binary;
     let mut a = timed_test_association();
@@ -371,5 +383,17 @@ fn abandoned_messages_are_counted() -> Result<()> {
     assert_eq!(a.stats.get_num_abandoned_messages(), 2);
     assert!(abandoned_messages() > messages_before);
     assert_eq!(0, a.buffered_amount());
+    // Other tests' associations may abandon messages too: these two, each once.
+    let heads = ABANDONED_HEADS.lock().unwrap();
+    assert_eq!(
+        1,
+        heads.iter().filter(|h| h[..] == b"an i"[..]).count(),
+        "{heads:?}"
+    );
+    assert_eq!(
+        1,
+        heads.iter().filter(|h| h[..] == [7u8; 4][..]).count(),
+        "{heads:?}"
+    );
     Ok(())
 }

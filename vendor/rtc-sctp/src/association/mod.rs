@@ -54,8 +54,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -91,6 +91,20 @@ static ABANDONED_BYTES: AtomicU64 = AtomicU64::new(0);
 
 /// dtbridge patch: messages every association of this process abandoned.
 static ABANDONED_MESSAGES: AtomicU64 = AtomicU64::new(0);
+
+/// dtbridge patch: called once for every message an association of this process abandons.
+static ABANDONED_MESSAGE_OBSERVER: OnceLock<fn(&[u8])> = OnceLock::new();
+
+/// dtbridge patch: has `observer` called once for every message the associations of this
+/// process abandon (as counted by [`abandoned_messages`]), with the message's first bytes
+/// (four of them, zero-padded when the message is shorter), on the thread that drives the
+/// association, so it must return quickly. An application that starts its messages with an
+/// identifier (a data track packet's header holds its track handle) learns whose messages
+/// SCTP gave up on. Set once per process: returns false, and changes nothing, if an observer
+/// was set before.
+pub fn set_abandoned_message_observer(observer: fn(&[u8])) -> bool {
+    ABANDONED_MESSAGE_OBSERVER.set(observer).is_ok()
+}
 
 /// dtbridge patch: the messages the associations of this process have abandoned so far (a
 /// partially reliable message past its lifetime or retransmission limit, sent or not), each
@@ -2885,6 +2899,12 @@ impl Association {
         let mut released_per_stream = FxHashMap::default();
         let mut changed = false;
         let tail = self.pending_queue.drain_message(message.id)?;
+        // dtbridge patch: any fragment left says which message this is.
+        let message_head = tail.first().map(|c| c.message_head).or_else(|| {
+            inflight
+                .iter()
+                .find_map(|&tsn| self.inflight_queue.get(tsn).map(|c| c.message_head))
+        });
         let assign_tsns = !inflight.is_empty()
             || tail
                 .first()
@@ -2924,6 +2944,9 @@ impl Association {
         if changed {
             self.stats.inc_abandoned_messages();
             ABANDONED_MESSAGES.fetch_add(1, Ordering::AcqRel);
+            if let (Some(observer), Some(head)) = (ABANDONED_MESSAGE_OBSERVER.get(), message_head) {
+                observer(&head);
+            }
         }
         self.release_stream_buffers(&released_per_stream);
         Ok(changed)

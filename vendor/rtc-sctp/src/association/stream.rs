@@ -1,7 +1,7 @@
 use crate::association::Association;
 use crate::association::state::AssociationState;
 use crate::chunk::chunk_payload_data::{
-    ChunkPayloadData, MessageReliability, PayloadProtocolIdentifier,
+    ChunkPayloadData, MESSAGE_HEAD_LEN, MessageReliability, PayloadProtocolIdentifier,
 };
 use crate::queue::reassembly_queue::{Chunks, ReassemblyQueue};
 use crate::{ErrorCauseCode, Event, Side};
@@ -541,6 +541,10 @@ impl StreamState {
         };
 
         let mut chunks = vec![];
+        // dtbridge patch: every fragment keeps the message's first bytes.
+        let mut message_head = [0; MESSAGE_HEAD_LEN];
+        let head_len = raw.len().min(MESSAGE_HEAD_LEN);
+        message_head[..head_len].copy_from_slice(&raw[..head_len]);
 
         while remaining != 0 {
             let fragment_size = std::cmp::min(self.max_payload_size as usize, remaining); //self.association.max_payload_size
@@ -563,6 +567,7 @@ impl StreamState {
                 immediate_sack: false,
                 payload_type: ppi,
                 stream_sequence_number: self.sequence_number,
+                message_head,
                 ..Default::default()
             };
 

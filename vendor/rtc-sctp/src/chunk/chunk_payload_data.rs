@@ -163,6 +163,10 @@ pub struct ChunkPayloadData {
     pub(crate) created_at: Option<Instant>,
     /// Sender identity shared by every fragment; absent on decoded peer DATA.
     pub(crate) message_id: Option<MessageId>,
+    /// dtbridge patch: the first bytes of the message this fragment belongs to (zero-padded),
+    /// shared by every fragment, so that whichever fragments are left when the message is
+    /// abandoned can say which message it was (see `set_abandoned_message_observer`).
+    pub(crate) message_head: [u8; MESSAGE_HEAD_LEN],
     /// Reliability belongs to the queued message, independently of its stream.
     pub(crate) reliability: MessageReliability,
     /// Identifies the stream incarnation whose send buffer owns this DATA.
@@ -177,6 +181,9 @@ pub struct ChunkPayloadData {
     /// chunk is still in the inflight queue
     pub(crate) retransmit: bool,
 }
+
+/// dtbridge patch: how many of a message's first bytes its fragments keep.
+pub(crate) const MESSAGE_HEAD_LEN: usize = 4;
 
 impl Default for ChunkPayloadData {
     fn default() -> Self {
@@ -195,6 +202,7 @@ impl Default for ChunkPayloadData {
             since: None,
             created_at: None,
             message_id: None,
+            message_head: [0; MESSAGE_HEAD_LEN],
             reliability: MessageReliability::Reliable,
             stream_generation: 0,
             nsent: 0,
@@ -280,6 +288,7 @@ impl Chunk for ChunkPayloadData {
             since: None,
             created_at: None,
             message_id: None,
+            message_head: [0; MESSAGE_HEAD_LEN],
             reliability: MessageReliability::Reliable,
             stream_generation: 0,
             nsent: 0,
