@@ -266,7 +266,7 @@ def read_recording(out):
 
 def run_summary(path, stderr):
     """`dtbridge run --summary-json`'s summary: elapsed seconds and per track (frames sent, MB
-    out, dropped, and the counters by reason)."""
+    out, of those lost on the network, dropped, and the counters by reason)."""
     try:
         summary = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
@@ -275,7 +275,9 @@ def run_summary(path, stderr):
     for t in summary["tracks"]:
         reasons = ", ".join(f"{k} {t[k]}" for k in ("replaced", "shed", "stale", "refused"))
         tracks[t["track"]] = {"sent": t["frames"], "mb_out": t["bytes_out"] / 1e6,
-                              "dropped": t["dropped"], "line": f"dropped {t['dropped']} ({reasons})"}
+                              "dropped": t["dropped"],
+                              "line": f"sent {t['frames']}, lost {t['lost']} on the network, "
+                                      f"dropped {t['dropped']} ({reasons})"}
     return summary["elapsed_s"], tracks
 
 
